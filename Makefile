@@ -1,0 +1,32 @@
+# Ops entry points. Everything runs from a local .venv that `make install` builds.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+IN     ?=
+OUT    ?= out/audit
+ARGS   ?=
+
+.PHONY: install demo test audit clean
+
+# torch is pinned and installed first: an unpinned torch pulls the CUDA build (gigabytes).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/audit run fixtures/calls --out out/demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+audit: $(STAMP)
+	@test -n "$(IN)" || { echo "usage: make audit IN=/path/to/recordings OUT=/path/to/results [ARGS='--asr sidecar']"; exit 2; }
+	$(BIN)/audit run "$(IN)" --out "$(OUT)" $(ARGS)
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,227 @@
+"""The checks: each norm is one function registered under its rule id.
+
+A check gets the facts of one call (`CallContext`) and its own parameters (a dataclass, filled from
+`[rules.<rule id>]` in the config and validated on load) and returns an `Outcome` with evidence a
+reviewer can jump to. Severity and weight are the engine's business, not the check's. Adding a
+norm means: write one function here with `@check(...)`, and add its table to `configs/default.toml`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from audit.records import (
+    CallMeta,
+    ChannelSpeech,
+    Evidence,
+    RecordingInfo,
+    RuleResult,
+    Speaker,
+    Status,
+    Transcript,
+    Utterance,
+)
+from audit.textnorm import normalize, normalize_phrase
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Everything the checks may look at for one call."""
+
+    recording: RecordingInfo
+    meta: CallMeta
+    speech: tuple[ChannelSpeech, ...]
+    transcript: Transcript
+    answer_s: float  # the moment the call was answered, seconds from the recording start
+    answer_source: str  # where answer_s came from: "metadata" or "recording_start"
+    company_names: tuple[str, ...]
+
+    @property
+    def agent_speakers(self) -> tuple[Speaker, ...]:
+        """Whose utterances may be the agent's: on a mono recording nobody is separated."""
+        return ("agent",) if self.recording.channels > 1 else ("agent", "unknown")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    message: str
+    evidence: tuple[Evidence, ...] = ()
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    rule_id: str
+    run: Callable[[CallContext, Any], Outcome]
+    params: type
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def check(rule_id: str, params: type):
+    """Register a check function under `rule_id`, with `params` as its config section."""
+
+    def register(function: Callable[[CallContext, Any], Outcome]):
+        CHECKS[rule_id] = Check(rule_id, function, params)
+        return function
+
+    return register
+
+
+def run_checks(context: CallContext, rules: dict) -> tuple[RuleResult, ...]:
+    """Run every enabled rule; `rules` maps rule id to its `RuleConfig`."""
+    results = []
+    for rule_id, rule in rules.items():
+        if not rule.enabled:
+            continue
+        outcome = CHECKS[rule_id].run(context, rule.params)
+        results.append(
+            RuleResult(rule_id, outcome.status, rule.severity, outcome.message,
+                       outcome.evidence, outcome.details)
+        )
+    return tuple(results)
+
+
+# --- phrase finding, shared by the text checks -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhraseHit:
+    utterance: Utterance
+    phrase: str
+    start: float  # when the matched words were said
+    end: float
+    text: str  # the matched span as written in the transcript
+
+
+def char_times(utterance: Utterance, length: int) -> list[tuple[float, float]]:
+    """(start, end) for each normalised character of the utterance.
+
+    From word timestamps when the words spell the utterance, else spread evenly over it (a close
+    enough guess for a reviewer to land on the right second).
+    """
+    if utterance.words:
+        times: list[tuple[float, float]] = []
+        for word in utterance.words:
+            times.extend([(word.start, word.end)] * len(normalize(word.text).text))
+        if len(times) == length:
+            return times
+    step = (utterance.end - utterance.start) / max(length, 1)
+    return [(utterance.start + i * step, utterance.start + (i + 1) * step) for i in range(length)]
+
+
+def find_phrases(
+    utterances: tuple[Utterance, ...], phrases: tuple[str, ...], speakers: tuple[Speaker, ...]
+) -> list[PhraseHit]:
+    """Every place a speaker in `speakers` said one of `phrases`, in time order."""
+    wanted = [(p, normalize_phrase(p)) for p in phrases]
+    hits = []
+    for utterance in utterances:
+        if utterance.speaker not in speakers:
+            continue
+        norm = normalize(utterance.text)
+        times = None
+        for phrase, needle in wanted:
+            position = norm.text.find(needle) if needle else -1
+            if position < 0:
+                continue
+            times = times or char_times(utterance, len(norm.text))
+            end = position + len(needle)
+            first, last = norm.span(position, end)
+            hits.append(PhraseHit(utterance, phrase, times[position][0], times[end - 1][1],
+                                  utterance.text[first:last]))
+    return sorted(hits, key=lambda h: h.start)
+
+
+def find_pattern(utterances, pattern, speakers) -> list[PhraseHit]:
+    """Like `find_phrases`, for a compiled regex run on the normalised text."""
+    hits = []
+    for utterance in utterances:
+        if utterance.speaker not in speakers:
+            continue
+        norm = normalize(utterance.text)
+        match = pattern.search(norm.text)
+        if not match:
+            continue
+        times = char_times(utterance, len(norm.text))
+        first, last = norm.span(match.start(), match.end())
+        hits.append(PhraseHit(utterance, match.group(0), times[match.start()][0],
+                              times[match.end() - 1][1], utterance.text[first:last]))
+    return sorted(hits, key=lambda h: h.start)
+
+
+def evidence_of(hit: PhraseHit) -> Evidence:
+    return Evidence(hit.start, hit.end, hit.utterance.speaker, hit.utterance.text, hit.text)
+
+
+# --- opening.golden_30s ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldenOpeningParams:
+    window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
+    greeting: tuple[str, ...] = ()
+    offer_help: tuple[str, ...] = ()
+    agent_id_pattern: str = field(default=r"工号\d{2,}", metadata={"regex": True})
+
+
+OPENING_ELEMENTS = {
+    "greeting": "问候语",
+    "company": "公司名称",
+    "agent_id": "工号",
+    "offer_help": "服务意愿(请问有什么可以帮您)",
+}
+
+
+@check("opening.golden_30s", GoldenOpeningParams)
+def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
+    """Within the golden 30 s after answering, the agent gives greeting, company, 工号 and help offer.
+
+    Source: seed 000 (标准的服务话术应包括完整的公司名称、个人工号和服务目的), 002 (标准问候语), 004 (黄金30秒).
+    """
+    if call.transcript.source == "none":
+        return Outcome("not_measurable", "录音中没有检测到语音,无法判断开场白")
+    speakers = call.agent_speakers
+    utterances = call.transcript.utterances
+    hits = {
+        "greeting": find_phrases(utterances, params.greeting, speakers),
+        "company": find_phrases(utterances, call.company_names, speakers),
+        "agent_id": find_pattern(utterances, re.compile(params.agent_id_pattern), speakers),
+        "offer_help": find_phrases(utterances, params.offer_help, speakers),
+    }
+    deadline = call.answer_s + params.window_s
+    elements: dict[str, dict | None] = {}
+    missing, late, evidence = [], [], []
+    for name, found in hits.items():
+        after_answer = [h for h in found if h.end >= call.answer_s]
+        if not after_answer:
+            elements[name] = None
+            missing.append(name)
+            continue
+        first = after_answer[0]
+        elements[name] = {
+            "said_at_s": round(first.start, 2),
+            "after_answer_s": round(first.start - call.answer_s, 2),
+            "text": first.text,
+        }
+        evidence.append(evidence_of(first))
+        if first.end > deadline:
+            late.append(name)
+    details = {"answer_s": call.answer_s, "answer_source": call.answer_source,
+               "deadline_s": deadline, "elements": elements}
+    if not missing and not late:
+        return Outcome("pass", f"开场白完整,均在接听后{params.window_s:g}秒内说出", tuple(evidence), details)
+    problems = [f"缺少{OPENING_ELEMENTS[n]}" for n in missing]
+    problems += [f"{OPENING_ELEMENTS[n]}超过{params.window_s:g}秒才说出" for n in late]
+    if missing:  # show what the agent did say in the window, so the reviewer can confirm
+        evidence += [
+            Evidence(u.start, u.end, u.speaker, u.text)
+            for u in utterances
+            if u.speaker in speakers and u.start < deadline and u.end >= call.answer_s
+        ]
+    unique = tuple(dict.fromkeys(sorted(evidence, key=lambda e: e.start)))
+    return Outcome("fail", ";".join(problems), unique, details)

@@ -1,0 +1,248 @@
+"""Load and validate the audit configuration (norms, thresholds, phrase lists, company name).
+
+`configs/default.toml` holds every default; a user file given with `--config` is laid over it, so
+it only needs the keys it changes. Every value is checked against the typed sections below when
+loaded, and the first problem stops the run with the file and the dotted key that is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+
+class ConfigError(Exception):
+    """A config file is unreadable or a key in it is invalid."""
+
+    def __init__(self, file: Path | str, key: str, reason: str):
+        self.file, self.key, self.reason = str(file), key, reason
+        where = f"[{key}] " if key else ""
+        super().__init__(f"{file}: {where}{reason}")
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> dict:
+    return {"min": lo, "max": hi}
+
+
+@dataclass(frozen=True)
+class CompanyConfig:
+    name: str = field(metadata={"nonempty": True})
+    aliases: tuple[str, ...] = ()  # other spellings a reviewer accepts (short forms, ASR variants)
+
+
+@dataclass(frozen=True)
+class ChannelsConfig:
+    agent: int = field(default=0, metadata=_range(0, 1))
+    mono_speaker: Literal["agent", "customer", "unknown"] = "unknown"
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    threshold: float = field(default=0.5, metadata=_range(0.05, 0.95))
+    min_speech_s: float = field(default=0.25, metadata=_range(0.0, 5.0))
+    min_silence_s: float = field(default=0.3, metadata=_range(0.0, 10.0))
+    speech_pad_s: float = field(default=0.05, metadata=_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    model: str = "small"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    language: str = "zh"
+    initial_prompt: str = ""
+    beam_size: int = field(default=1, metadata=_range(1, 10))
+    clip_pad_s: float = field(default=0.2, metadata=_range(0.0, 2.0))
+    clip_merge_gap_s: float = field(default=1.0, metadata=_range(0.0, 10.0))
+    no_speech_threshold: float = field(default=0.6, metadata=_range(0.0, 1.0))
+    logprob_threshold: float = field(default=-1.0, metadata=_range(-20.0, 0.0))
+    compression_ratio_threshold: float = field(default=2.4, metadata=_range(1.0, 10.0))
+    min_speech_overlap: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    max_repeats: int = field(default=3, metadata=_range(1, 50))
+    blocklist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    fail_below: float = field(default=60.0, metadata=_range(0.0, 100.0))
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    enabled: bool
+    severity: Literal["critical", "major", "minor"]
+    weight: float
+    params: Any  # the check's own parameter dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    company: CompanyConfig
+    channels: ChannelsConfig
+    vad: VadConfig
+    asr: AsrConfig
+    scoring: ScoringConfig
+    rules: dict[str, RuleConfig]
+    files: tuple[str, ...]  # the files this config was built from, defaults first
+    sha256: str  # of the merged settings, to tell whether two runs used the same norms
+
+    @property
+    def company_names(self) -> tuple[str, ...]:
+        return (self.company.name, *self.company.aliases)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read `configs/default.toml`, lay `path` over it and validate the result."""
+    merged = _read_toml(DEFAULT_CONFIG)
+    files = [str(DEFAULT_CONFIG)]
+    origin = str(DEFAULT_CONFIG)
+    if path is not None:
+        overlay = _read_toml(Path(path))
+        merged = _deep_merge(merged, overlay)
+        files.append(str(path))
+        origin = str(path)
+    return _build_config(merged, origin, tuple(files))
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "", f"not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
+
+
+def _deep_merge(base: dict, overlay: dict) -> dict:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
+    from audit.checks import CHECKS  # the checks declare their own parameters
+
+    known = {"company", "channels", "vad", "asr", "scoring", "rules"}
+    for key in table:
+        if key not in known:
+            raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
+    sections = {
+        name: build_section(cls, table.get(name, {}), origin, name)
+        for name, cls in (
+            ("company", CompanyConfig),
+            ("channels", ChannelsConfig),
+            ("vad", VadConfig),
+            ("asr", AsrConfig),
+            ("scoring", ScoringConfig),
+        )
+    }
+    rules_table = table.get("rules", {})
+    if not isinstance(rules_table, dict):
+        raise ConfigError(origin, "rules", "must be a table of rule tables")
+    rules: dict[str, RuleConfig] = {}
+    for rule_id, rule_table in rules_table.items():
+        key = f"rules.{rule_id}"
+        if rule_id not in CHECKS:
+            raise ConfigError(origin, key, f"no such rule; known rules: {sorted(CHECKS)}")
+        if not isinstance(rule_table, dict):
+            raise ConfigError(origin, key, "must be a table")
+        rules[rule_id] = _build_rule(rule_table, CHECKS[rule_id].params, origin, key)
+    for rule_id in CHECKS:
+        if rule_id not in rules:
+            raise ConfigError(origin, f"rules.{rule_id}", "missing: every rule needs its settings")
+    digest = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()
+    return Config(**sections, rules=rules, files=files, sha256=digest)
+
+
+def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConfig:
+    common = {"enabled", "severity", "weight"}
+    for name in ("severity", "weight"):
+        if name not in table:
+            raise ConfigError(origin, f"{key}.{name}", "missing")
+    enabled = _convert(bool, table.get("enabled", True), origin, f"{key}.enabled", {})
+    severity = _convert(
+        Literal["critical", "major", "minor"], table["severity"], origin, f"{key}.severity", {}
+    )
+    weight = _convert(float, table["weight"], origin, f"{key}.weight", _range(0.0, 100.0))
+    params_table = {k: v for k, v in table.items() if k not in common}
+    params = build_section(params_cls, params_table, origin, key)
+    return RuleConfig(enabled=enabled, severity=severity, weight=weight, params=params)
+
+
+def build_section(cls: type, table: Any, origin: str, prefix: str) -> Any:
+    """Build dataclass `cls` from a TOML table, rejecting unknown, missing and ill-typed keys."""
+    if not isinstance(table, dict):
+        raise ConfigError(origin, prefix, "must be a table")
+    names = {f.name for f in fields(cls)}
+    for key in table:
+        if key not in names:
+            raise ConfigError(origin, f"{prefix}.{key}", f"unknown key; expected one of {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for spec in fields(cls):
+        key = f"{prefix}.{spec.name}"
+        if spec.name not in table:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(origin, key, "missing")
+            continue
+        values[spec.name] = _convert(hints[spec.name], table[spec.name], origin, key, spec.metadata)
+    return cls(**values)
+
+
+def _convert(kind: Any, value: Any, origin: str, key: str, meta: typing.Mapping) -> Any:
+    origin_type = typing.get_origin(kind)
+    if is_dataclass(kind):
+        return build_section(kind, value, origin, key)
+    if origin_type is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(origin, key, f"{value!r} is not one of {list(choices)}")
+        return value
+    if origin_type in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _convert(options[0], value, origin, key, meta)
+    if origin_type is tuple:
+        item_kind = typing.get_args(kind)[0]
+        if not isinstance(value, list):
+            raise ConfigError(origin, key, f"must be a list, got {type(value).__name__}")
+        return tuple(_convert(item_kind, v, origin, f"{key}[{i}]", meta) for i, v in enumerate(value))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(origin, key, f"must be true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(origin, key, f"must be a number, got {value!r}")
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(origin, key, f"must be a whole number, got {value!r}")
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(origin, key, f"{value!r} is outside the allowed range [{lo}, {hi}]")
+        return kind(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(origin, key, f"must be a string, got {value!r}")
+        if meta.get("nonempty") and not value.strip():
+            raise ConfigError(origin, key, "must not be empty")
+        if meta.get("regex"):
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ConfigError(origin, key, f"not a valid regular expression: {error}") from None
+        return value
+    raise TypeError(f"unsupported config type {kind!r} for {key}")  # a bug in a section class

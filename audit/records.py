@@ -1,0 +1,149 @@
+"""Typed records passed between pipeline stages.
+
+Each stage takes and returns these small, immutable records, so a stage can be tested, replaced or
+run in another process without knowing how the others work. Times are seconds from the start of
+the recording throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Speaker = Literal["agent", "customer", "unknown"]
+Status = Literal["pass", "fail", "not_measurable"]
+Severity = Literal["critical", "major", "minor"]
+Verdict = Literal["pass", "review", "fail"]
+TranscriptSource = Literal["whisper", "sidecar", "none"]
+
+SPEAKERS: tuple[Speaker, ...] = ("agent", "customer", "unknown")
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """What the call record says about the file; small enough to pass between processes."""
+
+    path: Path
+    duration_s: float
+    sample_rate: int
+    channels: int
+    sha256: str
+    format: str  # container/codec as decoded, e.g. "WAV/ULAW"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Decoded audio: one float32 row per channel, in [-1, 1]."""
+
+    info: RecordingInfo
+    samples: np.ndarray  # shape (channels, frames), float32
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel of a recording and whose voice it carries."""
+
+    index: int
+    speaker: Speaker
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class ChannelSpeech:
+    """Voice activity found on one channel."""
+
+    channel: Channel
+    intervals: tuple[Interval, ...]
+
+    @property
+    def speech_s(self) -> float:
+        return sum(i.duration for i in self.intervals)
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: Speaker
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallMeta:
+    """Call metadata from a sidecar `NAME.meta.json`; every field may be missing."""
+
+    agent_id: str | None = None
+    direction: str | None = None
+    ring_start: float | None = None
+    answer_at: float | None = None
+
+
+@dataclass(frozen=True)
+class DroppedText:
+    """ASR output kept out of the checks (e.g. a hallucination on silence), with the reason."""
+
+    utterance: Utterance
+    reason: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    source: TranscriptSource
+    utterances: tuple[Utterance, ...]
+    dropped: tuple[DroppedText, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    start: float
+    end: float
+    speaker: Speaker
+    text: str  # the utterance the evidence sits in
+    match: str = ""  # the words that matched, as written in `text`
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule_id: str
+    status: Status
+    severity: Severity
+    message: str
+    evidence: tuple[Evidence, ...] = ()
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallAudit:
+    call_id: str
+    recording: RecordingInfo
+    meta: CallMeta
+    speech: tuple[ChannelSpeech, ...]
+    transcript: Transcript
+    metrics: dict
+    results: tuple[RuleResult, ...]
+    score: float
+    verdict: Verdict

@@ -1,0 +1,119 @@
+"""Read the files that may sit beside a recording: `NAME.transcript.json` and `NAME.meta.json`.
+
+A transcript from another ASR system and the call metadata from the telephony system arrive as
+JSON next to the audio. Both are validated field by field so a malformed sidecar is reported with
+the file and the field, never half-used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from audit.records import CallMeta, Transcript, Utterance, Word
+
+SIDECAR_SPEAKERS = ("agent", "customer")
+
+
+class SidecarError(Exception):
+    """A sidecar file exists but cannot be used; the message names the file and field."""
+
+
+def transcript_path(recording: Path) -> Path:
+    return recording.with_name(recording.stem + ".transcript.json")
+
+
+def meta_path(recording: Path) -> Path:
+    return recording.with_name(recording.stem + ".meta.json")
+
+
+def is_sidecar(path: Path) -> bool:
+    return path.name.endswith((".transcript.json", ".meta.json"))
+
+
+def read_transcript(recording: Path) -> Transcript | None:
+    """The sidecar transcript, or None when the recording has none."""
+    path = transcript_path(recording)
+    if not path.exists():
+        return None
+    document = _load_json(path)
+    items = _get(document, "utterances", list, path, "")
+    utterances = [_utterance(item, path, f"utterances[{i}]") for i, item in enumerate(items)]
+    utterances.sort(key=lambda u: (u.start, u.end))
+    return Transcript(source="sidecar", utterances=tuple(utterances))
+
+
+def read_meta(recording: Path) -> CallMeta:
+    path = meta_path(recording)
+    if not path.exists():
+        return CallMeta()
+    document = _load_json(path)
+    agent_id = document.get("agent_id")
+    if agent_id is not None and not isinstance(agent_id, (str, int)):
+        raise SidecarError(f"{path.name}: agent_id must be a string")
+    direction = document.get("direction")
+    if direction is not None and direction not in ("inbound", "outbound"):
+        raise SidecarError(f"{path.name}: direction must be 'inbound' or 'outbound'")
+    return CallMeta(
+        agent_id=None if agent_id is None else str(agent_id),
+        direction=direction,
+        ring_start=_optional_time(document, "ring_start", path),
+        answer_at=_optional_time(document, "answer_at", path),
+    )
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise SidecarError(f"{path.name}: cannot read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise SidecarError(f"{path.name}: not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise SidecarError(f"{path.name}: must hold a JSON object")
+    return document
+
+
+def _get(table: Any, key: str, kind: type | tuple, path: Path, where: str) -> Any:
+    field = f"{where}.{key}" if where else key
+    if not isinstance(table, dict) or key not in table:
+        raise SidecarError(f"{path.name}: {field} is missing")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SidecarError(f"{path.name}: {field} has the wrong type ({type(value).__name__})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SidecarError(f"{path.name}: {field} is not a finite number")
+    return value
+
+
+def _span(item: Any, path: Path, where: str) -> tuple[float, float]:
+    start = float(_get(item, "start", (int, float), path, where))
+    end = float(_get(item, "end", (int, float), path, where))
+    if start < 0 or end < start:
+        raise SidecarError(f"{path.name}: {where} has start {start} and end {end}")
+    return start, end
+
+
+def _utterance(item: Any, path: Path, where: str) -> Utterance:
+    speaker = _get(item, "speaker", str, path, where)
+    if speaker not in SIDECAR_SPEAKERS:
+        raise SidecarError(f"{path.name}: {where}.speaker is {speaker!r}, not agent or customer")
+    start, end = _span(item, path, where)
+    text = _get(item, "text", str, path, where)
+    words = []
+    for i, word in enumerate(item.get("words") or []):
+        word_where = f"{where}.words[{i}]"
+        word_start, word_end = _span(word, path, word_where)
+        words.append(Word(word_start, word_end, _get(word, "text", str, path, word_where)))
+    return Utterance(speaker, start, end, text, tuple(words))
+
+
+def _optional_time(document: dict, key: str, path: Path) -> float | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SidecarError(f"{path.name}: {key} must be a number of seconds")
+    return float(value)

@@ -1,0 +1,38 @@
+"""Shared test fixtures: the bundled sample calls, real speech, and a tiny random Whisper model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_CALLS = ROOT / "fixtures" / "calls"
+REAL_SPEECH = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def truth() -> dict:
+    return json.loads((FIXTURE_CALLS / "truth.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    """A Whisper checkpoint with real structure and random weights.
+
+    Real weights cannot be downloaded in CI; this exercises whisper's own load_model and transcribe
+    code (mel, encoder, decoding with fallback, word timestamps) on output that is pure garbage.
+    """
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
+        n_vocab=51865, n_text_ctx=64, n_text_state=64, n_text_head=2, n_text_layer=2,
+    )
+    model = Whisper(dims)
+    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
+    torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
+    return path
