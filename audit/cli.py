@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
@@ -44,7 +45,7 @@ class DeviceOption(str, Enum):
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -121,11 +122,12 @@ def _print_summary(document: dict, out: Path) -> None:
     for column in ("call", "verdict", "score", "transcript", "failed rules"):
         table.add_column(column, justify="right" if column == "score" else "left")
     for call in document["calls"]:
-        style = VERDICT_STYLE[call["verdict"]]
-        table.add_row(call["call_id"], f"[{style}]{call['verdict']}[/]", f"{call['score']:g}",
-                      call["transcript_source"], ", ".join(call["failed_rules"]) or "-")
+        table.add_row(Text(call["call_id"]), Text(call["verdict"], style=VERDICT_STYLE[call["verdict"]]),
+                      f"{call['score']:g}", call["transcript_source"],
+                      Text(", ".join(call["failed_rules"]) or "-"))
     for error in document["errors"]:
-        table.add_row(error["call_id"], "[bold red]error[/]", "", "", error["reason"])
+        table.add_row(Text(error["call_id"]), Text("error", style="bold red"), "", "",
+                      Text(error["reason"]))
     out_console.print(table)
     counts = document["counts"]
     out_console.print(

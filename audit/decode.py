@@ -38,13 +38,21 @@ def decode(path: Path) -> Recording:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
             fmt = f"{sound.format}/{sound.subtype}"
             samples = sound.read(dtype="float32", always_2d=True)
-            sample_rate = sound.samplerate
+            sample_rate, declared = sound.samplerate, sound.frames
     except soundfile.LibsndfileError as error:
-        raise DecodeError(f"not a readable audio file ({_reason(error)})") from None
+        reason = _reason(error)
+        if "lost sync" in reason or "truncated" in reason.lower():
+            raise DecodeError(f"audio data is corrupt or truncated ({reason})") from None
+        raise DecodeError(f"not a readable audio file ({reason})") from None
     except (RuntimeError, ValueError) as error:  # codec errors part-way through a stream
         raise DecodeError(f"audio data is corrupt or truncated ({error})") from None
     if samples.shape[0] == 0:
         raise DecodeError("the file holds no audio frames")
+    if samples.shape[0] < declared:  # e.g. an MP3 whose header counts more frames than arrived
+        raise DecodeError(
+            f"truncated: the header declares {declared / sample_rate:.2f} s of audio but only "
+            f"{samples.shape[0] / sample_rate:.2f} s could be decoded"
+        )
     channels = samples.shape[1]
     if channels > MAX_CHANNELS:
         raise DecodeError(f"{channels} channels; expected mono or two-channel (agent + customer)")

@@ -1,0 +1,1 @@
+"""Audit recorded Chinese customer-service calls against service norms."""

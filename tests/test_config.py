@@ -1,0 +1,78 @@
+"""The config is validated on load and a bad value names its file and key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audit.config import DEFAULT_CONFIG, ConfigError, load_config
+
+
+def test_default_config_loads_with_every_rule():
+    config = load_config()
+    assert config.company.name == "星河通信"
+    assert config.rules["opening.golden_30s"].params.window_s == 30.0
+    assert config.files == (str(DEFAULT_CONFIG),)
+
+
+def test_overlay_changes_only_its_keys(tmp_path):
+    overlay = tmp_path / "site.toml"
+    overlay.write_text('[company]\nname = "蓝天银行"\n[rules."opening.golden_30s"]\nwindow_s = 20\n',
+                       encoding="utf-8")
+    config = load_config(overlay)
+    assert config.company.name == "蓝天银行"
+    assert config.rules["opening.golden_30s"].params.window_s == 20.0
+    assert config.rules["opening.golden_30s"].params.greeting == ("您好", "你好")  # kept from default
+    assert config.sha256 != load_config().sha256
+
+
+@pytest.mark.parametrize(
+    "text, key, reason",
+    [
+        ("[vad]\nthreshold = 1.5\n", "vad.threshold", "outside the allowed range"),
+        ("[vad]\nthreshhold = 0.4\n", "vad.threshhold", "unknown key"),
+        ('[asr]\ndevice = "tpu"\n', "asr.device", "is not one of"),
+        ('[channels]\nagent = "left"\n', "channels.agent", "must be a number"),
+        ('[company]\nname = "  "\n', "company.name", "must not be empty"),
+        ('[company]\naliases = "星河"\n', "company.aliases", "must be a list"),
+        ('[rules."opening.golden_30s"]\nagent_id_pattern = "工号(\\\\d+"\n',
+         "rules.opening.golden_30s.agent_id_pattern", "not a valid regular expression"),
+        ('[rules."opening.golden_30s"]\nseverity = "fatal"\n',
+         "rules.opening.golden_30s.severity", "is not one of"),
+        ('[rules."opening.golden_30s"]\nweight = -5\n', "rules.opening.golden_30s.weight", "range"),
+        ('[rules."no.such_rule"]\nseverity = "minor"\nweight = 1\n', "rules.no.such_rule", "no such rule"),
+        ("[colour]\nx = 1\n", "colour", "unknown section"),
+    ],
+)
+def test_invalid_value_names_file_and_key(tmp_path, text, key, reason):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+    assert str(bad) in str(caught.value)
+
+
+def test_unparsable_and_missing_files(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[vad\nthreshold = ", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_cli_exits_2_and_names_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scoring]\nfail_below = 150\n", encoding="utf-8")
+    (tmp_path / "in").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "audit", "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+         "--config", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "scoring.fail_below" in done.stderr and "bad.toml" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,117 @@
+"""`audit run` as users run it: the demo invocation, folders with bad files, exit codes."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURE_CALLS, ROOT
+
+
+def audit(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def demo_command() -> list[str]:
+    """The `audit run` line of the Makefile's demo target, so this test follows the Makefile."""
+    lines = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].splitlines()
+    recipe = next(line.strip() for line in lines[1:] if line.startswith("\t"))
+    return recipe.replace("$(BIN)/audit ", "").split()
+
+
+def test_demo_invocation(tmp_path, truth):
+    args = demo_command()
+    assert args[:2] == ["run", "fixtures/calls"] and args[2:4] == ["--out", "out/demo"]
+    args[3] = str(tmp_path / "demo")
+    done = audit(*args)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
+    calls = truth["calls"]
+    assert summary["counts"]["audited"] == len(calls) and summary["errors"] == []
+    assert summary["asr"]["mode"] == "auto" and summary["asr"]["whisper_error"]  # no weights here
+    for name, facts in calls.items():
+        record = json.loads((tmp_path / "demo" / "calls" / f"{name}.json").read_text(encoding="utf-8"))
+        assert record["schema"] == "call-audit/1"
+        assert record["transcript_source"] == "sidecar"
+        assert record["recording"]["duration_s"] == pytest.approx(facts["duration_s"], abs=0.01)
+        assert [u["text"] for u in record["utterances"]] == [u["text"] for u in facts["utterances"]]
+        opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
+        assert (opening["status"] == "pass") == facts["expected"]["opening_complete"]
+        assert name in done.stdout
+    assert summary["fails_by_rule"] == {"opening.golden_30s": 1}
+    assert summary["fails_by_agent"]["2077"]["fails"] == {"opening.golden_30s": 1}
+    assert "7 of 7 recordings audited" in done.stdout
+
+
+@pytest.fixture
+def mixed_folder(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "day" / "team").mkdir(parents=True)
+    for name in ("compliant", "missing_agent_id"):
+        for suffix in (".wav", ".transcript.json", ".meta.json"):
+            shutil.copy(FIXTURE_CALLS / f"{name}{suffix}", folder / "day" / "team" / f"{name}{suffix}")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.mp3").write_text("not audio at all", encoding="utf-8")
+    data = (FIXTURE_CALLS / "missing_agent_id.wav").read_bytes()
+    (folder / "cut.wav").write_bytes(data[: len(data) // 3])
+    shutil.copy(FIXTURE_CALLS / "missing_agent_id.wav", folder / "broken_sidecar.wav")
+    (folder / "broken_sidecar.transcript.json").write_text('{"utterances": [{"speaker": "boss"}]}')
+    shutil.copy(FIXTURE_CALLS / "missing_agent_id.wav", folder / "no_transcript.wav")
+    (folder / "readme.txt").write_text("ignored: not a recording extension")
+    return folder
+
+
+def test_bad_files_are_reported_and_the_run_goes_on(tmp_path, mixed_folder):
+    done = audit("run", mixed_folder, "--out", tmp_path / "out", "--asr", "sidecar")
+    assert done.returncode == 1, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["files"] == 7 and summary["counts"]["audited"] == 2
+    audited = sorted(c["call_id"] for c in summary["calls"])
+    assert audited == ["day__team__compliant", "day__team__missing_agent_id"]
+    reasons = {e["call_id"]: e["reason"] for e in summary["errors"]}
+    assert reasons["empty"] == "empty file (0 bytes)"
+    assert "not a readable audio file" in reasons["notes"]
+    assert "truncated" in reasons["cut"]
+    assert "broken_sidecar.transcript.json" in reasons["broken_sidecar"] and "speaker" in reasons["broken_sidecar"]
+    assert "no sidecar transcript no_transcript.transcript.json" in reasons["no_transcript"]
+    for call_id in audited:
+        assert (tmp_path / "out" / "calls" / f"{call_id}.json").exists()
+    assert "empty file" in done.stdout and "2 of 7 recordings audited" in done.stdout
+
+
+def test_auto_without_model_or_sidecar_says_what_is_missing(tmp_path, mixed_folder):
+    done = audit("run", mixed_folder / "no_transcript.wav", "--out", tmp_path / "out",
+                 "--model", tmp_path / "absent.pt")
+    assert done.returncode == 1
+    (error,) = json.loads((tmp_path / "out" / "summary.json").read_text())["errors"]
+    assert "Whisper is unavailable" in error["reason"] and "absent.pt" in error["reason"]
+    assert "no sidecar no_transcript.transcript.json" in error["reason"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "/no/such/folder", "--out", "OUT"], "no such file or folder"),
+        (["run", "EMPTY", "--out", "OUT"], "no recordings"),
+        (["run", "fixtures/calls", "--out", "OUT", "--asr", "whisper", "--model", "/no/model.pt"],
+         "cannot load Whisper model"),
+        (["run", "fixtures/calls", "--out", "OUT", "--asr", "deepgram"], "Invalid value"),
+    ],
+)
+def test_invocation_errors_exit_2(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("OUT", str(tmp_path / "out")).replace("EMPTY", str(tmp_path / "empty")) for a in args]
+    done = audit(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_help_lists_the_options():
+    done = audit("run", "--help")
+    assert done.returncode == 0
+    for option in ("--out", "--config", "--asr", "--model", "--device"):
+        assert option in done.stdout

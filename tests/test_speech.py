@@ -1,0 +1,62 @@
+"""Silero VAD on real Mandarin speech (../shared/data/real), placed in a telephone-like call."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from audit.config import ChannelsConfig, VadConfig
+from audit.speech import assign_channels, detect_speech
+from conftest import REAL_SPEECH
+
+RATE = 16000
+
+
+def _energy_extent(speech: np.ndarray) -> tuple[float, float]:
+    """Where the clean read recording's speech starts and ends: 10 ms frames 15 dB over its floor."""
+    frames = np.lib.stride_tricks.sliding_window_view(speech, 320)[::160]
+    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(level > np.percentile(level, 5) + 15)
+    return loud[0] * 0.01, loud[-1] * 0.01 + 0.02
+
+
+@pytest.mark.parametrize("name", ["BAC009S0764W0121.wav", "IT0011W0001.wav"])
+def test_real_speech_found_where_it_is(name):
+    speech, rate = soundfile.read(REAL_SPEECH / name, dtype="float32")
+    assert rate == RATE
+    start, end = _energy_extent(speech)
+    rng = np.random.default_rng(1)
+    offset = 3.0
+    t = np.arange(int(RATE * (offset + len(speech) / RATE + 3.0))) / RATE
+    channel = (rng.standard_normal(t.size) * 10 ** (-60 / 20)).astype(np.float32)  # line noise
+    ringback = 0.15 * np.sin(2 * np.pi * 450 * t) * (t < 1.0)  # one ring before the speech
+    channel += ringback.astype(np.float32)
+    channel[int(offset * RATE): int(offset * RATE) + speech.size] += speech
+
+    found = detect_speech(channel, VadConfig())
+
+    assert len(found) >= 1
+    onset, offset_end = found[0].start, found[-1].end
+    assert abs(onset - (offset + start)) < 0.25, (onset, offset + start)
+    assert abs(offset_end - (offset + end)) < 0.35, (offset_end, offset + end)
+    assert all(i.start > 1.5 for i in found)  # the ringback tone is not speech
+    voiced = sum(i.duration for i in found)
+    assert abs(voiced - (end - start)) / (end - start) < 0.2
+
+
+def test_silence_noise_and_tones_are_not_speech():
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE * 12) / RATE
+    signals = {
+        "digital silence": np.zeros(t.size),
+        "line noise": rng.standard_normal(t.size) * 0.003,
+        "china ringback": 0.2 * np.sin(2 * np.pi * 450 * t) * ((t % 5) < 1),
+        "us ringback": 0.1 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) * ((t % 6) < 2),
+    }
+    for label, signal in signals.items():
+        assert detect_speech(signal.astype(np.float32), VadConfig()) == (), label
+
+
+def test_channel_roles_follow_config():
+    assert [c.speaker for c in assign_channels(2, ChannelsConfig(agent=0))] == ["agent", "customer"]
+    assert [c.speaker for c in assign_channels(2, ChannelsConfig(agent=1))] == ["customer", "agent"]
+    assert [c.speaker for c in assign_channels(1, ChannelsConfig())] == ["unknown"]

@@ -1,0 +1,152 @@
+"""The Whisper backend, run for real (whisper.load_model + transcribe) on a random-weight model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from audit import asr as asr_module
+from audit.asr import AsrUnavailable, WhisperTranscriber, speech_clips
+from audit.config import load_config
+from audit.pipeline import AsrChoice, Job, audit_call, discover, run_batch
+from audit.records import Interval
+from audit.store import call_record
+from conftest import FIXTURE_CALLS
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_whisper, config):
+    return WhisperTranscriber(config.asr, str(tiny_whisper), "auto")
+
+
+@pytest.fixture(scope="module")
+def short_call(tmp_path_factory) -> Path:
+    """The first 20 s of the compliant call: ringing, the opening, the customer's first words."""
+    samples, rate = soundfile.read(FIXTURE_CALLS / "compliant.wav", dtype="float32")
+    folder = tmp_path_factory.mktemp("short")
+    path = folder / "short.wav"
+    soundfile.write(path, samples[: 20 * rate], rate, subtype="ULAW")
+    return path
+
+
+def test_device_auto_picks_cpu_without_gpu(transcriber):
+    import torch
+
+    assert transcriber.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_whisper_run_gives_a_well_formed_record(short_call, transcriber, config, tmp_path):
+    summary = run_batch(discover([short_call]), tmp_path, config, AsrChoice("whisper", transcriber))
+    assert summary.errors == []
+    record = json.loads((tmp_path / "calls" / "short.json").read_text(encoding="utf-8"))
+    assert record["schema"] == "call-audit/1"
+    assert record["transcript_source"] == "whisper"
+    assert set(record["recording"]) >= {"path", "duration_s", "sample_rate", "channels", "sha256"}
+    assert record["recording"]["channels"] == 2
+    for utterance in record["utterances"] + record["dropped_utterances"]:
+        assert utterance["speaker"] in ("agent", "customer")
+        assert 0 <= utterance["start"] <= utterance["end"] <= record["recording"]["duration_s"] + 0.5
+    assert all(d["reason"] for d in record["dropped_utterances"])
+    (opening,) = [r for r in record["results"] if r["rule_id"] == "opening.golden_30s"]
+    assert opening["status"] in ("pass", "fail", "not_measurable")  # garbage text, no crash
+    assert record["verdict"] in ("pass", "review", "fail")
+    assert summary.asr["whisper_model"] == transcriber.model_name
+
+
+def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypatch):
+    import whisper
+
+    seen = []
+    real = whisper.transcribe
+
+    def spy(model, audio, **options):
+        seen.append(options["clip_timestamps"])
+        assert options["condition_on_previous_text"] is False
+        assert options["word_timestamps"] is True and options["language"] == "zh"
+        return real(model, audio, **options)
+
+    monkeypatch.setattr(whisper, "transcribe", spy)
+    audit = audit_call(Job(short_call, "short"), config, AsrChoice("whisper", transcriber))
+    with_speech = [s.intervals for s in audit.speech if s.intervals]
+    assert len(seen) == len(with_speech) == 2
+    for clips, intervals in zip(seen, with_speech):
+        expected = speech_clips(intervals, config.asr.clip_pad_s, config.asr.clip_merge_gap_s,
+                                audit.recording.duration_s)
+        assert clips == [t for clip in expected for t in (clip.start, clip.end)]
+    given = sum(b - a for clips in seen for a, b in zip(clips[::2], clips[1::2]))
+    assert given < 0.75 * 2 * audit.recording.duration_s  # ringing and gaps cost nothing
+
+
+def test_silent_recording_skips_the_model(tmp_path, transcriber, config, monkeypatch):
+    import whisper
+
+    path = tmp_path / "silent.wav"
+    soundfile.write(path, np.zeros((8000 * 5, 2), np.float32), 8000, subtype="PCM_16")
+    monkeypatch.setattr(whisper, "transcribe", lambda *a, **k: pytest.fail("ASR ran on silence"))
+    audit = audit_call(Job(path, "silent"), config, AsrChoice("whisper", transcriber))
+    assert audit.transcript.source == "none"
+    record = call_record(audit)
+    assert record["transcript_source"] == "none"
+    assert record["results"][0]["status"] == "not_measurable"
+
+
+SPEECH = (Interval(1.0, 4.0),)
+
+
+def _segment(text, start=1.0, end=3.0, no_speech=0.1, logprob=-0.3):
+    return {"text": text, "start": start, "end": end, "no_speech_prob": no_speech,
+            "avg_logprob": logprob, "words": []}
+
+
+@pytest.mark.parametrize(
+    "segment, reason",
+    [
+        (_segment("您好，请问有什么可以帮您？"), ""),
+        (_segment("字幕由Amara.org社群提供"), "boilerplate"),
+        (_segment("請不吝點贊訂閱轉發打賞支持明鏡與點點欄目"), "boilerplate"),
+        (_segment("谢谢谢谢谢谢谢谢谢谢谢谢"), "repetition"),
+        (_segment("好的 好的 好的 好的 好的 好的"), "repetition"),
+        (_segment("。。。"), "no text"),
+        (_segment("您好", no_speech=0.9, logprob=-1.5), "non-speech"),
+        (_segment("您好，这里是星河通信", start=6.0, end=9.0), "no speech under"),
+    ],
+)
+def test_hallucinations_are_dropped(transcriber, segment, reason):
+    utterance = asr_module._utterance(segment, "agent")
+    found = transcriber._hallucination(segment, utterance, SPEECH)
+    assert (reason in found) if reason else found == ""
+
+
+def test_traditional_output_becomes_simplified():
+    segment = _segment("您好，歡迎致電星河通信，工號零零八六為您服務")
+    segment["words"] = [{"word": " 歡迎", "start": 1.0, "end": 1.4}, {"word": "致電", "start": 1.4, "end": 1.8}]
+    utterance = asr_module._utterance(segment, "agent")
+    assert utterance.text == "您好，欢迎致电星河通信，工号零零八六为您服务"
+    assert [w.text for w in utterance.words] == ["欢迎", "致电"]
+    assert (utterance.start, utterance.end) == (1.0, 1.8)
+
+
+def test_clips_are_padded_merged_and_capped():
+    intervals = (Interval(1.0, 2.0), Interval(2.5, 3.0), Interval(10.0, 12.0), Interval(12.3, 45.0))
+    clips = speech_clips(intervals, pad_s=0.2, merge_gap_s=1.0, duration_s=46.0)
+    assert clips[0] == Interval(0.8, 3.2)  # the 0.5 s gap is bridged
+    assert clips[1] == Interval(9.8, 12.2)  # far from the first
+    assert clips[2].start == 12.2 and clips[2].end == 45.2  # merging would pass 30 s; no overlap
+    assert all(b.start >= a.end for a, b in zip(clips, clips[1:]))
+
+
+def test_unloadable_model_whisper_mode_and_auto_fallback(config, tmp_path):
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(AsrUnavailable, match="missing.pt"):
+        AsrChoice.prepare("whisper", config, str(missing), "cpu")
+    choice = AsrChoice.prepare("auto", config, str(missing), "cpu")
+    assert choice.transcriber is None and "missing.pt" in choice.whisper_error
+    audit = audit_call(Job(FIXTURE_CALLS / "missing_agent_id.wav", "m"), config, choice)
+    assert audit.transcript.source == "sidecar"
