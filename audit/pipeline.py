@@ -21,7 +21,7 @@ from audit import sidecar
 from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, WhisperTranscriber
 from audit.checks import CallContext, run_checks
 from audit.config import Config
-from audit.records import CallAudit, CallMeta, ChannelSpeech, Transcript
+from audit.records import CallAudit, ChannelSpeech, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech
 from audit.store import SUMMARY_SCHEMA, write_call, write_json

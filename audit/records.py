@@ -118,6 +118,17 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class CallEvent:
+    """Something measured in the call that rules can anchor on (a hold, an interruption, ...)."""
+
+    kind: str  # e.g. "ring", "answer", "hold", "dead_air", "interruption", "agitation"
+    start: float
+    end: float
+    speaker: Speaker | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Evidence:
     start: float
     end: float
