@@ -51,6 +51,9 @@ class VadConfig:
     min_speech_s: float = field(default=0.25, metadata=_range(0.0, 5.0))
     min_silence_s: float = field(default=0.3, metadata=_range(0.0, 10.0))
     speech_pad_s: float = field(default=0.05, metadata=_range(0.0, 1.0))
+    edge_margin_db: float = field(default=10.0, metadata=_range(3.0, 40.0))
+    edge_search_s: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    region_pad_s: float = field(default=1.0, metadata=_range(0.1, 5.0))
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,51 @@ class AsrConfig:
     min_speech_overlap: float = field(default=0.5, metadata=_range(0.0, 1.0))
     max_repeats: int = field(default=3, metadata=_range(1, 50))
     blocklist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RingbackCadence:
+    freqs_hz: tuple[float, ...] = field(metadata=_range(100.0, 3000.0))
+    cadence_s: tuple[float, ...] = field(metadata=_range(0.05, 30.0))  # on, off[, on, off]
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.freqs_hz:
+            return [("freqs_hz", "must list at least one frequency")]
+        if not self.cadence_s or len(self.cadence_s) % 2:
+            return [("cadence_s", "must list on/off pairs in seconds, e.g. [1.0, 4.0]")]
+        return []
+
+    @property
+    def cycle_s(self) -> float:
+        return sum(self.cadence_s)
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    ringback: str
+    presets: dict[str, RingbackCadence]
+    tone_min_ratio: float = field(default=0.6, metadata=_range(0.1, 1.0))
+    tone_min_level_dbfs: float = field(default=-50.0, metadata=_range(-90.0, 0.0))
+    line_closed_dbfs: float = field(default=-80.0, metadata=_range(-140.0, -40.0))
+    min_silence_s: float = field(default=3.0, metadata=_range(0.5, 60.0))
+    hold_phrases: tuple[str, ...] = ()
+    announce_window_s: float = field(default=15.0, metadata=_range(0.0, 120.0))
+    vague_hold_s: float = field(default=60.0, metadata=_range(1.0, 600.0))
+    thanks_phrases: tuple[str, ...] = ()
+    thanks_window_s: float = field(default=20.0, metadata=_range(0.0, 120.0))
+    interruption_min_overlap_s: float = field(default=2.0, metadata=_range(0.1, 10.0))
+    interruption_min_chars: int = field(default=4, metadata=_range(1, 50))
+    customer_lead_s: float = field(default=0.5, metadata=_range(0.0, 10.0))
+    backchannel_chars: str = "嗯啊哦噢对好的是呀行明白了"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.ringback not in self.presets:
+            return [("ringback", f"{self.ringback!r} is not one of the presets {sorted(self.presets)}")]
+        return []
+
+    @property
+    def cadence(self) -> RingbackCadence:
+        return self.presets[self.ringback]
 
 
 @dataclass(frozen=True)
@@ -89,6 +137,7 @@ class Config:
     channels: ChannelsConfig
     vad: VadConfig
     asr: AsrConfig
+    timing: TimingConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
     files: tuple[str, ...]  # the files this config was built from, defaults first
@@ -137,7 +186,7 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
 def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
     from audit.checks import CHECKS  # the checks declare their own parameters
 
-    known = {"company", "channels", "vad", "asr", "scoring", "rules"}
+    known = {"company", "channels", "vad", "asr", "timing", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -148,6 +197,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
             ("channels", ChannelsConfig),
             ("vad", VadConfig),
             ("asr", AsrConfig),
+            ("timing", TimingConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -201,7 +251,10 @@ def build_section(cls: type, table: Any, origin: str, prefix: str) -> Any:
                 raise ConfigError(origin, key, "missing")
             continue
         values[spec.name] = _convert(hints[spec.name], table[spec.name], origin, key, spec.metadata)
-    return cls(**values)
+    section = cls(**values)
+    for name, reason in getattr(section, "problems", lambda: [])():
+        raise ConfigError(origin, f"{prefix}.{name}", reason)
+    return section
 
 
 def _convert(kind: Any, value: Any, origin: str, key: str, meta: typing.Mapping) -> Any:
@@ -216,6 +269,11 @@ def _convert(kind: Any, value: Any, origin: str, key: str, meta: typing.Mapping)
     if origin_type in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         return _convert(options[0], value, origin, key, meta)
+    if origin_type is dict:
+        item_kind = typing.get_args(kind)[1]
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(origin, key, "must be a non-empty table")
+        return {name: _convert(item_kind, v, origin, f"{key}.{name}", meta) for name, v in value.items()}
     if origin_type is tuple:
         item_kind = typing.get_args(kind)[0]
         if not isinstance(value, list):

@@ -24,6 +24,7 @@ from audit.config import Config
 from audit.records import CallAudit, ChannelSpeech, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech
+from audit.timing import measure_timing
 from audit.store import SUMMARY_SCHEMA, write_call, write_json
 
 log = logging.getLogger(__name__)
@@ -101,17 +102,17 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         transcript = asr.transcript(job.path, audio_16k, speech)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
-    answer_s, answer_source = (
-        (meta.answer_at, "metadata") if meta.answer_at is not None else (0.0, "recording_start")
-    )
+    timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
     context = CallContext(
         recording=recording.info,
         meta=meta,
         speech=speech,
         transcript=transcript,
-        answer_s=max(0.0, answer_s),
-        answer_source=answer_source,
+        answer_s=timing.answer_s,
+        answer_source=timing.answer_source,
         company_names=config.company_names,
+        timing=timing,
+        events=timing.events(),
     )
     results = run_checks(context, config.rules)
     score, verdict = score_call(results, config.rules, config.scoring)
@@ -129,17 +130,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
 
 
 def call_metrics(call: CallContext) -> dict:
-    """Talk time per speaker and the agent's first speech onset, from voice activity."""
-    talk = {s.channel.speaker: round(s.speech_s, 3) for s in call.speech}
-    agent = next((s for s in call.speech if s.channel.speaker == "agent"), None)
-    onsets = [i.start for i in agent.intervals if i.end > call.answer_s] if agent else []
-    return {
-        "duration_s": round(call.recording.duration_s, 3),
-        "answer_s": round(call.answer_s, 3),
-        "talk_agent_s": talk.get("agent"),
-        "talk_customer_s": talk.get("customer"),
-        "agent_first_words_s": round(onsets[0], 3) if onsets else None,
-    }
+    return {"duration_s": round(call.recording.duration_s, 3), **call.timing.metrics()}
 
 
 # --- batches ------------------------------------------------------------------------------------

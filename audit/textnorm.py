@@ -31,6 +31,9 @@ def to_simplified(text: str) -> str:
 class Normalized:
     text: str
     origin: tuple[int, ...]  # origin[i] = index in the original text of normalised char i
+    # `text` with Chinese numerals left as characters (一直, not 1直): same length and positions,
+    # for word segmentation and pinyin, which need the characters that were spoken
+    with_numerals: str
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original-text [start, end) of the normalised slice [start, end)."""
@@ -58,10 +61,18 @@ def normalize(text: str) -> Normalized:
     for index, piece in enumerate(pieces):
         for char in unicodedata.normalize("NFKC", piece):
             if _keep(char):
-                chars.append(char.lower().translate(_DIGITS))
+                chars.append(char.lower())
                 origin.append(index)
-    return Normalized("".join(chars), tuple(origin))
+    with_numerals = "".join(chars)
+    return Normalized(with_numerals.translate(_DIGITS), tuple(origin), with_numerals)
 
 
 def normalize_phrase(phrase: str) -> str:
     return normalize(phrase).text
+
+
+def normalize_pattern(pattern: str) -> str:
+    """A regex for normalised text, written as people write Chinese: traditional characters and
+    Chinese digits become what `normalize` makes of them (报一下 matches 报1下). Regex syntax is ASCII
+    and passes through; width and punctuation are left alone, since they may be syntax."""
+    return to_simplified(pattern).translate(_DIGITS)

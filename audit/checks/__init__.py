@@ -38,6 +38,7 @@ class CallContext:
     answer_s: float  # the moment the call was answered, seconds from the recording start
     answer_source: str  # where answer_s came from: "metadata" or "recording_start"
     company_names: tuple[str, ...]
+    timing: Any = None  # audit.timing.Timing: rings, holds, overlaps, the ending
     events: tuple[CallEvent, ...] = ()  # from the timing and prosody stages
 
     @property
@@ -161,4 +162,4 @@ def evidence_of(hit: PhraseHit) -> Evidence:
 
 
 # Importing the check modules registers their checks.
-from audit.checks import opening  # noqa: E402,F401
+from audit.checks import opening, timing  # noqa: E402,F401

@@ -1,0 +1,479 @@
+"""Call timing from the audio: ringback, the answer, first words, holds, overlaps, the ending.
+
+Onsets come from voice activity per channel and from tone detection, never from ASR segment
+starts (which drift by up to a second). The transcript is only read for what the words decide:
+whether a silence was announced as a hold (and for how long), whether the agent thanked the
+customer afterwards, and whether an overlap was a backchannel.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from audit.config import RingbackCadence, TimingConfig
+from audit.records import CallEvent, CallMeta, ChannelSpeech, Interval, Speaker, Transcript, Utterance
+from audit.textnorm import normalize, normalize_phrase, to_simplified
+
+SAMPLE_RATE = 16000
+TONE_FRAME = 1024  # 64 ms: 15.6 Hz bins, enough to tell 440 from 480 Hz
+TONE_HOP = 160  # 10 ms
+TONE_CHUNK_FRAMES = 4096  # frames analysed at once, bounding memory on long ringing
+LEVEL_FRAME_S = 0.02
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A stretch after the call started where nobody speaks, longer than `min_silence_s`."""
+
+    start: float
+    end: float
+    announcement: Utterance | None  # the agent's 请您稍等 ... before it
+    promised_s: float | None  # what the announcement promised
+    thanks: Utterance | None  # the agent's 感谢您的耐心等待 after it
+    music: bool  # a channel carried sound (hold music) though nobody spoke
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def is_hold(self) -> bool:
+        return self.announcement is not None
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One speaker starting to talk while the other is talking."""
+
+    start: float
+    end: float
+    interrupter: Speaker
+    text: str  # what the interrupter said, when there is a transcript
+    backchannel: bool  # 嗯 / 好的 / 是的: listening, not interrupting
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Timing:
+    duration_s: float
+    two_channel: bool
+    ring_bursts: tuple[Interval, ...]  # ringback tone heard in the recording
+    ring_count: int | None
+    ring_start_s: float | None
+    ring_source: str | None  # "audio" or "metadata"
+    answer_s: float
+    answer_source: str  # "line_open", "ringback", "metadata" or "recording_start" (assumed)
+    agent_first_words_s: float | None
+    silences: tuple[Silence, ...]
+    overlaps: tuple[Overlap, ...]
+    talk_s: dict  # speaker -> seconds of speech
+    non_talk_s: float | None
+    last_speaker: Speaker | None
+    last_words_end_s: float | None
+    interruption_min_overlap_s: float
+
+    @property
+    def interruptions(self) -> tuple[Overlap, ...]:
+        return tuple(o for o in self.overlaps if o.interrupter == "agent" and self._counts(o))
+
+    @property
+    def customer_interruptions(self) -> tuple[Overlap, ...]:
+        return tuple(o for o in self.overlaps if o.interrupter == "customer" and self._counts(o))
+
+    def _counts(self, overlap: Overlap) -> bool:
+        return not overlap.backchannel and overlap.duration >= self.interruption_min_overlap_s
+
+    @property
+    def first_words_delay_s(self) -> float | None:
+        if self.agent_first_words_s is None:
+            return None
+        return max(0.0, self.agent_first_words_s - self.answer_s)
+
+    @property
+    def end_gap_s(self) -> float | None:
+        return None if self.last_words_end_s is None else self.duration_s - self.last_words_end_s
+
+    def metrics(self) -> dict:
+        holds = [s for s in self.silences if s.is_hold]
+        dead = [s for s in self.silences if not s.is_hold]
+        overlap = sum(o.duration for o in self.overlaps) if self.two_channel else None
+        return {
+            "ring_count": self.ring_count,
+            "ring_start_s": _r(self.ring_start_s),
+            "answer_s": _r(self.answer_s),
+            "agent_first_words_s": _r(self.agent_first_words_s),
+            "first_words_delay_s": _r(self.first_words_delay_s),
+            "hold_s": _r(sum(s.duration for s in holds)),
+            "dead_air_s": _r(sum(s.duration for s in dead)),
+            "overlap_s": _r(overlap),
+            "interruption_count": len(self.interruptions) if self.two_channel else None,
+            "customer_interruption_count": len(self.customer_interruptions) if self.two_channel else None,
+            "talk_agent_s": _r(self.talk_s.get("agent")),
+            "talk_customer_s": _r(self.talk_s.get("customer")),
+            "non_talk_s": _r(self.non_talk_s),
+            "non_talk_share": None if self.non_talk_s is None else round(
+                self.non_talk_s / max(self.duration_s - self.answer_s, 1e-6), 3),
+            "end_gap_s": _r(self.end_gap_s),
+            "last_speaker": self.last_speaker,
+        }
+
+    def events(self) -> tuple[CallEvent, ...]:
+        events = [CallEvent("ring", b.start, b.end) for b in self.ring_bursts]
+        events.append(CallEvent("answer", self.answer_s, self.answer_s, details={"source": self.answer_source}))
+        for silence in self.silences:
+            kind = "hold" if silence.is_hold else "dead_air"
+            events.append(CallEvent(kind, silence.start, silence.end,
+                                    details={"promised_s": silence.promised_s, "music": silence.music}))
+        for overlap in self.interruptions + self.customer_interruptions:
+            events.append(CallEvent("interruption", overlap.start, overlap.end, overlap.interrupter))
+        return tuple(sorted(events, key=lambda e: e.start))
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def measure_timing(
+    audio_16k: np.ndarray,
+    speech: tuple[ChannelSpeech, ...],
+    transcript: Transcript,
+    meta: CallMeta,
+    settings: TimingConfig,
+) -> Timing:
+    duration = audio_16k.shape[1] / SAMPLE_RATE
+    two_channel = len(speech) > 1
+    agent = [s for s in speech if s.channel.speaker == "agent"]
+    # Ringing ends before the agent speaks; the ringback itself may fool the VAD on its channel.
+    first_speech = min((s.intervals[0].start for s in (agent or speech) if s.intervals), default=duration)
+
+    levels = _frame_levels(audio_16k)
+    opened = line_open_s(levels, agent[0].channel.index, settings) if two_channel and agent else None
+    if opened is not None and opened > first_speech:
+        opened = None
+    bursts = find_ringback(audio_16k, first_speech, settings)
+    ring_count, ring_start, ring_source = None, None, None
+    if bursts:
+        ring_count = count_rings(bursts, settings.cadence)
+        ring_start, ring_source = bursts[0].start, "audio"
+        answer, answer_source = bursts[-1].end, "ringback"
+        next_ring = bursts[-1].start + settings.cadence.cycle_s
+        if opened is not None and bursts[-1].start <= opened <= next_ring:
+            answer, answer_source = opened, "line_open"  # ringing stopped because the agent picked up
+        elif meta.answer_at is not None and answer <= meta.answer_at <= min(next_ring, first_speech):
+            answer, answer_source = meta.answer_at, "metadata"  # the switch knows it exactly
+    elif opened is not None:
+        answer, answer_source = opened, "line_open"
+    elif meta.answer_at is not None:
+        answer, answer_source = meta.answer_at, "metadata"
+        if meta.ring_start is not None and meta.ring_start <= meta.answer_at:
+            ring_start, ring_source = meta.ring_start, "metadata"
+            ring_count = max(1, math.ceil((meta.answer_at - meta.ring_start) / settings.cadence.cycle_s))
+    else:
+        answer, answer_source = 0.0, "recording_start"
+
+    agent_onsets = [i.start for s in agent for i in s.intervals if i.end > answer]
+    if not two_channel and not agent:  # mono: whoever speaks first after the answer
+        agent_onsets = [i.start for s in speech for i in s.intervals if i.end > answer]
+
+    talk_union = _union([Interval(max(i.start, answer), i.end)
+                         for s in speech for i in s.intervals if i.end > answer])
+    silences = tuple(
+        _describe_silence(gap, transcript, levels, settings)
+        for gap in _gaps(talk_union, settings.min_silence_s)
+    )
+    last_end = max((i.end for i in talk_union), default=None)
+    non_talk = None if last_end is None else last_end - answer - sum(i.duration for i in talk_union)
+
+    return Timing(
+        duration_s=duration,
+        two_channel=two_channel,
+        ring_bursts=tuple(bursts),
+        ring_count=ring_count,
+        ring_start_s=ring_start,
+        ring_source=ring_source,
+        answer_s=answer,
+        answer_source=answer_source,
+        agent_first_words_s=min(agent_onsets, default=None),
+        silences=silences,
+        overlaps=_overlaps(speech, transcript, settings) if two_channel else (),
+        talk_s={s.channel.speaker: s.speech_s for s in speech},
+        non_talk_s=non_talk,
+        last_speaker=_last_speaker(speech, transcript, two_channel),
+        last_words_end_s=last_end,
+        interruption_min_overlap_s=settings.interruption_min_overlap_s,
+    )
+
+
+# --- ringback ----------------------------------------------------------------------------------
+
+
+def find_ringback(audio_16k: np.ndarray, until_s: float, settings: TimingConfig) -> list[Interval]:
+    """The ringback bursts before `until_s` (the first speech), on whichever channel carries them."""
+    stop = int(min(until_s, audio_16k.shape[1] / SAMPLE_RATE) * SAMPLE_RATE)
+    best: list[Interval] = []
+    for channel in audio_16k:
+        runs = _tone_runs(channel[:stop], settings)
+        chain = _cadence_chain(runs, settings.cadence)
+        if len(chain) > len(best):
+            best = chain
+    return best
+
+
+def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:
+    """Runs of 10 ms steps where the cadence's tone(s) dominate the spectrum."""
+    if samples.size < TONE_FRAME:
+        return []
+    freqs = np.fft.rfftfreq(TONE_FRAME, 1 / SAMPLE_RATE)
+    band = (freqs >= 100) & (freqs <= 4000)
+    tone_bins = [np.abs(freqs - f) <= 20 for f in settings.cadence.freqs_hz]
+    window = np.hanning(TONE_FRAME).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, TONE_FRAME)[::TONE_HOP]
+    flags = []
+    for first in range(0, len(frames), TONE_CHUNK_FRAMES):
+        chunk = frames[first: first + TONE_CHUNK_FRAMES]
+        power = np.abs(np.fft.rfft(chunk * window, axis=1)) ** 2
+        total = power[:, band].sum(axis=1) + 1e-20
+        parts = np.stack([power[:, bins].sum(axis=1) for bins in tone_bins]) / total
+        level = 10 * np.log10(np.mean(chunk.astype(np.float64) ** 2, axis=1) + 1e-20)
+        each = parts.min(axis=0) >= settings.tone_min_ratio / (2 * len(tone_bins))
+        flags.append((parts.sum(axis=0) >= settings.tone_min_ratio) & each
+                     & (level >= settings.tone_min_level_dbfs))
+    tonal = np.concatenate(flags)
+    centre = (np.arange(tonal.size) * TONE_HOP + TONE_FRAME / 2) / SAMPLE_RATE
+    half_hop = TONE_HOP / SAMPLE_RATE / 2
+    runs: list[Interval] = []
+    for start, end in _true_runs(tonal):
+        interval = Interval(centre[start] - half_hop, centre[end - 1] + half_hop)
+        if runs and interval.start - runs[-1].end < 0.06:  # a dropped frame inside one burst
+            interval = Interval(runs[-1].start, interval.end)
+            runs.pop()
+        runs.append(interval)
+    return [r for r in runs if r.duration >= min(0.15, 0.5 * min(settings.cadence.cadence_s[0::2]))]
+
+
+def _true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def _close(value: float, target: float) -> bool:
+    return abs(value - target) <= max(0.3, 0.35 * target)
+
+
+def _cadence_chain(runs: list[Interval], cadence: RingbackCadence) -> list[Interval]:
+    """The last chain of bursts whose lengths and gaps follow the cadence.
+
+    Bursts longer than the cadence's on-time are some other sound (a dial tone, a held note); the
+    final burst may be shorter, cut off by the answer.
+    """
+    ons, offs = cadence.cadence_s[0::2], cadence.cadence_s[1::2]
+    chains: list[list[Interval]] = []
+    for run in runs:
+        if run.duration > max(ons) * 1.3 + 0.1:
+            chains.append([])
+            continue
+        chain = chains[-1] if chains else []
+        if chain and any(_close(run.start - chain[-1].end, off) for off in offs) \
+                and chain[-1].duration >= 0.6 * min(ons):
+            chain.append(run)
+        else:
+            chains.append([run])
+    chains = [c for c in chains if c]
+    if not chains:
+        return []
+    chain = chains[-1]
+    if len(chain) == 1 and chain[0].duration < 0.5 * min(ons):
+        return []  # a lone blip is not a ring
+    return chain
+
+
+def count_rings(bursts: list[Interval], cadence: RingbackCadence) -> int:
+    """Ring cycles: a double-ring cadence (UK) sounds two bursts per ring."""
+    offs = cadence.cadence_s[1::2]
+    if len(offs) == 1:
+        return len(bursts)
+    split = (max(offs[:-1]) + offs[-1]) / 2
+    return 1 + sum(1 for a, b in zip(bursts, bursts[1:]) if b.start - a.end >= split)
+
+
+# --- silences and holds ------------------------------------------------------------------------
+
+
+def _union(intervals: list[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for interval in sorted(intervals, key=lambda i: i.start):
+        if merged and interval.start <= merged[-1].end:
+            merged[-1] = Interval(merged[-1].start, max(merged[-1].end, interval.end))
+        else:
+            merged.append(interval)
+    return merged
+
+
+def _gaps(talk: list[Interval], min_s: float) -> list[Interval]:
+    return [Interval(a.end, b.start) for a, b in zip(talk, talk[1:]) if b.start - a.end >= min_s]
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """Per-channel 20 ms frame levels (dBFS) and each channel's noise floor."""
+
+    db: np.ndarray  # (channels, frames)
+    floor: np.ndarray  # (channels,)
+
+
+def _frame_levels(audio_16k: np.ndarray) -> _Levels:
+    step = int(LEVEL_FRAME_S * SAMPLE_RATE)
+    usable = audio_16k.shape[1] // step * step
+    frames = audio_16k[:, :usable].reshape(audio_16k.shape[0], -1, step).astype(np.float64)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=2) + 1e-12)
+    floor = np.percentile(db, 10, axis=1) if db.shape[1] else np.full(audio_16k.shape[0], -120.0)
+    return _Levels(db, floor)
+
+
+def line_open_s(levels: _Levels, channel: int, settings: TimingConfig) -> float | None:
+    """When the agent's leg was connected: its channel leaves digital silence.
+
+    Call recorders write zeros on the agent channel until the agent picks up, so the first frame
+    with line noise is the answer, even when it falls in a silent gap between ringback bursts.
+    None when the channel is live from the start (the recording began at the answer).
+    """
+    closed = levels.db[channel] < settings.line_closed_dbfs
+    if closed.size == 0 or not closed[0] or closed.all():
+        return None
+    return float(np.argmin(closed)) * LEVEL_FRAME_S
+
+
+def _has_music(gap: Interval, levels: _Levels) -> bool:
+    """Sound well above the line noise for most of the gap on some channel: hold music."""
+    first, last = int(gap.start / LEVEL_FRAME_S), int(gap.end / LEVEL_FRAME_S)
+    if last <= first:
+        return False
+    loud = levels.db[:, first:last] > levels.floor[:, None] + 15
+    return bool((loud.mean(axis=1) > 0.5).any())
+
+
+def _agent_said(transcript: Transcript, phrases: tuple[str, ...], start: float, end: float,
+                by_end: bool) -> Utterance | None:
+    """The agent utterance ending (or starting) in [start, end] that says one of `phrases`."""
+    needles = [n for n in (normalize_phrase(p) for p in phrases) if n]
+    candidates = [
+        u for u in transcript.utterances
+        if u.speaker in ("agent", "unknown") and start <= (u.end if by_end else u.start) <= end
+        and any(n in normalize(u.text).text for n in needles)
+    ]
+    if not candidates:
+        return None
+    return candidates[-1] if by_end else candidates[0]
+
+
+def _describe_silence(gap: Interval, transcript: Transcript, levels: _Levels,
+                      settings: TimingConfig) -> Silence:
+    announcement = _agent_said(transcript, settings.hold_phrases,
+                               gap.start - settings.announce_window_s, gap.start + 1.0, by_end=True)
+    thanks = _agent_said(transcript, settings.thanks_phrases, gap.end - 1.0,
+                         gap.end + settings.thanks_window_s, by_end=False)
+    promised = None
+    if announcement is not None:
+        promised = promised_seconds(announcement.text)
+        if promised is None:
+            promised = settings.vague_hold_s
+    return Silence(gap.start, gap.end, announcement, promised, thanks, _has_music(gap, levels))
+
+
+_CHINESE_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+                   "六": 6, "七": 7, "八": 8, "九": 9}
+_DURATION = re.compile(r"([0-9零〇一二两三四五六七八九十半]+)\s*(?:个)?\s*(分钟|分|秒钟|秒)")
+
+
+def chinese_number(text: str) -> float | None:
+    """'3', '十五', '二十', '两', '半' -> a number (the small numbers people promise holds in)."""
+    if text.isdigit():
+        return float(text)
+    if text == "半":
+        return 0.5
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        tens_value = _CHINESE_DIGITS.get(tens, 1) if tens else 1
+        ones_value = _CHINESE_DIGITS.get(ones, 0) if ones else 0
+        return float(tens_value * 10 + ones_value)
+    if all(c in _CHINESE_DIGITS for c in text):
+        return float(int("".join(str(_CHINESE_DIGITS[c]) for c in text)))
+    return None
+
+
+def promised_seconds(text: str) -> float | None:
+    """The hold length an announcement promises (稍等1分钟, 两分钟, 三十秒), or None if it names none."""
+    match = _DURATION.search(to_simplified(text))
+    if not match:
+        return None
+    value = chinese_number(match.group(1))
+    if value is None:
+        return None
+    return value * (60.0 if match.group(2).startswith("分") else 1.0)
+
+
+# --- overlaps and the ending -------------------------------------------------------------------
+
+
+class _Said:
+    """One speaker's utterances, searchable by time without scanning the whole call."""
+
+    def __init__(self, transcript: Transcript, speaker: Speaker):
+        self.utterances = [u for u in transcript.utterances if u.speaker == speaker]
+        self.ends = np.array([u.end for u in self.utterances])
+        self.latest_end = np.maximum.accumulate(self.ends) if self.ends.size else self.ends
+
+    def between(self, start: float, end: float) -> str:
+        first = int(np.searchsorted(self.latest_end, start, side="right"))
+        words = []
+        for utterance in self.utterances[first:]:
+            if utterance.start >= end:
+                break
+            if utterance.end > start:
+                words.append(utterance.text)
+        return "".join(words)
+
+
+def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
+              settings: TimingConfig) -> tuple[Overlap, ...]:
+    """Each time one speaker starts while the other is mid-utterance (one pass per channel pair)."""
+    by_speaker = {s.channel.speaker: s.intervals for s in speech}
+    found = []
+    for interrupter, other in (("agent", "customer"), ("customer", "agent")):
+        held = by_speaker.get(other, ())
+        held_starts = np.array([i.start for i in held])
+        said = _Said(transcript, interrupter)
+        for talk in by_speaker.get(interrupter, ()):
+            index = int(np.searchsorted(held_starts, talk.start, side="right")) - 1
+            if index < 0:
+                continue
+            current = held[index]
+            if not current.start + settings.customer_lead_s <= talk.start < current.end:
+                continue
+            text = said.between(talk.start, talk.end)
+            found.append(Overlap(talk.start, min(talk.end, current.end), interrupter, text,
+                                 _is_backchannel(text, transcript, settings)))
+    return tuple(sorted(found, key=lambda o: o.start))
+
+
+def _is_backchannel(text: str, transcript: Transcript, settings: TimingConfig) -> bool:
+    if transcript.source == "none":
+        return False  # no words to judge by: the overlap length alone decides
+    words = normalize(text).text
+    return len(words) < settings.interruption_min_chars or set(words) <= set(settings.backchannel_chars)
+
+
+def _last_speaker(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
+                  two_channel: bool) -> Speaker | None:
+    if two_channel:
+        ends = {s.channel.speaker: s.intervals[-1].end for s in speech if s.intervals}
+        return max(ends, key=ends.get) if ends else None
+    known = [u for u in transcript.utterances if u.speaker != "unknown"]
+    return known[-1].speaker if known else None
