@@ -7,7 +7,7 @@ IN     ?=
 OUT    ?= out/audit
 ARGS   ?=
 
-.PHONY: install demo test audit clean
+.PHONY: install demo test audit bench clean
 
 # torch is pinned and installed first: an unpinned torch pulls the CUDA build (gigabytes).
 $(STAMP): pyproject.toml
@@ -27,6 +27,10 @@ test: $(STAMP)
 audit: $(STAMP)
 	@test -n "$(IN)" || { echo "usage: make audit IN=/path/to/recordings OUT=/path/to/results [ARGS='--asr sidecar']"; exit 2; }
 	$(BIN)/audit run "$(IN)" --out "$(OUT)" $(ARGS)
+
+# Benchmarks print their figures (accuracy against ground truth, speed); they assert nothing.
+bench: $(STAMP)
+	$(BIN)/python bench/timing_bench.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -80,6 +80,7 @@ class ProsodyConfig:
     agitation_baseline_percentile: float = field(default=25.0, metadata=_range(0.0, 50.0))
     agitation_level_db: float = field(default=5.0, metadata=_range(1.0, 40.0))
     agitation_rate_ratio: float = field(default=1.25, metadata=_range(1.01, 5.0))
+    agitation_rate_min_s: float = field(default=2.0, metadata=_range(0.3, 60.0))
     agitation_min_utterances: int = field(default=3, metadata=_range(2, 100))
 
 
@@ -102,7 +103,8 @@ class UtteranceProsody:
     pitch_median_hz: float | None
     pitch_range_st: float | None  # 5th to 95th percentile of F0, in semitones
     voiced_s: float
-    quiet: bool
+    quiet: bool  # level under quiet_level_dbfs
+    monotone: bool | None  # flat pitch; None when too little voiced speech to tell
 
 
 @dataclass(frozen=True)
@@ -147,18 +149,6 @@ class HarshJump:
 
 
 @dataclass(frozen=True)
-class MonotoneStretch:
-    """A long utterance whose pitch hardly moves."""
-
-    speaker: Speaker
-    utterance: int
-    start: float
-    end: float
-    pitch_range_st: float
-    voiced_s: float
-
-
-@dataclass(frozen=True)
 class Pause:
     """Silence inside a speaker's turn: nobody else spoke in it."""
 
@@ -200,10 +190,14 @@ class Prosody:
     speakers: tuple[SpeakerProsody, ...]
     raised: tuple[RaisedEpisode, ...]
     jumps: tuple[HarshJump, ...]
-    monotone: tuple[MonotoneStretch, ...]
     pauses: tuple[Pause, ...]  # inside the agent's turns, at least long_pause_s
     response_gaps: tuple[ResponseGap, ...]
     agitation: tuple[Agitation, ...] | None  # None: too few customer utterances to know a baseline
+
+    @property
+    def monotone(self) -> tuple[UtteranceProsody, ...]:
+        """The monotone stretches: long utterances whose pitch hardly moves."""
+        return tuple(u for u in self.utterances if u.monotone)
 
     def speaker(self, name: Speaker) -> SpeakerProsody | None:
         return next((s for s in self.speakers if s.speaker == name), None)
@@ -241,9 +235,9 @@ class Prosody:
                             {"utterance": a.utterance, "level_rise_db": round(a.level_rise_db, 1),
                              "rate_ratio": None if a.rate_ratio is None else round(a.rate_ratio, 2)})
                   for a in self.agitation or ()]
-        found += [CallEvent("monotone", m.start, m.end, m.speaker,
-                            {"utterance": m.utterance, "pitch_range_st": round(m.pitch_range_st, 2)})
-                  for m in self.monotone]
+        found += [CallEvent("monotone", u.start, u.end, u.speaker,
+                            {"utterance": u.index, "pitch_range_st": round(u.pitch_range_st, 2)})
+                  for u in self.monotone]
         return tuple(sorted(found, key=lambda e: (e.start, e.kind)))
 
 
@@ -486,7 +480,7 @@ def _measure_utterance(index: int, utterance: Utterance, track: _Track | None, s
     chars = len(normalize(utterance.text).text)
     a, b = _frame_index(utterance.start, frames), _frame_index(utterance.end, frames)
     empty = UtteranceProsody(index, utterance.speaker, utterance.start, utterance.end, chars, 0.0,
-                             None, None, None, None, None, 0.0, False)
+                             None, None, None, None, None, 0.0, False, None)
     if track is None or b <= a:
         return empty
     pause = max(1, round(settings.rate_pause_min_s / FRAME_S))
@@ -502,8 +496,11 @@ def _measure_utterance(index: int, utterance: Utterance, track: _Track | None, s
     level = float(_db(track.channel.power[a:b][own].mean())) if own.any() else None
     median, pitch_range, _, voiced_s = _pitch_stats(track.channel.f0_hz[a:b][own], settings)
     quiet = level is not None and level < settings.quiet_level_dbfs
+    monotone = (pitch_range <= settings.monotone_max_range_st
+                if pitch_range is not None and voiced_s >= settings.monotone_min_voiced_s else None)
     return UtteranceProsody(index, utterance.speaker, utterance.start, utterance.end, chars,
-                            spoken_s, rate, rate_audio, level, median, pitch_range, voiced_s, quiet)
+                            spoken_s, rate, rate_audio, level, median, pitch_range, voiced_s, quiet,
+                            monotone)
 
 
 # --- per speaker --------------------------------------------------------------------------------
@@ -569,27 +566,24 @@ def _jumps(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> list[
     return found
 
 
-def _monotone(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> list[MonotoneStretch]:
-    return [MonotoneStretch(u.speaker, u.index, u.start, u.end, u.pitch_range_st, u.voiced_s)
-            for u in utterances
-            if u.pitch_range_st is not None and u.voiced_s >= settings.monotone_min_voiced_s
-            and u.pitch_range_st <= settings.monotone_max_range_st]
-
-
 def _agitation(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> list[Agitation] | None:
-    """Customer utterances well above the customer's calm baseline (a low percentile of their own)."""
+    """Customer utterances well above the customer's calm baseline (a low percentile of their own).
+
+    The rate counts only on utterances of at least `agitation_rate_min_s`: on shorter ones the
+    speech edges alone move the rate by more than the rise we look for.
+    """
     leveled = [u for u in utterances if u.level_dbfs is not None]
     if len(leveled) < settings.agitation_min_utterances:
         return None
     percentile = settings.agitation_baseline_percentile
     calm_level = float(np.percentile([u.level_dbfs for u in leveled], percentile))
-    rates = [u.rate_cpm for u in leveled if u.rate_cpm is not None]
-    calm_rate = (float(np.percentile(rates, percentile))
-                 if len(rates) >= settings.agitation_min_utterances else None)
+    timed = [u for u in leveled if u.rate_cpm is not None and u.spoken_s >= settings.agitation_rate_min_s]
+    calm_rate = (float(np.percentile([u.rate_cpm for u in timed], percentile))
+                 if len(timed) >= settings.agitation_min_utterances else None)
     found = []
     for u in leveled:
         rise = u.level_dbfs - calm_level
-        ratio = u.rate_cpm / calm_rate if calm_rate and u.rate_cpm is not None else None
+        ratio = u.rate_cpm / calm_rate if calm_rate is not None and u in timed else None
         if rise >= settings.agitation_level_db or (ratio or 0.0) >= settings.agitation_rate_ratio:
             found.append(Agitation(u.index, u.start, u.end, rise, ratio))
     return found
@@ -646,7 +640,7 @@ def measure_prosody(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...],
         _measure_utterance(i, u, tracks.get(u.speaker), speaking.get(u.speaker), frames, settings)
         for i, u in enumerate(transcript.utterances)
     ]
-    summaries, raised, jumps, monotone = [], [], [], []
+    summaries, raised, jumps = [], [], []
     for name, track in tracks.items():
         own = [u for u in measured if u.speaker == name]
         level = _smoothed_level(track, settings)
@@ -655,7 +649,6 @@ def measure_prosody(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...],
         if summary.level_baseline_dbfs is not None:
             raised += _raised_episodes(track, level, summary.level_baseline_dbfs, own, frames, settings)
         jumps += _jumps(own, settings)
-        monotone += _monotone(own, settings)
     agent, customer = tracks.get("agent"), tracks.get("customer")
     pauses = _turn_pauses(agent, [t for t in tracks.values() if t is not agent], settings) if agent else []
     gaps = _response_gaps(agent, customer) if agent and customer else []
@@ -665,7 +658,6 @@ def measure_prosody(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...],
         speakers=tuple(summaries),
         raised=tuple(sorted(raised, key=lambda e: e.start)),
         jumps=tuple(sorted(jumps, key=lambda j: j.start)),
-        monotone=tuple(sorted(monotone, key=lambda m: m.start)),
         pauses=tuple(pauses),
         response_gaps=tuple(gaps),
         agitation=None if agitation is None else tuple(agitation),

@@ -896,7 +896,7 @@ def _evaluate_rule(rule: Rule, view: _CallView) -> RuleResult:
 
 # --- example dialogues --------------------------------------------------------------------------
 
-_TURN = re.compile(r"^\s*(坐席|客服|客户|agent|customer)\s*[::]\s*(\S.*?)\s*$")
+_TURN = re.compile(r"^\s*(坐席|客服|客户|agent|customer)\s*[:：]\s*(\S.*?)\s*$")
 _MARK = re.compile(r"^\s*\[\s*(?P<kind>[a-z_]+)?\s*(?:(?P<seconds>\d+(?:\.\d+)?)s)?\s*"
                    r"(?P<speaker>agent|customer)?\s*\]\s*$")
 _SPEAKER_NAMES: dict[str, Speaker] = {"坐席": "agent", "客服": "agent", "agent": "agent",

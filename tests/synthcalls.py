@@ -132,7 +132,7 @@ def make_call(seed: int, cadence: str = "cn", snr_db: float = 30.0, mulaw: bool 
     turns = int(rng.integers(6, 9))
     hold_after = int(rng.integers(1, turns - 2))
     hold_kind = hold_kind or rng.choice(["silence", "music", "none"])
-    overlap_turn = int(rng.integers(1, turns - 1))
+    overlap_turn = int(rng.choice([t for t in range(1, turns - 1, 2) if t != hold_after]))
     hold = overlap = None
     busy_until = first_words
     for turn in range(turns):

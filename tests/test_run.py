@@ -42,9 +42,23 @@ def test_demo_invocation(tmp_path, truth):
         opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
         assert (opening["status"] == "pass") == facts["expected"]["opening_complete"]
         assert name in done.stdout
-    assert summary["fails_by_rule"] == {"opening.golden_30s": 1}
-    assert summary["fails_by_agent"]["2077"]["fails"] == {"opening.golden_30s": 1}
+        failed = {r["rule_id"] for r in record["results"] if r["status"] == "fail"}
+        expected = {RULE_OF_FINDING[f] for f in facts["expected"]["findings"] if f in RULE_OF_FINDING}
+        assert failed == expected, name
+    assert summary["fails_by_rule"]["opening.golden_30s"] == 1
+    assert summary["fails_by_agent"]["2077"]["fails"]["opening.golden_30s"] == 1
     assert "7 of 7 recordings audited" in done.stdout
+
+
+RULE_OF_FINDING = {  # truth.json's findings -> the rule that must fail
+    "late_answer": "timing.three_rings",
+    "slow_first_words": "timing.first_words",
+    "opening_incomplete": "opening.golden_30s",
+    "dead_air": "timing.dead_air",
+    "interruption": "timing.interruption",
+    "ends_with_customer": "timing.cut_off",
+    "closing_incomplete": "timing.cut_off",
+}
 
 
 @pytest.fixture

@@ -1,0 +1,207 @@
+"""Call timing measured from the audio, against synthetic calls with known events and the fixtures."""
+
+import dataclasses
+import json
+import shutil
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+
+from audit.config import load_config
+from audit.pipeline import AsrChoice, Job, audit_call
+from audit.records import CallMeta, Transcript
+from audit.speech import assign_channels, find_speech
+from audit.timing import find_ringback, measure_timing, promised_seconds
+from conftest import FIXTURE_CALLS, REAL_SPEECH
+from synthcalls import CADENCES, RATE, errors, hold_music, make_call, measure, speech_clips
+
+CONFIG = load_config()
+
+
+# --- synthetic calls with exactly known events ------------------------------------------------
+
+CONDITIONS = [(seed, cadence, snr, mulaw) for seed, (cadence, (snr, mulaw)) in enumerate(
+    (c, condition) for c in CADENCES for condition in ((30, False), (20, True), (10, False)))]
+
+
+@pytest.mark.parametrize("seed, cadence, snr, mulaw", CONDITIONS)
+def test_synthetic_call_events(seed, cadence, snr, mulaw):
+    call = make_call(seed=seed, cadence=cadence, snr_db=snr, mulaw=mulaw,
+                     rings=1 + snr // 10, hold_kind="silence")
+    found = errors(call, measure(call, CONFIG))
+    assert found["ring_count_exact"]
+    assert found["answer"] <= 0.25
+    assert found["first_words"] <= 0.25
+    assert found["hold"] <= 0.3
+    assert found["overlap"] is None or found["overlap"] <= 0.3
+
+
+def test_no_ring_audio_and_no_metadata_means_rings_unknown():
+    call = make_call(seed=5, cadence="cn", rings=0, hold_kind="none")
+    timing = measure(call, CONFIG)
+    assert timing.ring_count is None and timing.answer_source == "recording_start"
+    assert abs(timing.agent_first_words_s - call.first_words_s) <= 0.25
+
+
+@pytest.mark.parametrize("cadence", list(CADENCES))
+def test_no_false_ringback_on_speech_music_or_silence(cadence):
+    rng = np.random.default_rng(3)
+    settings = dataclasses.replace(CONFIG.timing, ringback=cadence)
+    speech = np.concatenate(speech_clips()["agent"][:12] + speech_clips()["customer"][:12])
+    for name, signal in {"speech": speech, "music": hold_music(60.0, rng),
+                         "silence": rng.standard_normal(RATE * 30).astype(np.float32) * 1e-3}.items():
+        audio = librosa.resample(signal, orig_sr=RATE, target_sr=16000)[None, :]
+        assert find_ringback(audio, 1e9, settings) == [], name
+
+
+def test_hold_music_is_found_as_a_hold_not_speech():
+    call = make_call(seed=11, cadence="cn", snr_db=30, rings=2, hold_kind="music")
+    timing = measure(call, CONFIG)
+    (hold,) = [s for s in timing.silences if s.duration >= 5.0]
+    assert hold.music
+    assert abs(hold.start - call.hold[0]) < 1.0 and abs(hold.end - call.hold[1]) < 1.0
+
+
+def test_first_words_on_real_speech_at_known_offsets():
+    """Real AISHELL Mandarin on the agent channel, answered (line opens) at a known moment."""
+    for name in ("BAC009S0764W0121.wav", "IT0011W0001.wav"):
+        speech, rate = soundfile.read(REAL_SPEECH / name, dtype="float32")
+        speech = librosa.resample(speech, orig_sr=rate, target_sr=RATE)
+        frames = speech[: len(speech) // 80 * 80].reshape(-1, 80)
+        level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+        onset_in_file = np.flatnonzero(level > np.percentile(level, 5) + 15)[0] * 0.01
+        for answer, delay in ((2.0, 0.8), (5.5, 4.0)):
+            audio = np.random.default_rng(1).standard_normal((int(RATE * (answer + delay + 8)), 2))
+            audio = (audio * 1e-3).astype(np.float32)
+            audio[: int(answer * RATE), 0] = 0.0
+            start = int((answer + delay) * RATE)
+            audio[start: start + len(speech), 0] += speech
+            audio_16k = librosa.resample(audio.T, orig_sr=RATE, target_sr=16000, axis=-1)
+            spoken = find_speech(audio_16k, assign_channels(2, CONFIG.channels), CONFIG.vad)
+            timing = measure_timing(audio_16k, spoken, Transcript("none", ()), CallMeta(), CONFIG.timing)
+            assert timing.answer_source == "line_open" and abs(timing.answer_s - answer) <= 0.05
+            assert abs(timing.agent_first_words_s - (answer + delay + onset_in_file)) <= 0.25, name
+
+
+# --- the bundled sample calls -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fixture_audits(truth):
+    return {name: audit_call(Job(FIXTURE_CALLS / facts["file"], name), CONFIG, AsrChoice("sidecar"))
+            for name, facts in truth["calls"].items()}
+
+
+def _result(audit, rule_id):
+    return next(r for r in audit.results if r.rule_id == rule_id)
+
+
+def test_fixture_metrics_match_ground_truth(fixture_audits, truth):
+    for name, facts in truth["calls"].items():
+        metrics = fixture_audits[name].metrics
+        expected_rings = facts["ring_count"] or facts.get("ring_count_from_meta")
+        assert metrics["ring_count"] == expected_rings, name
+        assert metrics["answer_s"] == pytest.approx(facts["answer_s"], abs=0.25), name
+        assert metrics["agent_first_words_s"] == pytest.approx(facts["agent_first_words_s"], abs=0.25), name
+        assert metrics["last_speaker"] == facts["last_speaker"], name
+        assert metrics["end_gap_s"] == pytest.approx(facts["tail_after_last_words_s"], abs=0.35), name
+        holds = sum(s["duration"] for s in facts["silences"] if s["announced"])
+        dead = sum(s["duration"] for s in facts["silences"] if not s["announced"])
+        assert metrics["hold_s"] == pytest.approx(holds, abs=0.6), name
+        assert metrics["dead_air_s"] == pytest.approx(dead, abs=0.6), name
+        assert metrics["interruption_count"] == len(facts["interruptions"]), name
+        for key in ("talk_agent_s", "talk_customer_s", "non_talk_s", "overlap_s", "first_words_delay_s"):
+            assert metrics[key] is not None and metrics[key] >= 0, (name, key)
+
+
+def test_fixture_rule_outcomes(fixture_audits, truth):
+    calls = truth["calls"]
+    for name, facts in calls.items():
+        expected = facts["expected"]
+        audit = fixture_audits[name]
+        rings = _result(audit, "timing.three_rings")
+        late = expected["late_answer"]
+        assert rings.status == {True: "fail", False: "pass", None: "not_measurable"}[late], name
+        assert _result(audit, "timing.first_words").status == (
+            "fail" if expected["slow_first_words"] else "pass"), name
+        assert _result(audit, "timing.dead_air").status == ("fail" if expected["dead_air"] else "pass"), name
+        assert _result(audit, "timing.interruption").status == (
+            "fail" if expected["interruptions"] else "pass"), name
+        assert _result(audit, "timing.cut_off").status == (
+            "fail" if expected["ends_with_customer"] or not expected["closing_complete"] else "pass"), name
+        assert _result(audit, "timing.hold_overrun").status == "pass"
+        assert _result(audit, "timing.hold_thanks").status == "pass"
+
+
+def test_interruption_evidence_points_at_the_overlap(fixture_audits, truth):
+    (truth_overlap,) = truth["calls"]["raised_voice"]["interruptions"]
+    result = _result(fixture_audits["raised_voice"], "timing.interruption")
+    (evidence,) = result.evidence
+    assert abs(evidence.start - truth_overlap["at"]) <= 0.3
+    assert abs((evidence.end - evidence.start) - truth_overlap["overlap_s"]) <= 0.3
+    assert evidence.text == truth_overlap["agent_text"]
+
+
+def test_metadata_rings_when_the_recording_starts_at_answer(fixture_audits):
+    rings = _result(fixture_audits["customer_cut_off"], "timing.three_rings")
+    assert rings.status == "pass" and rings.details["source"] == "metadata"
+    assert rings.details["ring_count"] == 2 and rings.details["ring_to_answer_s"] == 8.0
+    assert _result(fixture_audits["missing_agent_id"], "timing.three_rings").status == "not_measurable"
+
+
+def test_compliant_hold_is_announced_promised_and_thanked(fixture_audits, truth):
+    timing_hold = truth["calls"]["compliant"]["silences"][0]
+    result = _result(fixture_audits["compliant"], "timing.hold_overrun")
+    (hold,) = result.details["holds"]
+    assert hold["promised_s"] == timing_hold["promised_s"] == 60
+    assert abs(hold["start"] - timing_hold["start"]) <= 0.3 and abs(hold["end"] - timing_hold["end"]) <= 0.3
+
+
+def _variant(tmp_path, name, edit, config=CONFIG):
+    """A copy of a fixture call whose sidecar transcript is edited by `edit`."""
+    for suffix in (".wav", ".meta.json"):
+        shutil.copy(FIXTURE_CALLS / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    document = json.loads((FIXTURE_CALLS / f"{name}.transcript.json").read_text(encoding="utf-8"))
+    for utterance in document["utterances"]:
+        utterance.pop("words", None)
+        utterance["text"] = edit(utterance["text"])
+    (tmp_path / f"{name}.transcript.json").write_text(json.dumps(document, ensure_ascii=False))
+    return audit_call(Job(tmp_path / f"{name}.wav", name), config, AsrChoice("sidecar"))
+
+
+def test_hold_without_thanks_and_over_its_promise(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('[rules."timing.hold_overrun"]\ngrace_s = 1.0\n', encoding="utf-8")
+    audit = _variant(tmp_path, "compliant",
+                     lambda text: text.replace("感谢您的耐心等待", "好的").replace("一分钟", "五秒"),
+                     load_config(site))
+    assert _result(audit, "timing.hold_thanks").status == "fail"
+    overrun = _result(audit, "timing.hold_overrun")
+    assert overrun.status == "fail" and overrun.details["holds"][0]["promised_s"] == 5
+    assert "超过承诺的5秒" in overrun.message
+
+
+def test_unannounced_hold_is_dead_air(tmp_path):
+    audit = _variant(tmp_path, "compliant", lambda text: text.replace("请您稍等一分钟,我帮您查一下", "嗯"))
+    assert _result(audit, "timing.dead_air").status == "fail"
+    assert audit.metrics["hold_s"] == 0 and audit.metrics["dead_air_s"] > 7
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("请您稍等1分钟", 60), ("请您稍等一分钟,我帮您查一下", 60), ("麻烦您稍等两分钟", 120),
+     ("请稍等三十秒", 30), ("稍等十五秒钟", 15), ("稍等半分钟", 30), ("稍等片刻", None), ("请稍等一下", None)],
+)
+def test_promised_hold_lengths(text, seconds):
+    assert promised_seconds(text) == seconds
+
+
+def test_mono_recording_cannot_judge_interruptions(tmp_path):
+    samples, rate = soundfile.read(FIXTURE_CALLS / "raised_voice.wav", dtype="float32")
+    soundfile.write(tmp_path / "mono.wav", samples.mean(axis=1), rate, subtype="PCM_16")
+    shutil.copy(FIXTURE_CALLS / "raised_voice.transcript.json", tmp_path / "mono.transcript.json")
+    audit = audit_call(Job(tmp_path / "mono.wav", "mono"), CONFIG, AsrChoice("sidecar"))
+    assert _result(audit, "timing.interruption").status == "not_measurable"
+    assert audit.metrics["interruption_count"] is None
