@@ -1,13 +1,16 @@
 """The `audit` command line: a thin layer over `audit.pipeline`.
 
-Exit codes (for cron): 0 every file was audited; 1 some files could not be audited (see
-summary.json "errors"); 2 the invocation or the config is wrong and nothing was audited.
+Exit codes (for cron): 0 every recording is audited (now or in an earlier run); 1 some recordings
+could not be audited (see summary.json "errors"); 2 the invocation or the config is wrong and
+nothing was audited; 3 another run is using the output folder.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,16 +22,18 @@ from rich.text import Text
 
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
-from audit.pipeline import AsrChoice, discover, run_batch
+from audit.batch import BatchOptions, RunLocked, discover, run_batch
+from audit.store import DB_NAME, export_csv, run_status
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
 
 app = typer.Typer(
     help="Audit recorded Chinese customer-service calls against service norms.",
     no_args_is_help=True,
     add_completion=False,
 )
-out_console = Console()
+out_console = Console(width=None if sys.stdout.isatty() else 200)  # logs: no folding
 err_console = Console(stderr=True)
 
 
@@ -61,7 +66,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
 @app.command()
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Recordings or folders (searched recursively).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for calls/*.json and summary.json.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results database, "
+                                      "calls/*.json, summary.json and logs/.")],
     config: Annotated[Optional[Path], typer.Option(help="TOML laid over configs/default.toml.")] = None,
     asr: Annotated[AsrOption, typer.Option(
         help="Transcripts from Whisper, from NAME.transcript.json sidecars, or auto: Whisper when "
@@ -71,8 +77,13 @@ def run(
              "default from [asr] model.")] = None,
     device: Annotated[Optional[DeviceOption], typer.Option(
         help="auto = CUDA with fp16 when a GPU is present, else CPU; default from [asr] device.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Parallel worker processes, each loading the model once.")] = DEFAULT_WORKERS,
+    force: Annotated[bool, typer.Option(help="Re-audit calls already in the results database.")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        help="Retry recordings that failed in an earlier run (unchanged files are skipped).")] = False,
 ):
-    """Audit recordings and write one JSON record per call plus a run summary."""
+    """Audit recordings; calls already audited with the same audio, config and model are skipped."""
     try:
         settings = load_config(config)
     except ConfigError as error:
@@ -80,38 +91,61 @@ def run(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}")
-    jobs = discover(paths)
-    if not jobs:
+    if not discover(paths):
         raise _fail(f"no recordings (.wav .flac .ogg .mp3) under {', '.join(map(str, paths))}")
+    options = BatchOptions(asr.value, model, device.value if device else None, workers, force, retry_failed)
+    log_file = _log_to_file(out)
     try:
-        choice = AsrChoice.prepare(asr.value, settings, model, device.value if device else None)
+        report = _run_with_progress(paths, out, settings, options)
     except AsrUnavailable as error:
         raise _fail(str(error))
+    except RunLocked as error:
+        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+        raise typer.Exit(EXIT_LOCKED)
+    _print_summary(report.document, out)
+    out_console.print(f"Log: {log_file}", highlight=False)
+    raise typer.Exit(EXIT_SOME_FAILED if report.document["errors"] else EXIT_OK)
 
-    summary = _run_with_progress(jobs, out, settings, choice)
-    _print_summary(summary.document(), out)
-    raise typer.Exit(EXIT_SOME_FAILED if summary.errors else EXIT_OK)
+
+def _log_to_file(out: Path) -> Path:
+    folder = out / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return path
 
 
-def _run_with_progress(jobs, out, settings, choice):
+def _run_with_progress(paths, out, settings, options):
     log = logging.getLogger("audit")
     if not err_console.is_terminal:
-        def log_line(job, row, error):
-            outcome = f"ERROR {error}" if error else f"{row['verdict']} {row['score']:g}"
-            log.info("audited %s: %s", job.call_id, outcome)
+        def log_line(outcome, done, total):
+            if outcome.state == "audited":
+                text = f"{outcome.row['verdict']} {outcome.row['score']:g} ({outcome.seconds:.1f} s)"
+            elif outcome.state == "failed":
+                text = f"ERROR {outcome.reason}"
+            else:
+                text = outcome.state.replace("_", " ")
+            log.info("[%d/%d] %s: %s", done, total, outcome.job.call_id, text)
 
-        return run_batch(jobs, out, settings, choice, log_line)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        return run_batch(paths, out, settings, options, log_line)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
                   TimeRemainingColumn(), TextColumn("{task.description}"),
                   console=err_console, transient=True) as progress:
-        task = progress.add_task("", total=len(jobs))
+        task = progress.add_task("", total=None, rate="")
+        started = time.perf_counter()
 
-        def advance(job, row, error):
-            progress.update(task, advance=1, description=job.call_id)
+        def advance(outcome, done, total):
+            minutes = max(time.perf_counter() - started, 1e-3) / 60
+            progress.update(task, completed=done, total=total, description=outcome.job.call_id,
+                            rate=f"{done / minutes:.0f} calls/min")
 
-        return run_batch(jobs, out, settings, choice, advance)
+        return run_batch(paths, out, settings, options, advance)
 
 
 VERDICT_STYLE = {"pass": "green", "review": "yellow", "fail": "red"}
@@ -120,7 +154,7 @@ VERDICT_STYLE = {"pass": "green", "review": "yellow", "fail": "red"}
 def _print_summary(document: dict, out: Path) -> None:
     table = Table(title="Call audit", title_justify="left")
     for column in ("call", "verdict", "score", "transcript", "failed rules"):
-        table.add_column(column, justify="right" if column == "score" else "left")
+        table.add_column(column, justify="right" if column == "score" else "left", overflow="fold")
     for call in document["calls"]:
         table.add_row(Text(call["call_id"]), Text(call["verdict"], style=VERDICT_STYLE[call["verdict"]]),
                       f"{call['score']:g}", call["transcript_source"],
@@ -132,7 +166,47 @@ def _print_summary(document: dict, out: Path) -> None:
     counts = document["counts"]
     out_console.print(
         f"{counts['audited']} of {counts['files']} recordings audited "
-        f"(pass {counts['pass']}, review {counts['review']}, fail {counts['fail']}; "
-        f"errors {counts['errors']}). Records in {out / 'calls'}, summary in {out / 'summary.json'}",
+        f"({counts['audited_now']} now, {counts['skipped']} already done; "
+        f"pass {counts['pass']}, review {counts['review']}, fail {counts['fail']}; "
+        f"errors {counts['errors']}). Results in {out}",
         highlight=False,
     )
+
+
+@app.command()
+def status(out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")]):
+    """What ran, what failed and what is left in an output folder."""
+    if not (out / DB_NAME).exists():
+        raise _fail(f"{out} holds no results database ({DB_NAME}); run `audit run ... --out {out}` first")
+    facts = run_status(out)
+    runs = Table(title="Runs", title_justify="left")
+    for column in ("run", "started", "finished", "status", "files", "audited", "skipped", "errors"):
+        runs.add_column(column)
+    for row in facts["runs"]:
+        runs.add_row(*[Text("" if v is None else str(v)) for v in row])
+    out_console.print(runs)
+    out_console.print(f"calls in the database: {facts['calls']} "
+                      f"(pass {facts['verdicts'].get('pass', 0)}, review {facts['verdicts'].get('review', 0)}, "
+                      f"fail {facts['verdicts'].get('fail', 0)}); recordings that failed: {len(facts['errors'])}",
+                      highlight=False)
+    for call_id, reason in facts["errors"]:
+        out_console.print(Text(f"  {call_id}: {reason}"))
+    left = facts["left"]
+    out_console.print(f"left to audit from the last run's folders: {len(left)}", highlight=False)
+    for call_id in left[:20]:
+        out_console.print(Text(f"  {call_id}"))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")],
+    csv: Annotated[Path, typer.Option("--csv", help="Write one row per call here.")],
+    findings: Annotated[Optional[Path], typer.Option(
+        help="Also write one row per finding (failed rule) here.")] = None,
+):
+    """Export the results database to CSV for spreadsheets."""
+    if not (out / DB_NAME).exists():
+        raise _fail(f"{out} holds no results database ({DB_NAME})")
+    calls, found = export_csv(out, csv, findings)
+    out_console.print(f"{calls} calls written to {csv}"
+                      + (f", {found} findings to {findings}" if findings else ""), highlight=False)

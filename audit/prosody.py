@@ -23,12 +23,14 @@ transcript's speaker labels when it has them; otherwise everything is the "unkno
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import gaussian_filter1d, median_filter
+from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks, resample_poly
+from scipy.signal._peak_finding_utils import PeakPropertyWarning
 
 from audit.records import CallEvent, ChannelSpeech, Speaker, Transcript, Utterance
 from audit.textnorm import normalize
@@ -43,7 +45,6 @@ PITCH_CHUNK = 4096  # frames per FFT batch: bounds memory on long calls
 # the threshold (plain YIN) is often half the period on telephone speech, which lacks the
 # fundamental; the deepest dip alone is often twice the period.
 OCTAVE_TOLERANCE = 0.1
-OCTAVE_CONTEXT = 9  # voiced frames around each frame whose median tells an octave error  # frames per FFT batch: bounds memory on long calls
 
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict:
@@ -373,19 +374,7 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
         shift = np.where(curvature > 0, 0.5 * (left - right) / np.maximum(curvature, 1e-12), 0.0)
         period = tau_min + k + np.clip(shift, -0.5, 0.5)
         f0[batch[rows]] = PITCH_RATE / period
-    return _fix_octaves(f0)
-
-
-def _fix_octaves(f0: np.ndarray) -> np.ndarray:
-    """Move frames an octave away from their voiced neighbours' median back by that octave."""
-    voiced = np.flatnonzero(~np.isnan(f0))
-    if voiced.size < OCTAVE_CONTEXT:
-        return f0
-    tones = np.log2(f0[voiced])
-    octaves = np.round(tones - median_filter(tones, OCTAVE_CONTEXT, mode="nearest"))
-    fixed = f0.copy()
-    fixed[voiced] = 2.0 ** (tones - octaves)
-    return fixed
+    return f0
 
 
 def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
@@ -405,8 +394,10 @@ def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
     intensity = _db(gaussian_filter1d(power, sigma, mode="constant"))
     floor = np.quantile(intensity[speech], 0.99) - settings.nuclei_floor_db
     contour = np.where(speech, intensity, floor - settings.nuclei_min_dip_db)
-    peaks, _ = find_peaks(contour, height=floor, prominence=settings.nuclei_min_dip_db,
-                          wlen=int(1.0 / FRAME_S))
+    with warnings.catch_warnings():  # plateaus inside the 1 s window have no prominence: not peaks
+        warnings.simplefilter("ignore", PeakPropertyWarning)
+        peaks, _ = find_peaks(contour, height=floor, prominence=settings.nuclei_min_dip_db,
+                              wlen=int(1.0 / FRAME_S))
     reach = round(settings.nuclei_voicing_reach_s / FRAME_S)
     voiced = np.concatenate(([0], np.cumsum(~np.isnan(f0))))
     near = voiced[np.minimum(peaks + reach + 1, f0.size)] - voiced[np.maximum(peaks - reach, 0)] > 0

@@ -25,7 +25,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Literal, NamedTuple, Union
+from typing import Literal, NamedTuple
 
 from audit.checks import CallContext, char_times
 from audit.config import ConfigError, build_section
@@ -164,7 +164,7 @@ class Anchor:
     expect: Literal["present", "absent"]
 
 
-Node = Union[PhraseNode, RegexNode, EventNode, AllOf, AnyOf, Not, Anchor]
+Node = PhraseNode | RegexNode | EventNode | AllOf | AnyOf | Not | Anchor
 
 
 @dataclass(frozen=True)
@@ -469,7 +469,7 @@ class _Loader:
         if not isinstance(value, str):
             raise self.fail(key, "must be a string")
         try:
-            pattern = re.compile(normalize_pattern(value))
+            pattern = re.compile(value)
         except re.error as error:
             raise self.fail(key, f"not a valid regular expression: {error}") from None
         if pattern.search("") is not None:
@@ -521,22 +521,19 @@ class _Segmenter:
 
         jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading at DEBUG to stderr
         self._jieba = jieba.Tokenizer()
-        self._phrase_words = phrase_words - protected_words
-        self._added: set[str] = set()
-        self._add(sorted(phrase_words | protected_words))
+        self._phrase_words = phrase_words
+        self._protected = set(protected_words)
+        for word in sorted(phrase_words | protected_words):
+            self._jieba.add_word(word)  # frequency just high enough to keep it whole
         self._words = lru_cache(maxsize=8192)(self._cut)
 
-    def _add(self, words) -> None:
-        for word in words:
-            if word not in self._added:
-                self._jieba.add_word(word)  # frequency just high enough to keep it whole
-                self._added.add(word)
-
     def add_terms(self, terms: tuple[str, ...]) -> None:
-        """Config terms (company names) are words too; adding one resets the cached segmentations."""
-        spoken = [normalize(t).with_numerals for t in terms]
-        if any(t and t not in self._added for t in spoken):
-            self._add(t for t in spoken if t)
+        """Config terms (company names) are protected words; a new one resets the cached cuts."""
+        new = {normalize(t).with_numerals for t in terms} - self._protected - {""}
+        if new:
+            for word in sorted(new):
+                self._jieba.add_word(word)
+            self._protected |= new
             self._words.cache_clear()
 
     def _cut(self, text: str) -> tuple[tuple[int, int, str], ...]:
@@ -547,14 +544,25 @@ class _Segmenter:
         return tuple(words)
 
     def whole_words(self, text: str, start: int, end: int) -> bool:
-        """True unless [start, end) cuts into a word that is not itself a rulebook phrase."""
+        """False when [start, end) cuts into a protected word wherever it stands, or into a word
+        of jieba's segmentation that is not itself a rulebook phrase (a phrase never hides another)."""
+        for word in self._protected:
+            position = text.find(word)
+            while position >= 0:
+                if _cuts(start, end, position, position + len(word)):
+                    return False
+                position = text.find(word, position + 1)
         for word_start, word_end, word in self._words(text):
             if word_start >= end:
                 break
-            cut = word_start < start < word_end or word_start < end < word_end
-            if cut and word not in self._phrase_words:
+            if _cuts(start, end, word_start, word_end) and word not in self._phrase_words:
                 return False
         return True
+
+
+def _cuts(start: int, end: int, word_start: int, word_end: int) -> bool:
+    """Whether the span [start, end) has an edge strictly inside the word [word_start, word_end)."""
+    return word_start < start < word_end or word_start < end < word_end
 
 
 @lru_cache(maxsize=8192)
@@ -564,10 +572,6 @@ def _readings(char: str) -> frozenset[str]:
 
     found = pinyin(char, style=Style.TONE3, heteronym=True, errors=lambda text: [[text]])
     return frozenset(found[0]) if found else frozenset({char})
-
-
-def _sounds_alike(heard: str, meant: str) -> bool:
-    return heard == meant or bool(_readings(heard) & _readings(meant))
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -613,6 +617,7 @@ class _CallView:
         self.utterances = call.transcript.utterances
         self.norms = [normalize(u.text) for u in self.utterances]
         self._times: dict[int, list[tuple[float, float]]] = {}
+        self._readings: dict[int, list[frozenset[str]]] = {}
         self.end_s = max([call.recording.duration_s] + [u.end for u in self.utterances])
         everyone = {u.speaker for u in self.utterances} | {"agent", "customer", "unknown"}
         self.speakers = {"agent": set(call.agent_speakers), "customer": {"customer"}, "either": everyone}
@@ -635,6 +640,12 @@ class _CallView:
         first, last = norm.span(start, end)
         return _Hit(times[start][0], times[end - 1][1], utterance.speaker, utterance.text,
                     utterance.text[first:last], index, key)
+
+    def readings(self, index: int) -> list[frozenset[str]]:
+        """The pinyin readings of each character of an utterance, for homophone matching."""
+        if index not in self._readings:
+            self._readings[index] = [_readings(char) for char in self.norms[index].with_numerals]
+        return self._readings[index]
 
     def context(self, index: int) -> _Hit:
         u = self.utterances[index]
@@ -675,13 +686,14 @@ class _Evaluator:
         window = frame.window
         if window is None:
             return scope
-        values, call = window.values, self.view.call
+        values, answer, end = window.values, self.view.call.answer_s, self.view.end_s
         if window.kind in ("first_s", "last_s", "between_s"):
-            low, high = {
-                "first_s": lambda: (call.answer_s, call.answer_s + values[0]),
-                "last_s": lambda: (self.view.end_s - values[0], self.view.end_s),
-                "between_s": lambda: values,
-            }[window.kind]()
+            if window.kind == "first_s":
+                low, high = answer, answer + values[0]
+            elif window.kind == "last_s":
+                low, high = end - values[0], end
+            else:
+                low, high = values
             return _Scope(scope.utterances, max(scope.start, low), min(scope.end, high))
         speakers = self.view.speakers[frame.speaker or "either"]
         own = [i for i in scope.utterances if self.view.utterances[i].speaker in speakers]
@@ -733,18 +745,26 @@ class _Evaluator:
             spans.append((position, position + len(needle)))
             position = text.find(needle, position + 1)
         if self.tolerance.pinyin and len(needle) >= MIN_TOLERANT_PINYIN:
-            exact = set(spans)
-            spans += [
-                (i, i + len(needle)) for i in range(len(text) - len(needle) + 1)
-                if (i, i + len(needle)) not in exact
-                and all(text[i + k] == needle[k] or _sounds_alike(norm.with_numerals[i + k], phrase.spoken[k])
-                        for k in range(len(needle)))
-            ]
+            spans += self.homophones(index, phrase, exclude=set(spans))
         spans = [s for s in spans if self.view.segmenter.whole_words(norm.with_numerals, *s)]
         threshold = self.tolerance.similarity
         if not spans and threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text:
             spans = _near_match(needle, text, threshold)
         return spans
+
+    def homophones(self, index: int, phrase: Phrase, exclude: set) -> list[tuple[int, int]]:
+        """Spans where every character is the phrase's or sounds like it (same pinyin and tone)."""
+        text, heard = self.view.norms[index].text, self.view.readings(index)
+        meant = [_readings(char) for char in phrase.spoken]
+        size, found = len(phrase.needle), []
+        first, first_sounds = phrase.needle[0], meant[0]
+        for start in range(len(text) - size + 1):
+            if text[start] != first and not heard[start] & first_sounds:  # cheap test before the rest
+                continue
+            if (start, start + size) not in exclude and all(
+                    text[start + k] == phrase.needle[k] or heard[start + k] & meant[k] for k in range(1, size)):
+                found.append((start, start + size))
+        return found
 
     def regex(self, node: RegexNode, scope: _Scope) -> list[_Hit]:
         speakers = self.view.speakers[node.frame.speaker]

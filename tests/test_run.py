@@ -34,7 +34,7 @@ def test_demo_invocation(tmp_path, truth):
     assert summary["counts"]["audited"] == len(calls) and summary["errors"] == []
     assert summary["asr"]["mode"] == "auto" and summary["asr"]["whisper_error"]  # no weights here
     for name, facts in calls.items():
-        record = json.loads((tmp_path / "demo" / "calls" / f"{name}.json").read_text(encoding="utf-8"))
+        record = json.loads((tmp_path / "demo" / "calls" / f"calls__{name}.json").read_text(encoding="utf-8"))
         assert record["schema"] == "call-audit/1"
         assert record["transcript_source"] == "sidecar"
         assert record["recording"]["duration_s"] == pytest.approx(facts["duration_s"], abs=0.01)
@@ -85,8 +85,8 @@ def test_bad_files_are_reported_and_the_run_goes_on(tmp_path, mixed_folder):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["counts"]["files"] == 7 and summary["counts"]["audited"] == 2
     audited = sorted(c["call_id"] for c in summary["calls"])
-    assert audited == ["day__team__compliant", "day__team__missing_agent_id"]
-    reasons = {e["call_id"]: e["reason"] for e in summary["errors"]}
+    assert audited == ["in__day__team__compliant", "in__day__team__missing_agent_id"]
+    reasons = {e["call_id"].removeprefix("in__"): e["reason"] for e in summary["errors"]}
     assert reasons["empty"] == "empty file (0 bytes)"
     assert "not a readable audio file" in reasons["notes"]
     assert "truncated" in reasons["cut"]

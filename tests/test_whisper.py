@@ -10,7 +10,8 @@ import soundfile
 from audit import asr as asr_module
 from audit.asr import AsrUnavailable, WhisperTranscriber, speech_clips
 from audit.config import load_config
-from audit.pipeline import AsrChoice, Job, audit_call, discover, run_batch
+from audit.batch import BatchOptions, run_batch
+from audit.pipeline import AsrChoice, Job, audit_call
 from audit.records import Interval
 from audit.store import call_record
 from conftest import FIXTURE_CALLS
@@ -42,9 +43,10 @@ def test_device_auto_picks_cpu_without_gpu(transcriber):
     assert transcriber.device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_whisper_run_gives_a_well_formed_record(short_call, transcriber, config, tmp_path):
-    summary = run_batch(discover([short_call]), tmp_path, config, AsrChoice("whisper", transcriber))
-    assert summary.errors == []
+def test_whisper_run_gives_a_well_formed_record(short_call, tiny_whisper, config, tmp_path):
+    options = BatchOptions("whisper", str(tiny_whisper), "cpu")
+    summary = run_batch([short_call], tmp_path, config, options).document
+    assert summary["errors"] == []
     record = json.loads((tmp_path / "calls" / "short.json").read_text(encoding="utf-8"))
     assert record["schema"] == "call-audit/1"
     assert record["transcript_source"] == "whisper"
@@ -57,7 +59,8 @@ def test_whisper_run_gives_a_well_formed_record(short_call, transcriber, config,
     (opening,) = [r for r in record["results"] if r["rule_id"] == "opening.golden_30s"]
     assert opening["status"] in ("pass", "fail", "not_measurable")  # garbage text, no crash
     assert record["verdict"] in ("pass", "review", "fail")
-    assert summary.asr["whisper_model"] == transcriber.model_name
+    assert summary["asr"]["whisper_model"] == str(tiny_whisper)
+    assert summary["calls"][0]["transcript_source"] == "whisper"
 
 
 def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypatch):

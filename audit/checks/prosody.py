@@ -15,13 +15,9 @@ from audit.records import Evidence
 
 
 def _agent(call: CallContext) -> tuple[SpeakerProsody | None, str]:
-    """The agent's summary, or None and why the agent cannot be measured on its own."""
+    """The agent's summary, or None and why: only a mono recording without speaker labels has none."""
     agent = call.prosody.speaker("agent")
-    if agent is not None:
-        return agent, ""
-    if call.recording.channels == 1:
-        return None, "单声道录音且转写未区分说话人,无法单独测量座席"
-    return None, "座席声道没有检测到语音"
+    return agent, "" if agent else "单声道录音未区分座席和客户(转写也没有标注说话人),无法单独测量座席"
 
 
 def _agent_utterances(prosody: Prosody) -> list[UtteranceProsody]:
