@@ -210,3 +210,43 @@ def export(
     calls, found = export_csv(out, csv, findings)
     out_console.print(f"{calls} calls written to {csv}"
                       + (f", {found} findings to {findings}" if findings else ""), highlight=False)
+
+
+rules_app = typer.Typer(help="Validate a text rulebook and run the examples stored with its rules.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+def _rulebook(path: Path):
+    from audit.rules import check_rulebook
+
+    try:
+        return check_rulebook(path)
+    except ConfigError as error:
+        raise _fail(f"invalid rulebook: {error}")
+
+
+@rules_app.command("check")
+def rules_check(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.")]):
+    """Validate a rulebook: unknown keys, bad regexes, unknown speakers or events fail with the key."""
+    rulebook = _rulebook(path)
+    out_console.print(f"{path}: {len(rulebook.rules)} rules, valid", highlight=False)
+
+
+@rules_app.command("test")
+def rules_test(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.")]):
+    """Run every rule's pass/fail example dialogues and print a table; exit 1 if any disagrees."""
+    from audit.rules import run_examples
+
+    rows = run_examples(_rulebook(path), load_config().company_names)
+    table = Table(title=f"Rulebook examples: {path}", title_justify="left")
+    for column in ("rule", "expected", "got", "", "example"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(Text(row.rule_id), row.expected, row.got,
+                      Text("ok", style="green") if row.ok else Text("WRONG", style="bold red"),
+                      Text(row.example))
+    out_console.print(table)
+    wrong = sum(not row.ok for row in rows)
+    out_console.print(f"{len(rows) - wrong} of {len(rows)} examples agree", highlight=False)
+    raise typer.Exit(EXIT_SOME_FAILED if wrong else EXIT_OK)

@@ -119,6 +119,11 @@ class TimingConfig:
 
 
 @dataclass(frozen=True)
+class TextConfig:
+    rulebook: str = "rulebook.toml"  # the text rulebook, relative to the config file naming it
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     fail_below: float = field(default=60.0, metadata=_range(0.0, 100.0))
 
@@ -138,30 +143,41 @@ class Config:
     vad: VadConfig
     asr: AsrConfig
     timing: TimingConfig
+    text: TextConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
+    rulebook: Any  # audit.rules.Rulebook: the text rules
     files: tuple[str, ...]  # the files this config was built from, defaults first
-    sha256: str  # of the merged settings, to tell whether two runs used the same norms
+    sha256: str  # of the merged settings and the rulebook, to tell whether two runs used the same norms
 
     @property
     def company_names(self) -> tuple[str, ...]:
         return (self.company.name, *self.company.aliases)
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """Points each rule takes off the score when it fails: function checks and rulebook rules."""
+        return {**{r.id: r.weight for r in self.rulebook.rules},
+                **{rule_id: rule.weight for rule_id, rule in self.rules.items()}}
+
 
 def load_config(path: Path | str | None = None) -> Config:
     """Read `configs/default.toml`, lay `path` over it and validate the result."""
-    merged = _read_toml(DEFAULT_CONFIG)
+    merged = read_toml(DEFAULT_CONFIG)
     files = [str(DEFAULT_CONFIG)]
     origin = str(DEFAULT_CONFIG)
+    rulebook_base = DEFAULT_CONFIG.parent
     if path is not None:
-        overlay = _read_toml(Path(path))
+        overlay = read_toml(Path(path))
         merged = _deep_merge(merged, overlay)
         files.append(str(path))
         origin = str(path)
-    return _build_config(merged, origin, tuple(files))
+        if "rulebook" in overlay.get("text", {}):
+            rulebook_base = Path(path).parent
+    return _build_config(merged, origin, tuple(files), rulebook_base)
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
@@ -183,10 +199,11 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
+def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_base: Path) -> Config:
     from audit.checks import CHECKS  # the checks declare their own parameters
+    from audit.rules import check_rulebook
 
-    known = {"company", "channels", "vad", "asr", "timing", "scoring", "rules"}
+    known = {"company", "channels", "vad", "asr", "timing", "text", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -198,6 +215,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
             ("vad", VadConfig),
             ("asr", AsrConfig),
             ("timing", TimingConfig),
+            ("text", TextConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -215,8 +233,15 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...]) -> Config:
     for rule_id in CHECKS:
         if rule_id not in rules:
             raise ConfigError(origin, f"rules.{rule_id}", "missing: every rule needs its settings")
-    digest = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()
-    return Config(**sections, rules=rules, files=files, sha256=digest)
+    rulebook_path = rulebook_base / sections["text"].rulebook
+    rulebook = check_rulebook(rulebook_path)
+    clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
+    if clashes:
+        raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
+    digest = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode())
+    digest.update(rulebook_path.read_bytes())
+    return Config(**sections, rules=rules, rulebook=rulebook, files=files,
+                  sha256=digest.hexdigest())
 
 
 def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConfig:

@@ -107,8 +107,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         timing=timing,
         events=timing.events(),
     )
-    results = run_checks(context, config.rules)
-    score, verdict = score_call(results, config.rules, config.scoring)
+    results = run_checks(context, config)
+    score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,
         recording=recording.info,
@@ -118,6 +118,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         metrics=call_metrics(context),
         results=results,
         score=score,
+        subscores=subscores,
         verdict=verdict,
     )
 

@@ -22,13 +22,14 @@ transcript's speaker labels when it has them; otherwise everything is the "unkno
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, resample_poly
 from scipy.signal._peak_finding_utils import PeakPropertyWarning
 
@@ -45,6 +46,7 @@ PITCH_CHUNK = 4096  # frames per FFT batch: bounds memory on long calls
 # the threshold (plain YIN) is often half the period on telephone speech, which lacks the
 # fundamental; the deepest dip alone is often twice the period.
 OCTAVE_TOLERANCE = 0.1
+OCTAVE_CONTEXT = 9  # voiced frames around each frame whose median tells an octave error
 
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict:
@@ -57,7 +59,7 @@ class ProsodyConfig:
 
     rate_pause_min_s: float = field(default=0.3, metadata=_range(0.05, 5.0))
     rate_min_chars: int = field(default=4, metadata=_range(1, 50))
-    rate_min_speech_s: float = field(default=1.0, metadata=_range(0.1, 30.0))
+    rate_min_speech_s: float = field(default=0.5, metadata=_range(0.05, 30.0))
     intensity_window_s: float = field(default=0.035, metadata=_range(0.01, 0.2))
     nuclei_min_dip_db: float = field(default=1.5, metadata=_range(0.1, 20.0))
     nuclei_floor_db: float = field(default=25.0, metadata=_range(5.0, 60.0))
@@ -98,7 +100,7 @@ class UtteranceProsody:
     end: float
     chars: int  # punctuation and spaces stripped
     spoken_s: float  # timing inside voice activity, pauses >= rate_pause_min_s left out
-    rate_cpm: float | None  # characters per minute; None under rate_min_chars
+    rate_cpm: float | None  # characters per minute; None under rate_min_chars or rate_min_speech_s
     rate_audio_cpm: float | None  # syllable nuclei per minute over the same time
     level_dbfs: float | None  # None when the VAD found no speech in it
     pitch_median_hz: float | None
@@ -331,8 +333,9 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
     """F0 per frame by YIN on the given frames only; NaN where unvoiced.
 
     The difference function d(tau) = e(0) + e(tau) - 2 r(tau) comes from running energies and an
-    FFT cross-correlation for a whole batch of frames at once; the first dip of its cumulative
-    mean normalised form under the voicing threshold is the period, refined by a parabola.
+    FFT cross-correlation for a whole batch of frames at once. The period is the shortest dip of
+    its cumulative mean normalised form that is under the voicing threshold and within
+    OCTAVE_TOLERANCE of the deepest dip, refined by a parabola.
     """
     f0 = np.full(total, np.nan)
     tau_min = max(2, int(PITCH_RATE / settings.pitch_max_hz))
@@ -374,7 +377,23 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
         shift = np.where(curvature > 0, 0.5 * (left - right) / np.maximum(curvature, 1e-12), 0.0)
         period = tau_min + k + np.clip(shift, -0.5, 0.5)
         f0[batch[rows]] = PITCH_RATE / period
-    return f0
+    return _fix_octaves(f0)
+
+
+def _fix_octaves(f0: np.ndarray) -> np.ndarray:
+    """Move frames an octave or more away from their voiced neighbours' median back by as much.
+
+    Low voices through the phone band still give YIN an occasional doubled or halved period, and a
+    few such frames widen the 5-95 % pitch range by an octave.
+    """
+    voiced = np.flatnonzero(~np.isnan(f0))
+    if voiced.size < OCTAVE_CONTEXT:
+        return f0
+    octaves = np.log2(f0[voiced])
+    jumps = np.round(octaves - median_filter(octaves, OCTAVE_CONTEXT, mode="nearest"))
+    fixed = f0.copy()
+    fixed[voiced] = 2.0 ** (octaves - jumps)
+    return fixed
 
 
 def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
@@ -479,7 +498,7 @@ def _measure_utterance(index: int, utterance: Utterance, track: _Track | None, s
     timing = _bridge(_interval_mask(spans, a, b - a), pause)
     spoken = timing & speaking[a:b]
     spoken_s = float(spoken.sum()) * FRAME_S
-    rated = chars >= settings.rate_min_chars and spoken_s > 0
+    rated = chars >= settings.rate_min_chars and spoken_s >= settings.rate_min_speech_s
     rate = chars / spoken_s * 60.0 if rated else None
     nuclei = int(np.count_nonzero(track.channel.nuclei[a:b] & spoken))
     rate_audio = nuclei / spoken_s * 60.0 if rated else None
@@ -535,7 +554,7 @@ def _raised_episodes(track: _Track, level: np.ndarray, baseline: float,
         inside = label[a:b][track.mask[a:b]]
         if inside.size and np.count_nonzero(inside) >= inside.size / 2:
             held[np.bincount(inside[inside > 0]).argmax() - 1].append(u.index)
-    return [RaisedEpisode(track.speaker, a * FRAME_S, b * FRAME_S,
+    return [RaisedEpisode(track.speaker, float(a * FRAME_S), float(b * FRAME_S),
                           float(np.median(level[a:b][raised[a:b]])) - baseline, tuple(indices))
             for (a, b), indices in zip(sustained, held)]
 
@@ -544,7 +563,7 @@ def _jumps(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> list[
     """Rises between a speaker's consecutive utterances: in level alone, or in level and pitch."""
     leveled = [u for u in utterances if u.level_dbfs is not None]
     found = []
-    for before, after in zip(leveled, leveled[1:]):
+    for before, after in itertools.pairwise(leveled):
         rise = after.level_dbfs - before.level_dbfs
         pitch_rise = (12.0 * math.log2(after.pitch_median_hz / before.pitch_median_hz)
                       if after.pitch_median_hz and before.pitch_median_hz else None)
@@ -568,13 +587,14 @@ def _agitation(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> l
         return None
     percentile = settings.agitation_baseline_percentile
     calm_level = float(np.percentile([u.level_dbfs for u in leveled], percentile))
-    timed = [u for u in leveled if u.rate_cpm is not None and u.spoken_s >= settings.agitation_rate_min_s]
-    calm_rate = (float(np.percentile([u.rate_cpm for u in timed], percentile))
+    timed = {u.index: u.rate_cpm for u in leveled
+             if u.rate_cpm is not None and u.spoken_s >= settings.agitation_rate_min_s}
+    calm_rate = (float(np.percentile(list(timed.values()), percentile))
                  if len(timed) >= settings.agitation_min_utterances else None)
     found = []
     for u in leveled:
         rise = u.level_dbfs - calm_level
-        ratio = u.rate_cpm / calm_rate if calm_rate is not None and u in timed else None
+        ratio = timed[u.index] / calm_rate if calm_rate is not None and u.index in timed else None
         if rise >= settings.agitation_level_db or (ratio or 0.0) >= settings.agitation_rate_ratio:
             found.append(Agitation(u.index, u.start, u.end, rise, ratio))
     return found
@@ -595,7 +615,7 @@ def _turn_pauses(agent: _Track, others: list[_Track], settings: ProsodyConfig) -
     gap_start, gap_end = ends[:-1], starts[1:]
     long = (gap_end - gap_start) * FRAME_S >= settings.long_pause_s
     alone = spoken[gap_end] - spoken[gap_start] == 0
-    return [Pause(agent.speaker, a * FRAME_S, b * FRAME_S)
+    return [Pause(agent.speaker, float(a * FRAME_S), float(b * FRAME_S))
             for a, b in zip(gap_start[long & alone], gap_end[long & alone])]
 
 
@@ -613,7 +633,8 @@ def _response_gaps(agent: _Track, customer: _Track) -> list[ResponseGap]:
     previous_end = np.concatenate(([-1], agent_ends[:-1]))
     answering = previous_end <= stopped
     keep = has_last & silent & answering
-    return [ResponseGap(c * FRAME_S, a * FRAME_S) for c, a in zip(stopped[keep], agent_starts[keep])]
+    return [ResponseGap(float(c * FRAME_S), float(a * FRAME_S))
+            for c, a in zip(stopped[keep], agent_starts[keep])]
 
 
 # --- the stage ----------------------------------------------------------------------------------

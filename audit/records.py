@@ -157,4 +157,5 @@ class CallAudit:
     metrics: dict
     results: tuple[RuleResult, ...]
     score: float
+    subscores: dict  # category -> score, e.g. {"timing": 90.0, "prosody": 100.0, "text": 80.0}
     verdict: Verdict

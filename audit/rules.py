@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from audit.checks import CallContext, char_times
-from audit.config import ConfigError, build_section
+from audit.config import ConfigError, build_section, read_toml
 from audit.records import (
     CallEvent,
     CallMeta,
@@ -236,16 +235,7 @@ _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 def check_rulebook(path: Path | str) -> Rulebook:
     """Read and validate a rulebook; the first problem raises `ConfigError` naming file and key."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            table = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(path, "", "file not found") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, "", f"not valid TOML: {error}") from None
-    except OSError as error:
-        raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
-    return _Loader(path, table).rulebook()
+    return _Loader(path, read_toml(path)).rulebook()
 
 
 class _Loader:
@@ -469,7 +459,7 @@ class _Loader:
         if not isinstance(value, str):
             raise self.fail(key, "must be a string")
         try:
-            pattern = re.compile(value)
+            pattern = re.compile(normalize_pattern(value))
         except re.error as error:
             raise self.fail(key, f"not a valid regular expression: {error}") from None
         if pattern.search("") is not None:

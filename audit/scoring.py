@@ -1,22 +1,36 @@
-"""Combine rule results into one score and verdict per call.
+"""Combine rule results into one score, per-category subscores and a verdict per call.
 
 Deduct-from-100 scoring with a critical (一票否决) flag, the shape the commercial QA suites use
-(anchors 1.3 and 1.6): each failed rule takes its configured weight off the score; a failed critical
-rule, or a score under `scoring.fail_below`, fails the call; any other failure sends it to review.
-A rule that could not be measured deducts nothing: it says so in its own result.
+(anchors 1.3 and 1.6): each failed rule takes its configured weight off the score (and off its
+category's subscore); a failed critical rule, or a score under `scoring.fail_below`, fails the call;
+any other failure sends it to review. A rule that could not be measured deducts nothing: it says so
+in its own result.
 """
 
 from __future__ import annotations
 
-from audit.config import RuleConfig, ScoringConfig
+from audit.config import ScoringConfig
 from audit.records import RuleResult, Verdict
+
+CATEGORIES = ("timing", "prosody", "text")
+
+
+def category_of(rule_id: str) -> str:
+    """timing.* / prosody.* / text.*; the opening is judged on what was said, so it counts as text."""
+    prefix = rule_id.split(".", 1)[0]
+    return prefix if prefix in CATEGORIES else "text"
 
 
 def score_call(
-    results: tuple[RuleResult, ...], rules: dict[str, RuleConfig], scoring: ScoringConfig
-) -> tuple[float, Verdict]:
+    results: tuple[RuleResult, ...], weights: dict[str, float], scoring: ScoringConfig
+) -> tuple[float, dict[str, float], Verdict]:
     failed = [r for r in results if r.status == "fail"]
-    score = max(0.0, 100.0 - sum(rules[r.rule_id].weight for r in failed))
+    score = max(0.0, 100.0 - sum(weights[r.rule_id] for r in failed))
+    subscores = {
+        category: max(0.0, 100.0 - sum(weights[r.rule_id] for r in failed
+                                       if category_of(r.rule_id) == category))
+        for category in CATEGORIES
+    }
     if any(r.severity == "critical" for r in failed) or score < scoring.fail_below:
-        return score, "fail"
-    return score, "review" if failed else "pass"
+        return score, subscores, "fail"
+    return score, subscores, "review" if failed else "pass"

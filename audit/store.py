@@ -71,6 +71,7 @@ def call_record(audit: CallAudit) -> dict:
             for r in audit.results
         ],
         "score": round(audit.score, 1),
+        "subscores": {k: round(v, 1) for k, v in audit.subscores.items()},
         "verdict": audit.verdict,
     }
 

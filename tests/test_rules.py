@@ -552,7 +552,6 @@ SHIPPED_IDS = {
     "text.active_listening", "text.empathy", "text.forbidden.shirk", "text.forbidden.vague",
     "text.forbidden.argue", "text.forbidden.jargon", "text.forbidden.overpromise",
     "text.forbidden.negative", "text.commitment_time", "text.transfers", "text.closing",
-    "text.hold_thanks",
 }
 
 
@@ -603,7 +602,6 @@ def _expected_from_truth(expected: dict) -> dict[str, str]:
         "text.commitment_time": fails(expected["vague_commitment"]),
         "text.transfers": "pass",  # no fixture call is transferred
         "text.closing": fails(not expected["closing_complete"]),
-        "text.hold_thanks": fails(bool(expected["hold_not_thanked"])),
     })
     return statuses
 

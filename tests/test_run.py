@@ -43,21 +43,29 @@ def test_demo_invocation(tmp_path, truth):
         assert (opening["status"] == "pass") == facts["expected"]["opening_complete"]
         assert name in done.stdout
         failed = {r["rule_id"] for r in record["results"] if r["status"] == "fail"}
-        expected = {RULE_OF_FINDING[f] for f in facts["expected"]["findings"] if f in RULE_OF_FINDING}
+        expected = {rule for f in facts["expected"]["findings"] for rule in RULES_OF_FINDING.get(f, ())}
+        if not facts["expected"]["active_listening"]:  # truth.json flags it but lists no finding
+            expected.add("text.active_listening")
+        expected |= {FORBIDDEN_FAMILY[f["category"]] for f in facts["expected"]["forbidden_phrases"]}
         assert failed == expected, name
     assert summary["fails_by_rule"]["opening.golden_30s"] == 1
     assert summary["fails_by_agent"]["2077"]["fails"]["opening.golden_30s"] == 1
     assert "7 of 7 recordings audited" in done.stdout
 
 
-RULE_OF_FINDING = {  # truth.json's findings -> the rule that must fail
-    "late_answer": "timing.three_rings",
-    "slow_first_words": "timing.first_words",
-    "opening_incomplete": "opening.golden_30s",
-    "dead_air": "timing.dead_air",
-    "interruption": "timing.interruption",
-    "ends_with_customer": "timing.cut_off",
-    "closing_incomplete": "timing.cut_off",
+FORBIDDEN_FAMILY = {"推卸责任": "text.forbidden.shirk", "争辩": "text.forbidden.argue",
+                    "负面生硬": "text.forbidden.negative"}
+RULES_OF_FINDING = {  # truth.json's findings -> the rules that must fail
+    "late_answer": ("timing.three_rings",),
+    "slow_first_words": ("timing.first_words",),
+    "opening_incomplete": ("opening.golden_30s",),
+    "dead_air": ("timing.dead_air",),
+    "interruption": ("timing.interruption",),
+    "ends_with_customer": ("timing.cut_off",),
+    "closing_incomplete": ("timing.cut_off", "text.closing"),
+    "impolite_address": ("text.polite_address",),
+    "no_empathy": ("text.empathy",),
+    "vague_commitment": ("text.commitment_time",),
 }
 
 

@@ -75,10 +75,10 @@ def check(rule_id: str, params: type):
     return register
 
 
-def run_checks(context: CallContext, rules: dict) -> tuple[RuleResult, ...]:
-    """Run every enabled rule; `rules` maps rule id to its `RuleConfig`."""
+def run_checks(context: CallContext, config) -> tuple[RuleResult, ...]:
+    """Every enabled function check, then the text rulebook (`config` is an `audit.config.Config`)."""
     results = []
-    for rule_id, rule in rules.items():
+    for rule_id, rule in config.rules.items():
         if not rule.enabled:
             continue
         outcome = CHECKS[rule_id].run(context, rule.params)
@@ -86,7 +86,7 @@ def run_checks(context: CallContext, rules: dict) -> tuple[RuleResult, ...]:
             RuleResult(rule_id, outcome.status, rule.severity, outcome.message,
                        outcome.evidence, outcome.details)
         )
-    return tuple(results)
+    return (*results, *config.rulebook.evaluate(context))
 
 
 # --- phrase finding, shared by the text checks -------------------------------------------------

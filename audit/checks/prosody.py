@@ -73,7 +73,7 @@ def rate(call: CallContext, params: RateParams) -> Outcome:
         problems.append(f"{len(fast)}句快于{params.utterance_max_cpm:g}字/分")
     if slow:
         problems.append(f"{len(slow)}句慢于{params.utterance_min_cpm:g}字/分")
-    too_slow = value < params.min_cpm or (slow and not fast)
+    too_slow = value < params.min_cpm or (bool(slow) and not fast)
     worst = sorted(rated, key=lambda u: _rate_of(u, source), reverse=not too_slow)
     worst = worst[: params.max_evidence] if problems else []
     details = {
@@ -112,7 +112,7 @@ def rate_vs_customer(call: CallContext, params: RateVsCustomerParams) -> Outcome
         return Outcome("not_measurable", "没有区分出客户的语音,无法比较语速")
     source, agent_rate = _rates(agent, customer)
     customer_rate = _rate_of(customer, source)
-    if agent_rate is None or customer_rate is None:
+    if agent_rate is None or not customer_rate:  # no customer syllables found: nothing to compare
         return Outcome("not_measurable", "座席或客户的语音太少,无法比较语速")
     ratio = agent_rate / customer_rate
     details = {"source": source, "agent_rate_cpm": round(agent_rate, 1),

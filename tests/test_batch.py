@@ -1,0 +1,200 @@
+"""The nightly batch: resumable after kill -9, incremental, one run per folder, workers, exports."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.batch import BatchOptions, OutputLock, discover, run_batch
+from audit.config import load_config
+from conftest import FIXTURE_CALLS, ROOT
+
+NAMES = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_voice",
+         "unannounced_hold", "customer_cut_off"]
+
+
+def _copy_call(name: str, folder: Path, as_name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    source = next(FIXTURE_CALLS.glob(f"{name}.*[!n]"))  # the audio (.wav or .flac)
+    os.link(source, folder / f"{as_name}{source.suffix}")
+    for suffix in (".transcript.json", ".meta.json"):
+        os.link(FIXTURE_CALLS / f"{name}{suffix}", folder / f"{as_name}{suffix}")
+
+
+def _folder(root: Path, copies: int) -> Path:
+    for index in range(copies):
+        name = NAMES[index % len(NAMES)]
+        _copy_call(name, root / f"team{index % 3}", f"{name}-{index:03d}")
+    return root
+
+
+def audit(*args):
+    return subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT)
+
+
+def _db(out: Path):
+    return sqlite3.connect(out / "audit.sqlite")
+
+
+def test_kill_and_resume(tmp_path):
+    folder = _folder(tmp_path / "night", 28)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "audit", "run", str(folder), "--out", str(out), "--asr", "sidecar",
+               "--workers", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and process.poll() is None:
+        if (out / "audit.sqlite").exists():
+            try:
+                done = _db(out).execute("SELECT count(*) FROM calls").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= 5:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 5 <= done < 28, "the run must be killed part-way"
+    with _db(out) as db:
+        interrupted = db.execute("SELECT count(*) FROM calls").fetchone()[0]
+        assert db.execute("SELECT status FROM runs").fetchall() == [("running",)]
+    assert interrupted < 28
+
+    again = audit("run", folder, "--out", out, "--asr", "sidecar", "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["skipped"] == interrupted
+    assert summary["counts"]["audited_now"] == 28 - interrupted
+    expected = sorted(job.call_id for job in discover([folder]))
+    with _db(out) as db:
+        ids = [row[0] for row in db.execute("SELECT call_id FROM calls ORDER BY call_id")]
+        assert ids == expected  # every call once, none lost
+        assert db.execute("SELECT count(*) FROM results").fetchone()[0] == 28 * len(load_config().weights)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert sorted(p.stem for p in (out / "calls").glob("*.json")) == expected
+    assert not list((out / "calls").glob("*.tmp"))
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path):
+    folder = _folder(tmp_path / "night", 2)
+    out = tmp_path / "out"
+    with OutputLock(out):
+        refused = audit("run", folder, "--out", out, "--asr", "sidecar")
+    assert refused.returncode == 3
+    assert "in use by another audit run" in refused.stderr and f"pid {os.getpid()}" in refused.stderr
+    assert not (out / "audit.sqlite").exists()
+    assert audit("run", folder, "--out", out, "--asr", "sidecar").returncode == 0  # lock released
+
+
+def test_incremental_force_and_changed_config(tmp_path):
+    folder = _folder(tmp_path / "night", 7)
+    out = tmp_path / "out"
+    config = load_config()
+    first = run_batch([folder], out, config, BatchOptions(asr_mode="sidecar"))
+    assert first.count("audited") == 7
+    second = run_batch([folder], out, config, BatchOptions(asr_mode="sidecar"))
+    assert second.count("skipped") == 7 and second.count("audited") == 0
+    assert second.document["counts"]["audited"] == 7  # the summary still covers every call
+    forced = run_batch([folder], out, config, BatchOptions(asr_mode="sidecar", force=True))
+    assert forced.count("audited") == 7
+    site = tmp_path / "site.toml"
+    site.write_text('[rules."timing.first_words"]\nmax_delay_s = 6.0\n', encoding="utf-8")
+    changed = run_batch([folder], out, load_config(site), BatchOptions(asr_mode="sidecar"))
+    assert changed.count("audited") == 7  # any threshold may change any verdict
+    late = next(c for c in changed.document["calls"] if c["call_id"].endswith("late_answer-001"))
+    assert "timing.first_words" not in late["failed_rules"]
+    # an edited recording is re-audited on its own
+    edited = next(folder.rglob("compliant-000.wav"))
+    data = edited.read_bytes()
+    edited.unlink()
+    edited.write_bytes(data[:-2] + b"\x01\x00")
+    after_edit = run_batch([folder], out, load_config(site), BatchOptions(asr_mode="sidecar"))
+    assert after_edit.count("audited") == 1 and after_edit.count("skipped") == 6
+    with _db(out) as db:
+        assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 7
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+
+
+def test_worker_count_gives_identical_results(tmp_path):
+    folder = _folder(tmp_path / "night", 7)
+    one = run_batch([folder], tmp_path / "one", load_config(), BatchOptions(asr_mode="sidecar", workers=1))
+    two = run_batch([folder], tmp_path / "two", load_config(), BatchOptions(asr_mode="sidecar", workers=2))
+    assert one.count("audited") == two.count("audited") == 7
+    for record in (tmp_path / "one" / "calls").glob("*.json"):
+        assert record.read_text(encoding="utf-8") == (tmp_path / "two" / "calls" / record.name).read_text(
+            encoding="utf-8")
+
+
+def test_corrupt_files_in_a_large_folder(tmp_path):
+    folder = _folder(tmp_path / "night", 42)
+    bad = folder / "bad"
+    bad.mkdir()
+    samples = (FIXTURE_CALLS / "missing_agent_id.wav").read_bytes()
+    for index in range(8):
+        kinds = [b"", b"garbage" * 100, samples[: len(samples) // 4], b"RIFF\x00\x00\x00\x00WAVE"]
+        (bad / f"broken-{index}.wav").write_bytes(kinds[index % 4])
+    out = tmp_path / "out"
+    done = audit("run", folder, "--out", out, "--asr", "sidecar")
+    assert done.returncode == 1
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"] | {} == summary["counts"]
+    assert summary["counts"]["audited"] == 42 and summary["counts"]["errors"] == 8
+    assert all(e["reason"] and e["call_id"].startswith("night__bad__broken-") for e in summary["errors"])
+    rerun = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    assert rerun.count("skipped_failed") == 8 and rerun.count("skipped") == 42
+    retried = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar", retry_failed=True))
+    assert retried.count("failed") == 8 and retried.count("skipped") == 42
+
+
+def test_status_and_csv_export(tmp_path):
+    folder = _folder(tmp_path / "night", 7)
+    (folder / "bad.wav").write_bytes(b"")
+    out = tmp_path / "out"
+    run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    _copy_call("compliant", folder, "arrived-late")  # not yet audited
+    status = audit("status", out)
+    assert status.returncode == 0
+    assert "calls in the database: 7" in status.stdout and "recordings that failed: 1" in status.stdout
+    assert "left to audit from the last run's folders: 1" in status.stdout and "arrived-late" in status.stdout
+
+    calls_csv, findings_csv = tmp_path / "calls.csv", tmp_path / "findings.csv"
+    exported = audit("export", out, "--csv", calls_csv, "--findings", findings_csv)
+    assert exported.returncode == 0, exported.stderr
+    with open(calls_csv, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert sorted(r["call_id"] for r in rows) == sorted(c["call_id"] for c in summary["calls"])
+    by_id = {r["call_id"]: r for r in rows}
+    for call in summary["calls"]:
+        row = by_id[call["call_id"]]
+        assert row["verdict"] == call["verdict"] and float(row["score"]) == call["score"]
+        assert row["failed_rules"] == ";".join(sorted(call["failed_rules"]))
+    with open(findings_csv, encoding="utf-8-sig", newline="") as handle:
+        findings = list(csv.DictReader(handle))
+    assert len(findings) == sum(len(c["failed_rules"]) for c in summary["calls"])
+    cut = next(f for f in findings if f["rule_id"] == "timing.cut_off")
+    assert "那我这个问题到底什么时候能" in cut["text"] and cut["agent_id"] == "2077"
+
+
+def test_readme_queries_run(tmp_path):
+    """The SQL examples in the README work on a real results database."""
+    folder = _folder(tmp_path / "night", 7)
+    out = tmp_path / "out"
+    run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    queries = [block.split("```", 1)[0].strip() for block in readme.split("```sql")[1:]]
+    assert queries
+    with _db(out) as db:
+        for query in queries:
+            rows = db.execute(query).fetchall()
+            assert rows, query
