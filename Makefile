@@ -31,6 +31,9 @@ audit: $(STAMP)
 # Benchmarks print their figures (accuracy against ground truth, speed); they assert nothing.
 bench: $(STAMP)
 	$(BIN)/python bench/timing_bench.py
+	$(BIN)/python bench/prosody_bench.py
+	$(BIN)/python bench/rules_bench.py
+	$(BIN)/python bench/batch_bench.py
 
 clean:
 	rm -rf out .pytest_cache

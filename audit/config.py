@@ -29,7 +29,7 @@ class ConfigError(Exception):
         super().__init__(f"{file}: {where}{reason}")
 
 
-def _range(lo: float | None = None, hi: float | None = None) -> dict:
+def value_range(lo: float | None = None, hi: float | None = None) -> dict:
     return {"min": lo, "max": hi}
 
 
@@ -41,19 +41,19 @@ class CompanyConfig:
 
 @dataclass(frozen=True)
 class ChannelsConfig:
-    agent: int = field(default=0, metadata=_range(0, 1))
+    agent: int = field(default=0, metadata=value_range(0, 1))
     mono_speaker: Literal["agent", "customer", "unknown"] = "unknown"
 
 
 @dataclass(frozen=True)
 class VadConfig:
-    threshold: float = field(default=0.5, metadata=_range(0.05, 0.95))
-    min_speech_s: float = field(default=0.25, metadata=_range(0.0, 5.0))
-    min_silence_s: float = field(default=0.3, metadata=_range(0.0, 10.0))
-    speech_pad_s: float = field(default=0.05, metadata=_range(0.0, 1.0))
-    edge_margin_db: float = field(default=10.0, metadata=_range(3.0, 40.0))
-    edge_search_s: float = field(default=0.3, metadata=_range(0.0, 1.0))
-    region_pad_s: float = field(default=1.0, metadata=_range(0.1, 5.0))
+    threshold: float = field(default=0.5, metadata=value_range(0.05, 0.95))
+    min_speech_s: float = field(default=0.25, metadata=value_range(0.0, 5.0))
+    min_silence_s: float = field(default=0.3, metadata=value_range(0.0, 10.0))
+    speech_pad_s: float = field(default=0.05, metadata=value_range(0.0, 1.0))
+    edge_margin_db: float = field(default=10.0, metadata=value_range(3.0, 40.0))
+    edge_search_s: float = field(default=0.3, metadata=value_range(0.0, 1.0))
+    region_pad_s: float = field(default=1.0, metadata=value_range(0.1, 5.0))
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,21 @@ class AsrConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     language: str = "zh"
     initial_prompt: str = ""
-    beam_size: int = field(default=1, metadata=_range(1, 10))
-    clip_pad_s: float = field(default=0.2, metadata=_range(0.0, 2.0))
-    clip_merge_gap_s: float = field(default=1.0, metadata=_range(0.0, 10.0))
-    no_speech_threshold: float = field(default=0.6, metadata=_range(0.0, 1.0))
-    logprob_threshold: float = field(default=-1.0, metadata=_range(-20.0, 0.0))
-    compression_ratio_threshold: float = field(default=2.4, metadata=_range(1.0, 10.0))
-    min_speech_overlap: float = field(default=0.5, metadata=_range(0.0, 1.0))
-    max_repeats: int = field(default=3, metadata=_range(1, 50))
+    beam_size: int = field(default=1, metadata=value_range(1, 10))
+    clip_pad_s: float = field(default=0.2, metadata=value_range(0.0, 2.0))
+    clip_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 10.0))
+    no_speech_threshold: float = field(default=0.6, metadata=value_range(0.0, 1.0))
+    logprob_threshold: float = field(default=-1.0, metadata=value_range(-20.0, 0.0))
+    compression_ratio_threshold: float = field(default=2.4, metadata=value_range(1.0, 10.0))
+    min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
+    max_repeats: int = field(default=3, metadata=value_range(1, 50))
     blocklist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RingbackCadence:
-    freqs_hz: tuple[float, ...] = field(metadata=_range(100.0, 3000.0))
-    cadence_s: tuple[float, ...] = field(metadata=_range(0.05, 30.0))  # on, off[, on, off]
+    freqs_hz: tuple[float, ...] = field(metadata=value_range(100.0, 3000.0))
+    cadence_s: tuple[float, ...] = field(metadata=value_range(0.05, 30.0))  # on, off[, on, off]
 
     def problems(self) -> list[tuple[str, str]]:
         if not self.freqs_hz:
@@ -94,18 +94,18 @@ class RingbackCadence:
 class TimingConfig:
     ringback: str
     presets: dict[str, RingbackCadence]
-    tone_min_ratio: float = field(default=0.6, metadata=_range(0.1, 1.0))
-    tone_min_level_dbfs: float = field(default=-50.0, metadata=_range(-90.0, 0.0))
-    line_closed_dbfs: float = field(default=-80.0, metadata=_range(-140.0, -40.0))
-    min_silence_s: float = field(default=3.0, metadata=_range(0.5, 60.0))
+    tone_min_ratio: float = field(default=0.6, metadata=value_range(0.1, 1.0))
+    tone_min_level_dbfs: float = field(default=-50.0, metadata=value_range(-90.0, 0.0))
+    line_closed_dbfs: float = field(default=-80.0, metadata=value_range(-140.0, -40.0))
+    min_silence_s: float = field(default=3.0, metadata=value_range(0.5, 60.0))
     hold_phrases: tuple[str, ...] = ()
-    announce_window_s: float = field(default=15.0, metadata=_range(0.0, 120.0))
-    vague_hold_s: float = field(default=60.0, metadata=_range(1.0, 600.0))
+    announce_window_s: float = field(default=15.0, metadata=value_range(0.0, 120.0))
+    vague_hold_s: float = field(default=60.0, metadata=value_range(1.0, 600.0))
     thanks_phrases: tuple[str, ...] = ()
-    thanks_window_s: float = field(default=20.0, metadata=_range(0.0, 120.0))
-    interruption_min_overlap_s: float = field(default=2.0, metadata=_range(0.1, 10.0))
-    interruption_min_chars: int = field(default=4, metadata=_range(1, 50))
-    customer_lead_s: float = field(default=0.5, metadata=_range(0.0, 10.0))
+    thanks_window_s: float = field(default=20.0, metadata=value_range(0.0, 120.0))
+    interruption_min_overlap_s: float = field(default=2.0, metadata=value_range(0.1, 10.0))
+    interruption_min_chars: int = field(default=4, metadata=value_range(1, 50))
+    customer_lead_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))
     backchannel_chars: str = "嗯啊哦噢对好的是呀行明白了"
 
     def problems(self) -> list[tuple[str, str]]:
@@ -125,7 +125,7 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    fail_below: float = field(default=60.0, metadata=_range(0.0, 100.0))
+    fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ class Config:
     vad: VadConfig
     asr: AsrConfig
     timing: TimingConfig
+    prosody: Any  # audit.prosody.ProsodyConfig (defined beside the measures it tunes)
     text: TextConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
@@ -201,9 +202,10 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
 
 def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_base: Path) -> Config:
     from audit.checks import CHECKS  # the checks declare their own parameters
+    from audit.prosody import ProsodyConfig
     from audit.rules import check_rulebook
 
-    known = {"company", "channels", "vad", "asr", "timing", "text", "scoring", "rules"}
+    known = {"company", "channels", "vad", "asr", "timing", "prosody", "text", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -215,6 +217,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("vad", VadConfig),
             ("asr", AsrConfig),
             ("timing", TimingConfig),
+            ("prosody", ProsodyConfig),
             ("text", TextConfig),
             ("scoring", ScoringConfig),
         )
@@ -253,7 +256,7 @@ def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleCon
     severity = _convert(
         Literal["critical", "major", "minor"], table["severity"], origin, f"{key}.severity", {}
     )
-    weight = _convert(float, table["weight"], origin, f"{key}.weight", _range(0.0, 100.0))
+    weight = _convert(float, table["weight"], origin, f"{key}.weight", value_range(0.0, 100.0))
     params_table = {k: v for k, v in table.items() if k not in common}
     params = build_section(params_cls, params_table, origin, key)
     return RuleConfig(enabled=enabled, severity=severity, weight=weight, params=params)

@@ -18,6 +18,7 @@ from audit.config import Config
 from audit.records import CallAudit, ChannelSpeech, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech
+from audit.prosody import measure_prosody
 from audit.timing import measure_timing
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
     timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
+    prosody = measure_prosody(audio_16k, speech, transcript, config.prosody)
     context = CallContext(
         recording=recording.info,
         meta=meta,
@@ -105,7 +107,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         answer_source=timing.answer_source,
         company_names=config.company_names,
         timing=timing,
-        events=timing.events(),
+        prosody=prosody,
+        events=tuple(sorted(timing.events() + prosody.events(), key=lambda e: e.start)),
     )
     results = run_checks(context, config)
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
@@ -124,4 +127,5 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
 
 
 def call_metrics(call: CallContext) -> dict:
-    return {"duration_s": round(call.recording.duration_s, 3), **call.timing.metrics()}
+    return {"duration_s": round(call.recording.duration_s, 3), **call.timing.metrics(),
+            **call.prosody.metrics()}

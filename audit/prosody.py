@@ -31,8 +31,8 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, resample_poly
-from scipy.signal._peak_finding_utils import PeakPropertyWarning
 
+from audit.config import value_range
 from audit.records import CallEvent, ChannelSpeech, Speaker, Transcript, Utterance
 from audit.textnorm import normalize
 
@@ -49,42 +49,38 @@ OCTAVE_TOLERANCE = 0.1
 OCTAVE_CONTEXT = 9  # voiced frames around each frame whose median tells an octave error
 
 
-def _range(lo: float | None = None, hi: float | None = None) -> dict:
-    return {"min": lo, "max": hi}
-
-
 @dataclass(frozen=True)
 class ProsodyConfig:
     """Thresholds of the prosody measures; `[prosody]` in the config, sources in the TOML."""
 
-    rate_pause_min_s: float = field(default=0.3, metadata=_range(0.05, 5.0))
-    rate_min_chars: int = field(default=4, metadata=_range(1, 50))
-    rate_min_speech_s: float = field(default=0.5, metadata=_range(0.05, 30.0))
-    intensity_window_s: float = field(default=0.035, metadata=_range(0.01, 0.2))
-    nuclei_min_dip_db: float = field(default=1.5, metadata=_range(0.1, 20.0))
-    nuclei_floor_db: float = field(default=25.0, metadata=_range(5.0, 60.0))
-    nuclei_voicing_reach_s: float = field(default=0.05, metadata=_range(0.0, 0.2))
-    pitch_min_hz: float = field(default=60.0, metadata=_range(30.0, 200.0))
-    pitch_max_hz: float = field(default=500.0, metadata=_range(150.0, 1000.0))
-    pitch_voicing_threshold: float = field(default=0.3, metadata=_range(0.01, 0.6))
-    pitch_min_voiced_s: float = field(default=0.25, metadata=_range(0.03, 10.0))
-    level_window_s: float = field(default=1.0, metadata=_range(0.1, 10.0))
-    level_baseline_min_s: float = field(default=5.0, metadata=_range(0.5, 600.0))
-    quiet_level_dbfs: float = field(default=-28.0, metadata=_range(-90.0, 0.0))
-    raised_level_db: float = field(default=6.0, metadata=_range(1.0, 40.0))
-    raised_min_s: float = field(default=1.0, metadata=_range(0.1, 60.0))
-    raised_merge_gap_s: float = field(default=1.0, metadata=_range(0.0, 30.0))
-    jump_level_db: float = field(default=10.0, metadata=_range(1.0, 60.0))
-    jump_pitch_level_db: float = field(default=6.0, metadata=_range(0.0, 60.0))
-    jump_pitch_st: float = field(default=4.0, metadata=_range(0.5, 24.0))
-    monotone_min_voiced_s: float = field(default=1.5, metadata=_range(0.3, 60.0))
-    monotone_max_range_st: float = field(default=3.0, metadata=_range(0.5, 24.0))
-    long_pause_s: float = field(default=2.0, metadata=_range(0.3, 600.0))
-    agitation_baseline_percentile: float = field(default=25.0, metadata=_range(0.0, 50.0))
-    agitation_level_db: float = field(default=5.0, metadata=_range(1.0, 40.0))
-    agitation_rate_ratio: float = field(default=1.25, metadata=_range(1.01, 5.0))
-    agitation_rate_min_s: float = field(default=2.0, metadata=_range(0.3, 60.0))
-    agitation_min_utterances: int = field(default=3, metadata=_range(2, 100))
+    rate_pause_min_s: float = field(default=0.3, metadata=value_range(0.05, 5.0))
+    rate_min_chars: int = field(default=4, metadata=value_range(1, 50))
+    rate_min_speech_s: float = field(default=0.5, metadata=value_range(0.05, 30.0))
+    intensity_window_s: float = field(default=0.035, metadata=value_range(0.01, 0.2))
+    nuclei_min_dip_db: float = field(default=1.5, metadata=value_range(0.1, 20.0))
+    nuclei_floor_db: float = field(default=25.0, metadata=value_range(5.0, 60.0))
+    nuclei_voicing_reach_s: float = field(default=0.05, metadata=value_range(0.0, 0.2))
+    pitch_min_hz: float = field(default=60.0, metadata=value_range(30.0, 200.0))
+    pitch_max_hz: float = field(default=500.0, metadata=value_range(150.0, 1000.0))
+    pitch_voicing_threshold: float = field(default=0.3, metadata=value_range(0.01, 0.6))
+    pitch_min_voiced_s: float = field(default=0.25, metadata=value_range(0.03, 10.0))
+    level_window_s: float = field(default=1.0, metadata=value_range(0.1, 10.0))
+    level_baseline_min_s: float = field(default=5.0, metadata=value_range(0.5, 600.0))
+    quiet_level_dbfs: float = field(default=-28.0, metadata=value_range(-90.0, 0.0))
+    raised_level_db: float = field(default=6.0, metadata=value_range(1.0, 40.0))
+    raised_min_s: float = field(default=1.0, metadata=value_range(0.1, 60.0))
+    raised_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 30.0))
+    jump_level_db: float = field(default=10.0, metadata=value_range(1.0, 60.0))
+    jump_pitch_level_db: float = field(default=6.0, metadata=value_range(0.0, 60.0))
+    jump_pitch_st: float = field(default=4.0, metadata=value_range(0.5, 24.0))
+    monotone_min_voiced_s: float = field(default=1.5, metadata=value_range(0.3, 60.0))
+    monotone_max_range_st: float = field(default=3.0, metadata=value_range(0.5, 24.0))
+    long_pause_s: float = field(default=2.0, metadata=value_range(0.3, 600.0))
+    agitation_baseline_percentile: float = field(default=25.0, metadata=value_range(0.0, 50.0))
+    agitation_level_db: float = field(default=5.0, metadata=value_range(1.0, 40.0))
+    agitation_rate_ratio: float = field(default=1.25, metadata=value_range(1.01, 5.0))
+    agitation_rate_min_s: float = field(default=2.0, metadata=value_range(0.3, 60.0))
+    agitation_min_utterances: int = field(default=3, metadata=value_range(2, 100))
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -414,7 +410,7 @@ def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
     floor = np.quantile(intensity[speech], 0.99) - settings.nuclei_floor_db
     contour = np.where(speech, intensity, floor - settings.nuclei_min_dip_db)
     with warnings.catch_warnings():  # plateaus inside the 1 s window have no prominence: not peaks
-        warnings.simplefilter("ignore", PeakPropertyWarning)
+        warnings.filterwarnings("ignore", "some peaks have a prominence of 0", RuntimeWarning)
         peaks, _ = find_peaks(contour, height=floor, prominence=settings.nuclei_min_dip_db,
                               wlen=int(1.0 / FRAME_S))
     reach = round(settings.nuclei_voicing_reach_s / FRAME_S)

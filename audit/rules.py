@@ -50,6 +50,8 @@ EVENT_KINDS = {
     "dead_air": "静音",
     "interruption": "抢话",
     "agitation": "客户情绪激动",
+    "raised_voice": "坐席提高音量",
+    "monotone": "语调平淡",
 }
 RuleSpeaker = Literal["agent", "customer", "either"]
 RULE_SPEAKERS: tuple[str, ...] = typing.get_args(RuleSpeaker)

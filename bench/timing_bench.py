@@ -37,7 +37,7 @@ def run(seeds: int) -> None:
                     hold_kind = ("silence", "music")[seed % 2]
                     call = make_call(seed * 1000 + snr, cadence, snr, mulaw, hold_kind=hold_kind)
                     found = errors(call, measure(call, config))
-                    for key in (f"all", f"snr {snr} dB", f"cadence {cadence}",
+                    for key in ("all", f"snr {snr} dB", f"cadence {cadence}",
                                 f"{'mu-law' if mulaw else 'pcm16'}", f"hold: {hold_kind}"):
                         rows[key].append(found)
                     calls += 1

@@ -33,6 +33,7 @@ def tiny_whisper(tmp_path_factory) -> Path:
         n_vocab=51865, n_text_ctx=64, n_text_state=64, n_text_head=2, n_text_layer=2,
     )
     model = Whisper(dims)
+    model.decoder.positional_embedding.data.normal_(0, 0.02)  # torch.empty: uninitialised memory
     path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
     torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
     return path

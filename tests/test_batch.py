@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from audit.batch import BatchOptions, OutputLock, discover, run_batch
 from audit.config import load_config

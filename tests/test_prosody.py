@@ -8,8 +8,7 @@ ground truth of the sample calls (fixtures/calls/truth.json).
 import csv
 import json
 from itertools import pairwise
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -21,16 +20,17 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import ChannelsConfig, ConfigError, VadConfig, build_section
-from audit.prosody import Prosody, ProsodyConfig, measure_prosody
+from audit.config import DEFAULT_CONFIG, ChannelsConfig, ConfigError, VadConfig, build_section, load_config, read_toml
+from audit.prosody import ProsodyConfig, measure_prosody
 from audit.records import (CallMeta, Channel, ChannelSpeech, Interval, RecordingInfo, Transcript,
                            Utterance)
 from audit.speech import assign_channels, detect_speech, find_speech
 from conftest import FIXTURE_CALLS, REAL_SPEECH, ROOT
 
 RATE = 16000
-FRAGMENT = tomllib.loads((ROOT / "configs" / "prosody.toml").read_text(encoding="utf-8"))
-SETTINGS = build_section(ProsodyConfig, FRAGMENT["prosody"], "prosody.toml", "prosody")
+FRAGMENT = read_toml(DEFAULT_CONFIG)  # the shipped defaults
+CONFIG = load_config()
+SETTINGS = CONFIG.prosody
 RULES = {
     "prosody.rate": (rules.rate, rules.RateParams),
     "prosody.rate_vs_customer": (rules.rate_vs_customer, rules.RateVsCustomerParams),
@@ -42,17 +42,9 @@ CALLS = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_v
          "unannounced_hold", "customer_cut_off"]
 
 
-@dataclass(frozen=True)
-class ProsodyCall(CallContext):
-    """The call context with the prosody the pipeline hands the checks."""
-
-    prosody: Prosody | None = None
-
-
-def judge(rule_id: str, call: ProsodyCall):
-    function, params = RULES[rule_id]
-    table = {k: v for k, v in FRAGMENT["rules"][rule_id].items() if k not in ("severity", "weight")}
-    return function(call, build_section(params, table, "prosody.toml", f"rules.{rule_id}"))
+def judge(rule_id: str, call: CallContext):
+    function, _ = RULES[rule_id]
+    return function(call, CONFIG.rules[rule_id].params)
 
 
 with open(REAL_SPEECH / "manifest.tsv", encoding="utf-8") as manifest:
@@ -66,7 +58,7 @@ def telephone(speech: np.ndarray) -> np.ndarray:
     return soxr.resample(narrow, 8000, RATE).astype(np.float32)
 
 
-def synthetic(samples: np.ndarray, spans, texts=None) -> ProsodyCall:
+def synthetic(samples: np.ndarray, spans, texts=None) -> CallContext:
     """A one-channel agent recording whose speech is exactly at `spans`, one utterance per span."""
     texts = texts or [f"第{i}句话" for i in range(len(spans))]
     speech = (ChannelSpeech(Channel(0, "agent"), tuple(Interval(a, b) for a, b in spans)),)
@@ -74,7 +66,7 @@ def synthetic(samples: np.ndarray, spans, texts=None) -> ProsodyCall:
     info = RecordingInfo(path=FIXTURE_CALLS / "synthetic.wav", duration_s=samples.size / RATE,
                          sample_rate=RATE, channels=1, sha256="0" * 64, format="WAV/FLOAT")
     prosody = measure_prosody(samples[None, :].astype(np.float32), speech, transcript, SETTINGS)
-    return ProsodyCall(recording=info, meta=CallMeta(), speech=speech, transcript=transcript,
+    return CallContext(recording=info, meta=CallMeta(), speech=speech, transcript=transcript,
                        answer_s=0.0, answer_source="recording_start", company_names=("星河通信",),
                        prosody=prosody)
 
@@ -271,7 +263,7 @@ def test_raised_voice_and_jumps_found_on_the_louder_copies():
 # --- the bundled calls ---------------------------------------------------------------------------------
 
 
-def _audit(path, to_mono=False, transcript=None) -> ProsodyCall:
+def _audit(path, to_mono=False, transcript=None) -> CallContext:
     recording = decoding.decode(path)
     meta = sidecar.read_meta(path)
     audio = decoding.resample(recording, RATE)
@@ -281,7 +273,7 @@ def _audit(path, to_mono=False, transcript=None) -> ProsodyCall:
     speech = find_speech(audio, assign_channels(audio.shape[0], ChannelsConfig()), VadConfig())
     transcript = transcript or sidecar.read_transcript(path)
     prosody = measure_prosody(audio, speech, transcript, SETTINGS)
-    return ProsodyCall(recording=recording.info, meta=meta, speech=speech, transcript=transcript,
+    return CallContext(recording=recording.info, meta=meta, speech=speech, transcript=transcript,
                        answer_s=meta.answer_at or 0.0, answer_source="metadata",
                        company_names=("星河通信",), prosody=prosody)
 
@@ -391,7 +383,7 @@ def test_agent_slows_down_for_a_slow_customer(agent_file, expected):
     transcript = Transcript("sidecar", tuple(utterances))
     info = RecordingInfo(path=FIXTURE_CALLS / "slow.wav", duration_s=offset, sample_rate=RATE,
                          channels=2, sha256="0" * 64, format="WAV/FLOAT")
-    call = ProsodyCall(recording=info, meta=CallMeta(), speech=speech, transcript=transcript,
+    call = CallContext(recording=info, meta=CallMeta(), speech=speech, transcript=transcript,
                        answer_s=0.0, answer_source="recording_start", company_names=("星河通信",),
                        prosody=measure_prosody(audio, speech, transcript, SETTINGS))
     outcome = judge("prosody.rate_vs_customer", call)

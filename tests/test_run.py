@@ -66,6 +66,8 @@ RULES_OF_FINDING = {  # truth.json's findings -> the rules that must fail
     "impolite_address": ("text.polite_address",),
     "no_empathy": ("text.empathy",),
     "vague_commitment": ("text.commitment_time",),
+    "fast_speech": ("prosody.rate",),
+    "raised_voice": ("prosody.raised_voice", "prosody.harsh_jump"),
 }
 
 

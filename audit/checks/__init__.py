@@ -39,6 +39,7 @@ class CallContext:
     answer_source: str  # where answer_s came from: "metadata" or "recording_start"
     company_names: tuple[str, ...]
     timing: Any = None  # audit.timing.Timing: rings, holds, overlaps, the ending
+    prosody: Any = None  # audit.prosody.Prosody: rate, level, pitch, agitation
     events: tuple[CallEvent, ...] = ()  # from the timing and prosody stages
 
     @property
@@ -162,4 +163,4 @@ def evidence_of(hit: PhraseHit) -> Evidence:
 
 
 # Importing the check modules registers their checks.
-from audit.checks import opening, timing  # noqa: E402,F401
+from audit.checks import opening, prosody, timing  # noqa: E402,F401
