@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -31,6 +31,7 @@ from audit import sidecar
 from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call
+from audit.records import CallMeta
 from audit.store import SUMMARY_SCHEMA, ResultsDB, call_record, write_json
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,11 @@ class RunLocked(Exception):
     """Another run is using this output folder."""
 
 
-def discover(paths: list[Path]) -> list[Job]:
+def discover(paths: list[Path], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[Job]:
     """Recordings under `paths` (files as given, folders recursively), each with a stable call id.
+
+    In folders, `include` / `exclude` globs are matched against the path below the folder
+    (`team1/*.wav`, `**/test/*`); with `include`, only matching recordings are taken.
 
     The call id is the folder's own name followed by the path below it, separators turned into
     `__` (`/recordings/2026-11-22/team1/a.wav` -> `2026-11-22__team1__a`), so nights audited into
@@ -55,7 +59,9 @@ def discover(paths: list[Path]) -> list[Job]:
         if root.is_dir():
             base = root.resolve().name
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                if path.suffix.lower() in AUDIO_EXTENSIONS and not sidecar.is_sidecar(path):
+                relative = path.relative_to(root).as_posix()
+                if (path.suffix.lower() in AUDIO_EXTENSIONS and not sidecar.is_sidecar(path)
+                        and _wanted(relative, include, exclude)):
                     found.append((path, f"{base}/{path.relative_to(root).with_suffix('').as_posix()}"))
         else:
             found.append((root, root.stem))
@@ -67,6 +73,29 @@ def discover(paths: list[Path]) -> list[Job]:
             call_id += "-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
         jobs.append(Job(path, call_id))
     return jobs
+
+
+def _wanted(relative: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    from fnmatch import fnmatch
+
+    if include and not any(fnmatch(relative, pattern) for pattern in include):
+        return False
+    return not any(fnmatch(relative, pattern) for pattern in exclude)
+
+
+def with_metadata(jobs: list[Job], manifest: dict[str, CallMeta], name_pattern: str) -> list[Job]:
+    """Attach what the manifest (by call id or path) and the file name say about each call."""
+    import re
+
+    pattern = re.compile(name_pattern) if name_pattern else None
+    attached = []
+    for job in jobs:
+        meta = manifest.get(job.call_id) or manifest.get(str(job.path.resolve())) or CallMeta()
+        match = pattern.search(job.path.name) if pattern else None
+        if match and match.group("agent"):
+            meta = meta.filled_from(CallMeta(agent_id=match.group("agent")))
+        attached.append(replace(job, meta=meta))
+    return attached
 
 
 def _safe_id(name: str) -> str:
@@ -105,6 +134,9 @@ class BatchOptions:
     workers: int = 1
     force: bool = False
     retry_failed: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    manifest: dict[str, CallMeta] = field(default_factory=dict)  # from `sidecar.read_manifest`
 
 
 @dataclass
@@ -161,7 +193,8 @@ def run_batch(
         asr_info = asr.describe()
         db = ResultsDB(out)
         try:
-            jobs = discover(paths)
+            jobs = with_metadata(discover(paths, options.include, options.exclude), options.manifest,
+                                 config.metadata.agent_id_from_name)
             run_id = db.start_run([str(p) for p in paths], config, asr_info, options.workers)
             todo, outcomes = _plan(jobs, db, config, model_key, options)
             total = len(jobs)
@@ -276,8 +309,9 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions,
                         running[pool.submit(_worker_audit, job)] = job
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        job = running.pop(future)
-                        record(future.result())
+                        outcome = future.result()  # raises BrokenProcessPool if its worker died
+                        del running[future]
+                        record(outcome)
             except BrokenProcessPool:
                 suspects.extend(running.values())
                 log.warning("a worker process died; retrying its %d calls one by one", len(running))

@@ -23,6 +23,7 @@ from rich.text import Text
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
 from audit.batch import BatchOptions, RunLocked, discover, run_batch
+from audit.sidecar import SidecarError, read_manifest
 from audit.store import DB_NAME, export_csv, run_status
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -82,6 +83,12 @@ def run(
     force: Annotated[bool, typer.Option(help="Re-audit calls already in the results database.")] = False,
     retry_failed: Annotated[bool, typer.Option(
         help="Retry recordings that failed in an earlier run (unchanged files are skipped).")] = False,
+    include: Annotated[Optional[list[str]], typer.Option(
+        help="Only recordings whose path below the folder matches this glob (repeatable).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(
+        help="Skip recordings whose path below the folder matches this glob (repeatable).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(
+        help="CSV of call metadata: call_id or path, agent_id, direction, ring_start, answer_at.")] = None,
 ):
     """Audit recordings; calls already audited with the same audio, config and model are skipped."""
     try:
@@ -91,9 +98,15 @@ def run(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}")
-    if not discover(paths):
+    include, exclude = tuple(include or ()), tuple(exclude or ())
+    if not discover(paths, include, exclude):
         raise _fail(f"no recordings (.wav .flac .ogg .mp3) under {', '.join(map(str, paths))}")
-    options = BatchOptions(asr.value, model, device.value if device else None, workers, force, retry_failed)
+    try:
+        known = read_manifest(manifest) if manifest else {}
+    except SidecarError as error:
+        raise _fail(f"invalid manifest: {error}")
+    options = BatchOptions(asr.value, model, device.value if device else None, workers, force,
+                           retry_failed, include, exclude, known)
     log_file = _log_to_file(out)
     try:
         report = _run_with_progress(paths, out, settings, options)

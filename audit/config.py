@@ -119,6 +119,18 @@ class TimingConfig:
 
 
 @dataclass(frozen=True)
+class MetadataConfig:
+    # A regex on the file name whose group `agent` is the agent id, e.g. '^(?P<agent>\d{4})_'
+    # for 0086_20261122_0931.wav; empty = off. Sidecars and manifests take precedence.
+    agent_id_from_name: str = field(default="", metadata={"regex": True})
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.agent_id_from_name and "agent" not in re.compile(self.agent_id_from_name).groupindex:
+            return [("agent_id_from_name", "needs a named group (?P<agent>...)")]
+        return []
+
+
+@dataclass(frozen=True)
 class TextConfig:
     rulebook: str = "rulebook.toml"  # the text rulebook, relative to the config file naming it
 
@@ -144,6 +156,7 @@ class Config:
     asr: AsrConfig
     timing: TimingConfig
     prosody: Any  # audit.prosody.ProsodyConfig (defined beside the measures it tunes)
+    metadata: MetadataConfig
     text: TextConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
@@ -205,7 +218,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.prosody import ProsodyConfig
     from audit.rules import check_rulebook
 
-    known = {"company", "channels", "vad", "asr", "timing", "prosody", "text", "scoring", "rules"}
+    known = {"company", "channels", "vad", "asr", "timing", "prosody", "metadata", "text", "scoring",
+             "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -218,6 +232,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("asr", AsrConfig),
             ("timing", TimingConfig),
             ("prosody", ProsodyConfig),
+            ("metadata", MetadataConfig),
             ("text", TextConfig),
             ("scoring", ScoringConfig),
         )

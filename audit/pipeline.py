@@ -15,7 +15,7 @@ from audit import sidecar
 from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, WhisperTranscriber
 from audit.checks import CallContext, run_checks
 from audit.config import Config
-from audit.records import CallAudit, ChannelSpeech, Transcript
+from audit.records import CallAudit, CallMeta, ChannelSpeech, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech
 from audit.prosody import measure_prosody
@@ -34,6 +34,7 @@ class AuditError(Exception):
 class Job:
     path: Path
     call_id: str
+    meta: CallMeta = CallMeta()  # from a manifest or the file name; the sidecar overrides it
 
 
 @dataclass
@@ -86,7 +87,7 @@ class AsrChoice:
 def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     try:
         recording = decoding.decode(job.path)
-        meta = sidecar.read_meta(job.path)
+        meta = sidecar.read_meta(job.path).filled_from(job.meta)
     except (decoding.DecodeError, sidecar.SidecarError) as error:
         raise AuditError(str(error)) from None
     audio_16k = decoding.resample(recording, WHISPER_SAMPLE_RATE)
@@ -119,6 +120,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         speech=speech,
         transcript=transcript,
         metrics=call_metrics(context),
+        utterance_metrics=tuple(u.metrics() for u in prosody.utterances),
         results=results,
         score=score,
         subscores=subscores,

@@ -105,6 +105,16 @@ class UtteranceProsody:
     quiet: bool  # level under quiet_level_dbfs
     monotone: bool | None  # flat pitch; None when too little voiced speech to tell
 
+    def metrics(self) -> dict:
+        """The per-utterance metrics the call record carries beside each utterance."""
+        def rounded(value, digits=1):
+            return None if value is None else round(float(value), digits)
+
+        return {"rate_cpm": rounded(self.rate_cpm), "rate_audio_cpm": rounded(self.rate_audio_cpm),
+                "level_dbfs": rounded(self.level_dbfs), "pitch_median_hz": rounded(self.pitch_median_hz),
+                "pitch_range_st": rounded(self.pitch_range_st, 2), "quiet": self.quiet,
+                "monotone": self.monotone}
+
 
 @dataclass(frozen=True)
 class SpeakerProsody:

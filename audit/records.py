@@ -7,7 +7,7 @@ the recording throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -101,6 +101,11 @@ class CallMeta:
     ring_start: float | None = None
     answer_at: float | None = None
 
+    def filled_from(self, other: "CallMeta") -> "CallMeta":
+        """These values, with the gaps filled from `other` (a less specific source)."""
+        return CallMeta(*(mine if mine is not None else theirs
+                          for mine, theirs in zip(astuple(self), astuple(other))))
+
 
 @dataclass(frozen=True)
 class DroppedText:
@@ -155,6 +160,7 @@ class CallAudit:
     speech: tuple[ChannelSpeech, ...]
     transcript: Transcript
     metrics: dict
+    utterance_metrics: tuple[dict, ...]  # prosody of each utterance, same order as the transcript
     results: tuple[RuleResult, ...]
     score: float
     subscores: dict  # category -> score, e.g. {"timing": 90.0, "prosody": 100.0, "text": 80.0}

@@ -49,19 +49,58 @@ def read_meta(recording: Path) -> CallMeta:
     path = meta_path(recording)
     if not path.exists():
         return CallMeta()
-    document = _load_json(path)
+    return _meta(_load_json(path), path.name)
+
+
+def _meta(document: dict, where: str) -> CallMeta:
     agent_id = document.get("agent_id")
     if agent_id is not None and not isinstance(agent_id, (str, int)):
-        raise SidecarError(f"{path.name}: agent_id must be a string")
+        raise SidecarError(f"{where}: agent_id must be a string")
     direction = document.get("direction")
     if direction is not None and direction not in ("inbound", "outbound"):
-        raise SidecarError(f"{path.name}: direction must be 'inbound' or 'outbound'")
+        raise SidecarError(f"{where}: direction must be 'inbound' or 'outbound'")
     return CallMeta(
         agent_id=None if agent_id is None else str(agent_id),
         direction=direction,
-        ring_start=_optional_time(document, "ring_start", path),
-        answer_at=_optional_time(document, "answer_at", path),
+        ring_start=_optional_time(document, "ring_start", where),
+        answer_at=_optional_time(document, "answer_at", where),
     )
+
+
+MANIFEST_FIELDS = ("call_id", "path", "agent_id", "direction", "ring_start", "answer_at")
+
+
+def read_manifest(path: Path) -> dict[str, CallMeta]:
+    """Call metadata from a CSV (`call_id` or `path`, then any of agent_id, direction, ring_start,
+    answer_at), keyed by call id and by resolved recording path."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            unknown = [c for c in columns if c not in MANIFEST_FIELDS]
+            if unknown or not {"call_id", "path"} & set(columns):
+                raise SidecarError(f"{path.name}: columns must include call_id or path, and only "
+                                   f"{', '.join(MANIFEST_FIELDS)} (found {', '.join(columns)})")
+            found: dict[str, CallMeta] = {}
+            for line, row in enumerate(reader, start=2):
+                values = {k: v.strip() for k, v in row.items() if k and v and v.strip()}
+                for key in ("ring_start", "answer_at"):
+                    if key in values:
+                        try:
+                            values[key] = float(values[key])
+                        except ValueError:
+                            raise SidecarError(f"{path.name} line {line}: {key} must be seconds, "
+                                               f"got {values[key]!r}") from None
+                meta = _meta(values, f"{path.name} line {line}")
+                if "call_id" in values:
+                    found[values["call_id"]] = meta
+                if "path" in values:
+                    found[str(Path(values["path"]).resolve())] = meta
+            return found
+    except OSError as error:
+        raise SidecarError(f"{path}: cannot read: {error.strerror}") from None
 
 
 def _load_json(path: Path) -> dict:
@@ -110,10 +149,10 @@ def _utterance(item: Any, path: Path, where: str) -> Utterance:
     return Utterance(speaker, start, end, text, tuple(words))
 
 
-def _optional_time(document: dict, key: str, path: Path) -> float | None:
+def _optional_time(document: dict, key: str, where: str) -> float | None:
     value = document.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SidecarError(f"{path.name}: {key} must be a number of seconds")
+        raise SidecarError(f"{where}: {key} must be a number of seconds")
     return float(value)

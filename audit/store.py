@@ -60,7 +60,8 @@ def call_record(audit: CallAudit) -> dict:
              "intervals": [[_t(i.start), _t(i.end)] for i in s.intervals]}
             for s in audit.speech
         ],
-        "utterances": [_utterance(u) for u in audit.transcript.utterances],
+        "utterances": [{**_utterance(u), **m} for u, m in
+                       zip(audit.transcript.utterances, audit.utterance_metrics, strict=True)],
         "dropped_utterances": [
             {**_utterance(d.utterance), "reason": d.reason} for d in audit.transcript.dropped
         ],

@@ -196,3 +196,60 @@ def test_readme_queries_run(tmp_path):
         for query in queries:
             rows = db.execute(query).fetchall()
             assert rows, query
+
+
+def test_include_exclude_manifest_and_agent_id_from_file_name(tmp_path):
+    folder = tmp_path / "night"
+    _copy_call("compliant", folder / "team1", "0086_a")
+    _copy_call("late_answer", folder / "team1", "1024_b")
+    _copy_call("missing_agent_id", folder / "team2", "2077_c")
+    _copy_call("fast_agent", folder / "test", "9999_d")
+    for meta in folder.rglob("*.meta.json"):
+        meta.unlink()  # metadata comes from the manifest and the file names here
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("call_id,agent_id,ring_start,answer_at\nnight__team1__1024_b,7777,0.2,22.2\n",
+                        encoding="utf-8")
+    site = tmp_path / "site.toml"
+    site.write_text("[metadata]\nagent_id_from_name = '^(?P<agent>\\d{4})_'\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = audit("run", folder, "--out", out, "--asr", "sidecar", "--exclude", "test/*",
+                 "--manifest", manifest, "--config", site)
+    assert done.returncode == 0, done.stderr
+    calls = {c["call_id"]: c for c in json.loads((out / "summary.json").read_text())["calls"]}
+    assert sorted(calls) == ["night__team1__0086_a", "night__team1__1024_b", "night__team2__2077_c"]
+    assert calls["night__team1__1024_b"]["agent_id"] == "7777"  # the manifest beats the file name
+    assert calls["night__team1__0086_a"]["agent_id"] == "0086"
+    record = json.loads((out / "calls" / "night__team1__1024_b.json").read_text())
+    assert record["meta"]["answer_at"] == 22.2 and record["metrics"]["answer_s"] == 22.2
+    only = audit("run", folder, "--out", tmp_path / "out2", "--asr", "sidecar", "--include", "team2/*")
+    assert only.returncode == 0
+    assert [c["call_id"] for c in json.loads((tmp_path / "out2" / "summary.json").read_text())["calls"]] \
+        == ["night__team2__2077_c"]
+    manifest.write_text("call_id,agent,answer_at\nx,1,2\n", encoding="utf-8")
+    bad = audit("run", folder, "--out", out, "--asr", "sidecar", "--manifest", manifest)
+    assert bad.returncode == 2 and "manifest.csv" in bad.stderr and "agent" in bad.stderr
+
+
+class _KillsItsWorker:
+    """Stands in for a recording that crashes native code: unpickling it ends the worker process."""
+
+    def __reduce__(self):
+        return (os._exit, (70,))
+
+
+def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
+    from audit.batch import _run_parallel
+    from audit.pipeline import Job
+
+    folder = _folder(tmp_path / "night", 5)
+    jobs = discover([folder])
+    crash = Job(folder / "crash.wav", "night__crash")
+    object.__setattr__(crash, "meta", _KillsItsWorker())  # travels with the job to the worker
+    outcomes = []
+    _run_parallel([*jobs[:2], crash, *jobs[2:]], load_config(), BatchOptions(asr_mode="sidecar", workers=2),
+                  outcomes.append)
+    states = {o.job.call_id: o.state for o in outcomes}
+    assert states.pop("night__crash") == "failed"
+    assert states == {job.call_id: "audited" for job in jobs}
+    (crashed,) = [o for o in outcomes if o.job.call_id == "night__crash"]
+    assert "worker process died" in crashed.reason
