@@ -1,17 +1,31 @@
-"""Transcribe each channel's speech with openai-whisper.
+"""Transcribe each channel's speech with openai-whisper, packed into Whisper's 30-second windows.
 
-The model is loaded once per process and reused for every call. Only the speech the VAD found is
-given to the model (as Whisper's own `clip_timestamps`), one channel at a time, so every utterance
-knows its speaker and ringing, holds and silence cost nothing. Output that Whisper is known to
-invent on silence or music (subtitle boilerplate, repetition loops, text with no speech under it)
-is dropped before any check sees it, and kept in the record with the reason.
+Whisper always decodes 30-second windows. Each channel's speech (the VAD intervals, padded, short
+gaps kept so no word is cut) is laid end to end into as few windows as possible, so ringing, holds,
+music and silence cost nothing and a two-channel call costs its speech time, not twice its length.
+Every segment and word time is mapped back to the recording through its window's pieces (a
+piecewise offset map); text that runs over the seam between two pieces is split there, so no
+utterance spans audio the model never heard, and every utterance knows its speaker.
+
+Windows go to `model.decode` in batches rather than through `whisper.transcribe`: transcribe cannot
+batch, encodes a window again for every fallback temperature, and decodes a window a second time
+from its last word whenever the window does not end on a timestamp (most full, packed windows do
+not). Here every window is encoded once and decoded once per temperature it needs (whisper's own
+fallback rule), and its words are timed with whisper's own `add_word_timestamps`.
+
+Output Whisper is known to invent (subtitle boilerplate, repetition loops, text with no speech
+under it) is dropped before any check sees it, and kept in the record with the reason.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
 import re
 import zlib
+from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
@@ -23,6 +37,12 @@ log = logging.getLogger(__name__)
 
 WHISPER_SAMPLE_RATE = 16000
 WINDOW_S = 30.0  # Whisper decodes 30-second windows
+WINDOW_SAMPLES = int(WINDOW_S * WHISPER_SAMPLE_RATE)
+MEL_HOP = 160  # samples per mel frame (whisper.audio.HOP_LENGTH)
+SECONDS_PER_TIMESTAMP = 0.02  # one timestamp token step
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # whisper.transcribe's default schedule
+QUIET_FRAME = 160  # 10 ms frames, to find where to cut speech longer than a window
+CUT_SEARCH_SAMPLES = 5 * WHISPER_SAMPLE_RATE  # ... searched over the last 5 s that still fit
 
 
 class AsrUnavailable(Exception):
@@ -39,11 +59,134 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# --- packing speech into windows -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Recording samples [start, end) of one channel, laid at sample `offset` of a packed window."""
+
+    start: int
+    end: int
+    offset: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def to_recording(self, window_s: float) -> float:
+        return window_s + (self.start - self.offset) / WHISPER_SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Window:
+    """Up to 30 s of one channel's speech: pieces of the recording laid end to end."""
+
+    speech: ChannelSpeech
+    pieces: tuple[Piece, ...]
+
+    @property
+    def samples(self) -> int:
+        return self.pieces[-1].offset + self.pieces[-1].length
+
+    def audio(self, channel_audio: np.ndarray) -> np.ndarray:
+        return np.concatenate([channel_audio[p.start: p.end] for p in self.pieces])
+
+    def place(self, start_s: float, end_s: float) -> tuple[int, float, float]:
+        """The piece a span of window time belongs to (the one holding its middle), and the span
+        in recording time, kept inside that piece so it never reaches audio the model did not hear."""
+        middle = (start_s + end_s) / 2 * WHISPER_SAMPLE_RATE
+        index = max(0, bisect.bisect_right([p.offset for p in self.pieces], middle) - 1)
+        piece = self.pieces[index]
+        low, high = piece.offset / WHISPER_SAMPLE_RATE, (piece.offset + piece.length) / WHISPER_SAMPLE_RATE
+        start, end = (min(max(t, low), high) for t in (start_s, end_s))
+        return index, piece.to_recording(start), piece.to_recording(end)
+
+
+def speech_spans(intervals: tuple[Interval, ...], pad_s: float, merge_gap_s: float,
+                 audio: np.ndarray) -> list[tuple[int, int]]:
+    """Sample ranges of one channel to transcribe: speech widened by `pad_s`, neighbours closer
+    than `merge_gap_s` joined with the gap kept (a pause inside a sentence stays in context), and
+    none longer than a window."""
+    gap = round(merge_gap_s * WHISPER_SAMPLE_RATE)
+    spans: list[tuple[int, int]] = []
+    for interval in intervals:
+        start = max(0, round((interval.start - pad_s) * WHISPER_SAMPLE_RATE))
+        end = min(len(audio), round((interval.end + pad_s) * WHISPER_SAMPLE_RATE))
+        if spans and start - spans[-1][1] <= gap and end - spans[-1][0] <= WINDOW_SAMPLES:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((max(start, spans[-1][1]) if spans else start, end))
+    return [cut for span in spans for cut in _fit_window(span, audio)]
+
+
+def _fit_window(span: tuple[int, int], audio: np.ndarray) -> list[tuple[int, int]]:
+    """A span longer than a window (a long turn with no pause the VAD split on), cut at its
+    quietest 10 ms near each window length."""
+    start, end = span
+    cuts = []
+    while end - start > WINDOW_SAMPLES:
+        cut = _quietest_point(audio, start + WINDOW_SAMPLES - CUT_SEARCH_SAMPLES, start + WINDOW_SAMPLES)
+        cuts.append((start, cut))
+        start = cut
+    return cuts + [(start, end)]
+
+
+def _quietest_point(audio: np.ndarray, low: int, high: int) -> int:
+    frames = audio[low: high].reshape(-1, QUIET_FRAME).astype(np.float64)
+    return low + int(np.argmin(np.sum(frames ** 2, axis=1))) * QUIET_FRAME
+
+
+def pack_windows(spans: list[tuple[int, int]], speech: ChannelSpeech) -> list[Window]:
+    """Spans laid end to end in time order, a new window whenever the next span would not fit:
+    no span is split between windows, and neighbouring speech shares a window's context."""
+    windows: list[Window] = []
+    pieces: list[Piece] = []
+    used = 0
+    for start, end in spans:
+        if used + end - start > WINDOW_SAMPLES:
+            windows.append(Window(speech, tuple(pieces)))
+            pieces, used = [], 0
+        pieces.append(Piece(start, end, used))
+        used += end - start
+    if pieces:
+        windows.append(Window(speech, tuple(pieces)))
+    return windows
+
+
+def split_at_seams(segment: dict, window: Window) -> list[dict]:
+    """A decoded segment (window time) in recording time: one part per piece its words fall in."""
+    words = segment.get("words") or []
+    if not words:
+        _, start, end = window.place(segment["start"], segment["end"])
+        return [{**segment, "start": start, "end": end, "words": []}]
+    placed = [(window.place(w["start"], w["end"]), w) for w in words]
+    parts = [
+        [{**word, "start": start, "end": end} for (_, start, end), word in group]
+        for _, group in groupby(placed, key=lambda item: item[0][0])
+    ]
+    return [
+        {**segment, "text": segment["text"] if len(parts) == 1 else "".join(w["word"] for w in part),
+         "start": part[0]["start"], "end": part[-1]["end"], "words": part}
+        for part in parts
+    ]
+
+
+def _batches(windows: list[Window], size: int) -> list[list[Window]]:
+    return [windows[i: i + size] for i in range(0, len(windows), size)]
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
 class WhisperTranscriber:
     """One loaded Whisper model and the settings to run it on call audio."""
 
     def __init__(self, asr: AsrConfig, model: str | None = None, device: str | None = None):
+        import torch
         import whisper
+        from whisper.decoding import DecodingOptions
+        from whisper.tokenizer import get_tokenizer
 
         self.asr = asr
         self.model_name = model or asr.model
@@ -52,18 +195,36 @@ class WhisperTranscriber:
             self.model = whisper.load_model(self.model_name, device=self.device)
         except Exception as error:  # whisper raises RuntimeError, URLError, OSError, pickle errors
             raise AsrUnavailable(f"cannot load Whisper model {self.model_name!r}: {error}") from None
+        fp16 = self.device == "cuda"
+        self.dtype = torch.float16 if fp16 else torch.float32
+        self.batch_windows = asr.cuda_batch_windows if fp16 else asr.cpu_batch_windows
+        self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
+                                       language=asr.language, task="transcribe")
+        # The prompt goes with every window: windows are independent (no conditioning on text).
+        self.options = DecodingOptions(task="transcribe", language=asr.language,
+                                       prompt=asr.initial_prompt or None, fp16=fp16)
         self._blocklist = tuple(p for p in (normalize_phrase(b) for b in asr.blocklist) if p)
         self._repeat = re.compile(r"(.{1,16}?)\1{%d,}" % asr.max_repeats)
 
+    def windows(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> list[Window]:
+        """Every channel's speech packed into windows, channel by channel."""
+        return [
+            window
+            for channel in speech
+            for window in pack_windows(
+                speech_spans(channel.intervals, self.asr.clip_pad_s, self.asr.clip_merge_gap_s,
+                             audio_16k[channel.channel.index]),
+                channel)
+        ]
+
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
-        if not any(channel.intervals for channel in speech):
+        windows = self.windows(audio_16k, speech)
+        if not windows:
             return Transcript(source="none", utterances=())
         kept: list[Utterance] = []
         dropped: list[DroppedText] = []
-        for channel in speech:
-            if not channel.intervals:
-                continue
-            for utterance, reason in self._transcribe_channel(audio_16k[channel.channel.index], channel):
+        for batch in _batches(windows, self.batch_windows):
+            for utterance, reason in self._transcribe_batch(audio_16k, batch):
                 if reason:
                     dropped.append(DroppedText(utterance, reason))
                 else:
@@ -71,31 +232,55 @@ class WhisperTranscriber:
         kept.sort(key=lambda u: (u.start, u.end))
         return Transcript(source="whisper", utterances=tuple(kept), dropped=tuple(dropped))
 
-    def _transcribe_channel(self, audio: np.ndarray, channel: ChannelSpeech):
+    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
+        import torch
+        from whisper.timing import add_word_timestamps
+
+        mels = [self._mel(window.audio(audio_16k[window.speech.channel.index])) for window in batch]
+        for window, mel, result in zip(batch, mels, self._decode(torch.stack(mels))):
+            segments = _segments(result, self.tokenizer, window.samples / WHISPER_SAMPLE_RATE)
+            if not self._judged_non_speech(result.no_speech_prob, result.avg_logprob):
+                add_word_timestamps(segments=segments, model=self.model, tokenizer=self.tokenizer,
+                                    mel=mel, num_frames=window.samples // MEL_HOP,
+                                    last_speech_timestamp=0.0)
+            for segment in segments:
+                for part in split_at_seams(segment, window):
+                    utterance = _utterance(part, window.speech.channel.speaker)
+                    yield utterance, self._hallucination(part, utterance, window.speech.intervals)
+
+    def _mel(self, audio: np.ndarray):
+        """Log-mel of one window, zero-padded to 30 s as Whisper was trained."""
         import whisper
 
+        mel = whisper.log_mel_spectrogram(audio, self.model.dims.n_mels,
+                                          padding=WINDOW_SAMPLES - len(audio), device=self.model.device)
+        return mel.to(self.dtype)
+
+    def _decode(self, mels):
+        """Decode a batch of windows, each again at the next temperature while whisper's own rule
+        says it failed (a repetition loop or an unsure guess, unless the window is silence)."""
         asr = self.asr
-        clips = speech_clips(channel.intervals, asr.clip_pad_s, asr.clip_merge_gap_s,
-                             len(audio) / WHISPER_SAMPLE_RATE)
-        result = whisper.transcribe(
-            self.model,
-            audio,
-            language=asr.language,
-            task="transcribe",
-            initial_prompt=asr.initial_prompt or None,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            clip_timestamps=[t for clip in clips for t in (clip.start, clip.end)],
-            no_speech_threshold=asr.no_speech_threshold,
-            logprob_threshold=asr.logprob_threshold,
-            compression_ratio_threshold=asr.compression_ratio_threshold,
-            beam_size=asr.beam_size if asr.beam_size > 1 else None,
-            fp16=self.device == "cuda",
-            verbose=None,
-        )
-        for segment in result["segments"]:
-            utterance = _utterance(segment, channel.channel.speaker)
-            yield utterance, self._hallucination(segment, utterance, channel.intervals)
+        features = self.model.embed_audio(mels)  # encoded once, reused by every temperature
+        results = [None] * len(mels)
+        todo = list(range(len(mels)))
+        for temperature in FALLBACK_TEMPERATURES:
+            options = dataclasses.replace(self.options, temperature=temperature,
+                                          beam_size=asr.beam_size if asr.beam_size > 1 and temperature == 0 else None)
+            for index, result in zip(todo, self.model.decode(features[todo], options)):
+                results[index] = result
+            todo = [i for i in todo if self._needs_fallback(results[i])]
+            if not todo:
+                break
+        return results
+
+    def _needs_fallback(self, result) -> bool:
+        asr = self.asr
+        failed = (result.compression_ratio > asr.compression_ratio_threshold
+                  or result.avg_logprob < asr.logprob_threshold)
+        return failed and not self._judged_non_speech(result.no_speech_prob, result.avg_logprob)
+
+    def _judged_non_speech(self, no_speech_prob: float, avg_logprob: float) -> bool:
+        return no_speech_prob > self.asr.no_speech_threshold and avg_logprob < self.asr.logprob_threshold
 
     def _hallucination(self, segment: dict, utterance: Utterance, speech: tuple[Interval, ...]) -> str:
         """Why this segment is not believable as speech, or '' when it is."""
@@ -106,13 +291,38 @@ class WhisperTranscriber:
             return "known subtitle/boilerplate text"
         if self._repeat.search(text) or _compression_ratio(text) > self.asr.compression_ratio_threshold:
             return "repetition loop"
-        if (segment["no_speech_prob"] > self.asr.no_speech_threshold
-                and segment["avg_logprob"] < self.asr.logprob_threshold):
+        if self._judged_non_speech(segment["no_speech_prob"], segment["avg_logprob"]):
             return "model judged it non-speech"
         duration = max(utterance.end - utterance.start, 1e-3)
         if overlap_s(utterance.start, utterance.end, speech) / duration < self.asr.min_speech_overlap:
             return "no speech under the text"
         return ""
+
+
+def _segments(result, tokenizer, content_s: float) -> list[dict]:
+    """The decoded tokens as segments (text between timestamp tokens), in window seconds."""
+    segments: list[dict] = []
+    text: list[int] = []
+    start = 0.0
+    for token in result.tokens:
+        if token < tokenizer.eot:
+            text.append(token)
+        elif token >= tokenizer.timestamp_begin:
+            time = min((token - tokenizer.timestamp_begin) * SECONDS_PER_TIMESTAMP, content_s)
+            if text:
+                segments.append(_segment(text, start, time, result, tokenizer))
+                text = []
+            start = time
+    if text:
+        segments.append(_segment(text, start, content_s, result, tokenizer))
+    return segments
+
+
+def _segment(tokens: list[int], start: float, end: float, result, tokenizer) -> dict:
+    """A segment as whisper.transcribe returns it (`seek` 0: times are window seconds)."""
+    return {"seek": 0, "start": start, "end": max(end, start), "tokens": tokens,
+            "text": tokenizer.decode(tokens), "no_speech_prob": result.no_speech_prob,
+            "avg_logprob": result.avg_logprob}
 
 
 def _compression_ratio(text: str) -> float:
@@ -130,21 +340,6 @@ def _utterance(segment: dict, speaker: str) -> Utterance:
     start = words[0].start if words else float(segment["start"])
     end = words[-1].end if words else float(segment["end"])
     return Utterance(speaker, start, max(end, start), to_simplified(segment["text"]).strip(), words)
-
-
-def speech_clips(
-    intervals: tuple[Interval, ...], pad_s: float, merge_gap_s: float, duration_s: float
-) -> list[Interval]:
-    """Padded speech intervals, neighbours merged while the result fits one Whisper window."""
-    clips: list[Interval] = []
-    for interval in intervals:
-        start = max(0.0, interval.start - pad_s)
-        end = min(duration_s, interval.end + pad_s)
-        if clips and start - clips[-1].end <= merge_gap_s and end - clips[-1].start <= WINDOW_S:
-            clips[-1] = Interval(clips[-1].start, end)
-        else:
-            clips.append(Interval(max(start, clips[-1].end) if clips else start, end))
-    return clips
 
 
 def overlap_s(start: float, end: float, intervals: tuple[Interval, ...]) -> float:

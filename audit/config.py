@@ -54,6 +54,7 @@ class VadConfig:
     edge_margin_db: float = field(default=10.0, metadata=value_range(3.0, 40.0))
     edge_search_s: float = field(default=0.3, metadata=value_range(0.0, 1.0))
     region_pad_s: float = field(default=1.0, metadata=value_range(0.1, 5.0))
+    max_tonal_steadiness: float = field(default=0.93, metadata=value_range(0.5, 1.0))
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class AsrConfig:
     min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
     max_repeats: int = field(default=3, metadata=value_range(1, 50))
     blocklist: tuple[str, ...] = ()
+    cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
+    cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
@@ -198,8 +199,8 @@ class ClipWriter:
             first, last = bounds
             name = f"{first}-{last}.wav"
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_audio(self.folder / name, self.audio.samples[first:last], self.audio.sample_rate, "WAV")
             rate = self.audio.sample_rate
+            _write_audio(self.folder / name, self.audio.samples[first:last], rate, "WAV")
             self.written[bounds] = Clip(f"{self.href_base}/{name}", first / rate, last / rate)
         return self.written[bounds]
 
@@ -349,8 +350,8 @@ class CallContent:
         """The transcript utterance an evidence item quotes: same speaker and text, nearest in time."""
         candidates = self._by_text.get((item["speaker"], item["text"]), [])
         middle = (item["start"] + item["end"]) / 2
-        return min(candidates, default=None,
-                   key=lambda i: abs((self.utterances[i]["start"] + self.utterances[i]["end"]) / 2 - middle))
+        return min(candidates, default=None, key=lambda i: abs(
+            (self.utterances[i]["start"] + self.utterances[i]["end"]) / 2 - middle))
 
     def _share(self, item: dict, utterance: int | None) -> float:
         if utterance is None:
@@ -415,36 +416,38 @@ class Lane:
 
 def timeline(record: dict, findings: list[ResultView], axis: TimeAxis) -> list[Lane]:
     """Ringing, each channel's speech, overlaps, holds and dead air, and the flagged spans."""
-    metrics, details = record["metrics"], _details(record)
+    details = _details(record)
 
-    def span(start: float, end: float, kind: str, title: str, href: str = "") -> Span:
-        return Span(axis.x(start), axis.width(start, end), kind, title, href)
+    def spans(intervals, kind: str, what: str) -> list[Span]:
+        return [Span(axis.x(start), axis.width(start, end), kind, f"{what} {_clock(start)}-{_clock(end)}")
+                for start, end in intervals]
 
-    lanes = [Lane("ringing", [span(max(s, 0.0), e, "ring", t) for s, e, t in _ringing(metrics)])]
+    lanes = [_ringing_lane(record["metrics"], axis)]
     channels = [(c["speaker"], c["intervals"]) for c in record["speech"]]
     for speaker, intervals in channels:
-        lanes.append(Lane(speaker, [span(s, e, _speaker_class(speaker), f"{speaker} {_clock(s)}-{_clock(e)}")
-                                    for s, e in intervals]))
+        label = speaker if speaker in ("agent", "customer") else "speech"
+        lanes.append(Lane(label, spans(intervals, _speaker_class(speaker), speaker)))
     if len(channels) == 2:
-        lanes.append(Lane("overlap", [span(s, e, "overlap", f"both talking {_clock(s)}-{_clock(e)}")
-                                      for s, e in overlaps(channels[0][1], channels[1][1])]))
-    silences = [span(h["start"], h["end"], "hold", f"hold {_clock(h['start'])}-{_clock(h['end'])}")
-                for h in details.get("timing.hold_overrun", {}).get("holds", [])]
-    silences += [span(d["start"], d["end"], "dead-air", f"dead air {_clock(d['start'])}-{_clock(d['end'])}")
-                 for d in details.get("timing.dead_air", {}).get("dead_air", [])]
+        both = overlaps(channels[0][1], channels[1][1])
+        lanes.append(Lane("overlap", spans(both, "overlap", "both talking")))
+    holds = [(h["start"], h["end"]) for h in details.get("timing.hold_overrun", {}).get("holds", [])]
+    dead_air = [(d["start"], d["end"]) for d in details.get("timing.dead_air", {}).get("dead_air", [])]
+    silences = spans(holds, "hold", "hold") + spans(dead_air, "dead-air", "dead air")
     lanes.append(Lane("hold / dead air", silences))
-    lanes.append(Lane("flagged", [span(e.start, e.end, "flag", f"{f.rule_id} {_clock(e.start)}", f"#finding-{f.number}")
-                                  for f in findings for e in f.evidence]))
+    flagged = [Span(axis.x(e.start), axis.width(e.start, e.end), "flag", f"{f.rule_id} {_clock(e.start)}",
+                    f"#finding-{f.number}") for f in findings for e in f.evidence]
+    lanes.append(Lane("flagged", flagged))
     return lanes
 
 
-def _ringing(metrics: dict) -> list[tuple[float, float, str]]:
+def _ringing_lane(metrics: dict, axis: TimeAxis) -> Lane:
+    """From the first ring to the answer, where the recording holds it."""
     ring_start, answer = metrics.get("ring_start_s"), metrics.get("answer_s")
     if ring_start is None or answer is None or answer <= max(ring_start, 0.0):
-        return []
-    rings = metrics.get("ring_count")
+        return Lane("ringing", [])
     before = f", from {-ring_start:g} s before the recording" if ring_start < 0 else ""
-    return [(ring_start, answer, f"ringing: {rings} rings until {_clock(answer)}{before}")]
+    title = f"ringing: {metrics.get('ring_count')} rings until {_clock(answer)}{before}"
+    return Lane("ringing", [Span(axis.x(ring_start), axis.width(ring_start, answer), "ring", title)])
 
 
 def overlaps(first: list, second: list) -> list[tuple[float, float]]:
@@ -519,40 +522,49 @@ def prosody_panels(record: dict, bands: Bands, axis: TimeAxis, shown: Callable[[
             _pitch_panel(measured, record["metrics"].get("agent_pitch_median_hz"), bands, axis, shown)]
 
 
-def _rate_panel(measured, key, average, bands: Bands, axis: TimeAxis, shown) -> Panel:
+def _rate_panel(measured: list[dict], key: str, average: float | None, bands: Bands, axis: TimeAxis,
+                shown: Callable[[str], str]) -> Panel:
     values = [u["prosody"].get(key) for u in measured]
     low, high = bands.utterance_rate_cpm
+    call_low, call_high = bands.rate_cpm
     scale = Scale(0.0, max([high * 1.25, *[v * 1.1 for v in values if v is not None]]))
-    guides = [Guide(scale.y(v), f"call {label} {v:g}", "limit")
-              for v, label in zip(bands.rate_cpm, ("min", "max"))]
+    guides = [Guide(scale.y(call_low), f"call minimum {call_low:g}", "limit"),
+              Guide(scale.y(call_high), f"call maximum {call_high:g}", "limit")]
+    legend = (f"Speech rate, 字/分. Green: the band for one utterance, {low:g}-{high:g}; "
+              f"red dashes: the band for the call, {call_low:g}-{call_high:g}")
     if average is not None:
         guides.append(Guide(scale.y(average), f"call average {average:g}", "average"))
+        legend += f"; grey dashes: this call's average, {average:g}"
     marks = [_mark(u, v, scale, axis, "out" if not low <= v <= high else "ok", f"{v:.0f} 字/分", shown)
              for u, v in zip(measured, values) if v is not None]
-    return Panel(f"speech rate, 字/分 (band per utterance {low:g}-{high:g})",
-                 (scale.y(high), scale.y(low)), guides, _value_ticks(scale, 100.0), marks, [])
+    return Panel(legend, (scale.y(high), scale.y(low)), guides, _value_ticks(scale, 100.0), marks, [])
 
 
-def _level_panel(measured, raised: dict, bands: Bands, axis: TimeAxis, shown) -> Panel:
+def _level_panel(measured: list[dict], raised: dict, bands: Bands, axis: TimeAxis,
+                 shown: Callable[[str], str]) -> Panel:
     values = [u["prosody"].get("level_dbfs") for u in measured]
     scale = Scale(min([-50.0, *[v - 3.0 for v in values if v is not None]]), 0.0)
-    baseline = raised.get("baseline_dbfs")
+    quiet, baseline = bands.quiet_level_dbfs, raised.get("baseline_dbfs")
     loud = baseline + bands.raised_level_db if baseline is not None else None
-    guides = [Guide(scale.y(bands.quiet_level_dbfs), f"too quiet below {bands.quiet_level_dbfs:g}", "limit")]
+    guides = [Guide(scale.y(quiet), f"too quiet below {quiet:g}", "limit")]
+    legend = f"Level, dBFS. Red dashes: too quiet below {quiet:g}"
     if loud is not None:
-        guides += [Guide(scale.y(baseline), f"agent's usual {baseline:g}", "average"),
+        guides += [Guide(scale.y(baseline), f"the agent's usual level {baseline:g}", "average"),
                    Guide(scale.y(loud), f"raised above {loud:g}", "limit")]
-    marks = [_mark(u, v, scale, axis, "out" if v < bands.quiet_level_dbfs or (loud is not None and v >= loud)
-                   else "ok", f"{v:.1f} dBFS", shown)
+        legend += (f", raised above {loud:g} ({bands.raised_level_db:g} dB over the agent's usual "
+                   f"{baseline:g}, grey dashes); pink: raised-voice episodes")
+    marks = [_mark(u, v, scale, axis, "out" if v < quiet or (loud is not None and v >= loud) else "ok",
+                   f"{v:.1f} dBFS", shown)
              for u, v in zip(measured, values) if v is not None]
     episodes = [Span(axis.x(e["start"]), axis.width(e["start"], e["end"]), "raised",
                      f"raised voice {_clock(e['start'])}-{_clock(e['end'])}, +{e['rise_db']:g} dB")
                 for e in raised.get("episodes", [])]
-    band = (scale.y(loud if loud is not None else 0.0), scale.y(bands.quiet_level_dbfs))
-    return Panel("level, dBFS", band, guides, _value_ticks(scale, 10.0), marks, episodes)
+    band = (scale.y(loud if loud is not None else 0.0), scale.y(quiet))
+    return Panel(legend, band, guides, _value_ticks(scale, 10.0), marks, episodes)
 
 
-def _pitch_panel(measured, median, bands: Bands, axis: TimeAxis, shown) -> Panel:
+def _pitch_panel(measured: list[dict], median: float | None, bands: Bands, axis: TimeAxis,
+                 shown: Callable[[str], str]) -> Panel:
     scale = Scale(*bands.pitch_hz, log=True)
     marks = []
     for u in measured:
@@ -563,15 +575,22 @@ def _pitch_panel(measured, median, bands: Bands, axis: TimeAxis, shown) -> Panel
         if spread is not None:  # the 5-95 % range, drawn around the median
             whisker = (scale.y(hz * 2 ** (spread / 24)), scale.y(hz * 2 ** (-spread / 24)))
         flat = u["prosody"].get("monotone") is True
-        label = f"{hz:.0f} Hz" + (f", range {spread:.1f} st" if spread is not None else "") + (", flat" if flat else "")
+        label = f"{hz:.0f} Hz" + (f", range {spread:.1f} st" if spread is not None else "")
+        label += ", flat" if flat else ""
         marks.append(_mark(u, hz, scale, axis, "out" if flat else "ok", label, shown, whisker))
-    guides = [Guide(scale.y(median), f"agent's median {median:g} Hz", "average")] if median else []
-    ticks = [(scale.y(hz), f"{hz:g}") for hz in (60, 100, 150, 200, 300, 500) if bands.pitch_hz[0] <= hz <= bands.pitch_hz[1]]
-    return Panel(f"pitch, Hz (bars: 5-95 % range; flat = at most {bands.monotone_max_range_st:g} semitones)",
-                 None, guides, ticks, marks, [])
+    legend = (f"Pitch, Hz (log scale). Bar: median, whisker: 5-95 % range; red: flat, a range of at most "
+              f"{bands.monotone_max_range_st:g} semitones")
+    guides = []
+    if median:
+        guides.append(Guide(scale.y(median), f"the agent's median {median:g} Hz", "average"))
+        legend += f"; grey dashes: the agent's median, {median:g}"
+    low, high = bands.pitch_hz
+    ticks = [(scale.y(hz), f"{hz:g}") for hz in (60, 100, 200, 400) if low <= hz <= high]
+    return Panel(legend, None, guides, ticks, marks, [])
 
 
-def _mark(utterance, value, scale: Scale, axis: TimeAxis, kind: str, label: str, shown, whisker=None) -> Mark:
+def _mark(utterance: dict, value: float, scale: Scale, axis: TimeAxis, kind: str, label: str,
+          shown: Callable[[str], str], whisker: tuple[float, float] | None = None) -> Mark:
     title = f"{_clock(utterance['start'])} {label}: {shown(utterance['text'])}"
     return Mark(axis.x(utterance["start"]), axis.x(utterance["end"]), scale.y(value), kind, title, whisker)
 
@@ -612,24 +631,28 @@ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; pad
 button.link { background: none; border: 0; padding: 0; color: var(--agent); cursor: pointer; font: inherit; }
 .filters { display: flex; gap: 16px; align-items: center; flex-wrap: wrap; margin-bottom: 8px; }
 th button { background: none; border: 0; font: inherit; font-weight: 600; cursor: pointer; padding: 0; }
-th[aria-sort="ascending"] button::after { content: " \\25B2"; } th[aria-sort="descending"] button::after { content: " \\25BC"; }
+th[aria-sort="ascending"] button::after { content: " \\25B2"; }
+th[aria-sort="descending"] button::after { content: " \\25BC"; }
 .finding { border-left: 4px solid var(--fail); padding: 4px 12px; margin: 12px 0; background: #fff8f8; }
 .finding.sev-minor { border-color: var(--review); background: #fffbf0; }
 .finding h3 { margin: 4px 0; font-size: 1rem; } .severity { color: var(--muted); font-weight: 400; }
 .evidence { list-style: none; padding: 0; } .evidence li { margin: 8px 0; }
 .evidence audio { display: block; height: 32px; margin-top: 4px; }
 .when { font-variant-numeric: tabular-nums; color: var(--muted); }
-.speaker { font-weight: 600; } .speaker.agent { color: var(--agent); } .speaker.customer { color: var(--customer); }
+.speaker { font-weight: 600; } .speaker.agent { color: var(--agent); }
+.speaker.customer { color: var(--customer); }
 mark.fail { background: #ffcecb; } mark.pass { background: #d2f4d3; }
-.player { position: sticky; top: 0; background: #fff; padding: 8px 0; z-index: 1; border-bottom: 1px solid var(--line); }
+.player { position: sticky; top: 0; background: #fff; padding: 8px 0; z-index: 1;
+  border-bottom: 1px solid var(--line); }
 .player audio { width: 100%; }
 .transcript { list-style: none; padding: 0; } .transcript li { padding: 3px 0; display: grid;
-  grid-template-columns: 5.5rem 5.5rem 1fr; gap: 8px; } .transcript li:target { background: #fff8c5; }
+  grid-template-columns: 4.5rem 5rem 1fr; gap: 8px; } .transcript li:target { background: #fff8c5; }
 button.seek { font: inherit; font-variant-numeric: tabular-nums; background: #f6f8fa;
   border: 1px solid var(--line); border-radius: 4px; cursor: pointer; padding: 0 4px; }
 .chart { width: 100%; height: auto; display: block; font-size: 11px; }
-.chart .lane-label, .chart .tick, .chart .panel-title, .chart .guide-label { fill: var(--muted); }
-.chart .ring { fill: #bf8700; } .chart .agent { fill: var(--agent); } .chart .customer { fill: var(--customer); }
+.chart .lane-label, .chart .tick, .chart .panel-title { fill: var(--muted); }
+.chart .ring { fill: #bf8700; } .chart .agent { fill: var(--agent); }
+.chart .customer { fill: var(--customer); }
 .chart .unknown { fill: #6e7781; } .chart .overlap { fill: #fb8500; } .chart .hold { fill: #8c959f; }
 .chart .dead-air { fill: #24292f; } .chart .flag { fill: var(--fail); } .chart .lane-bg { fill: #f6f8fa; }
 .chart .grid { stroke: #eaeef2; } .chart .band { fill: #dafbe1; } .chart .raised { fill: #ffebe9; }
@@ -730,47 +753,58 @@ TEMPLATES = {
 </html>
 """,
     "index.html": """{% extends "base.html" %}
+{% macro choices(id, label, values) -%}
+<label>{{ label }} <select id="{{ id }}"><option value="">all</option>
+{%- for value in values %}<option value="{{ value }}">{{ value }}</option>{% endfor -%}
+</select></label>
+{%- endmacro %}
+{% macro pick(what, value) -%}
+<button type="button" class="link" data-pick="{{ what }}" data-value="{{ value }}">{{ value }}</button>
+{%- endmacro %}
 {% block title %}Call audit report{% endblock %}
 {% block body %}
 <h1>Call audit report</h1>
-<p class="muted">Run {{ run.run_id }}: {{ run.files }} recordings, {{ run.elapsed }} s; transcripts: {{ run.asr }};
-config: {{ run.config }}. Numbers that look like phone, ID or bank card numbers are {{ "masked" if masked else "NOT masked" }}.</p>
+<p class="muted">Run {{ run.run_id }}: {{ run.files }} recordings, {{ run.elapsed }} s;
+transcripts: {{ run.asr }}; config: {{ run.config }}.
+Numbers that look like phone, ID or bank card numbers are {{ "masked" if masked else "NOT masked" }}.</p>
 <section class="counts">
 {% for label, value, kind in counts %}<div class="count {{ kind }}"><b>{{ value }}</b>{{ label }}</div>
 {% endfor %}</section>
 <div class="columns">
 <section><h2>Fails by rule</h2>
 <table><thead><tr><th>rule</th><th class="num">calls</th></tr></thead><tbody>
-{% for rule, count in fails_by_rule %}<tr><td><button type="button" class="link" data-pick="rule" data-value="{{ rule }}">{{ rule }}</button></td><td class="num">{{ count }}</td></tr>
+{% for rule, count in fails_by_rule %}<tr><td>{{ pick("rule", rule) }}</td><td class="num">{{ count }}</td></tr>
 {% else %}<tr><td colspan="2" class="muted">no rule failed</td></tr>
 {% endfor %}</tbody></table></section>
 <section><h2>Fails by agent</h2>
-<table><thead><tr><th>agent</th><th class="num">calls</th><th class="num">fails</th><th>most failed</th></tr></thead><tbody>
-{% for agent in fails_by_agent %}<tr><td><button type="button" class="link" data-pick="agent" data-value="{{ agent.name }}">{{ agent.name }}</button></td>
-<td class="num">{{ agent.calls }}</td><td class="num">{{ agent.fails }}</td><td>{{ agent.top }}</td></tr>
+<table><thead><tr><th>agent</th><th class="num">calls</th><th class="num">fails</th><th>most failed</th></tr>
+</thead><tbody>
+{% for agent in fails_by_agent %}<tr><td>{{ pick("agent", agent.name) }}</td><td class="num">{{ agent.calls }}</td>
+<td class="num">{{ agent.fails }}</td><td>{{ agent.top }}</td></tr>
 {% endfor %}</tbody></table></section>
 </div>
 <section><h2>Calls</h2>
 <div class="filters">
-<label>Verdict <select id="filter-verdict"><option value="">all</option>{% for v in verdicts %}<option>{{ v }}</option>{% endfor %}</select></label>
-<label>Rule <select id="filter-rule"><option value="">all</option>{% for r in rules %}<option>{{ r }}</option>{% endfor %}</select></label>
-<label>Agent <select id="filter-agent"><option value="">all</option>{% for a in agents %}<option>{{ a }}</option>{% endfor %}</select></label>
+{{ choices("filter-verdict", "Verdict", verdicts) }}
+{{ choices("filter-rule", "Rule", rules) }}
+{{ choices("filter-agent", "Agent", agents) }}
 <button type="button" id="clear">clear filters</button>
 <output id="shown">{{ calls|length }} calls</output>
 </div>
 <table id="calls"><thead><tr>
-<th aria-sort="none"><button type="button" data-sort="call">call</button></th>
-<th aria-sort="none"><button type="button" data-sort="agent">agent</button></th>
-<th aria-sort="none"><button type="button" data-sort="rank">verdict</button></th>
-<th aria-sort="none" class="num"><button type="button" data-sort="score">score</button></th>
-<th aria-sort="none"><button type="button" data-sort="fails">failed rules</button></th>
-<th>transcript</th></tr></thead>
+{% for key, label in (("call", "call"), ("agent", "agent"), ("rank", "verdict"), ("score", "score"),
+                      ("fails", "failed rules")) -%}
+<th aria-sort="none"><button type="button" data-sort="{{ key }}">{{ label }}</button></th>
+{% endfor %}<th>transcript</th></tr></thead>
 <tbody>
 {% for call in calls %}<tr data-call="{{ call.name }}" data-agent="{{ call.agent }}" data-verdict="{{ call.verdict }}"
- data-rank="{{ call.rank }}" data-score="{{ call.score }}" data-fails="{{ call.failed_rules|length }}" data-rules='{{ call.failed_rules|tojson }}'>
-<td>{% if call.href %}<a href="{{ call.href }}">{{ call.name }}</a>{% else %}{{ call.name }} <span class="muted">(no record)</span>{% endif %}</td>
-<td>{{ call.agent }}</td><td class="verdict v-{{ call.verdict }}">{{ call.verdict }}</td><td class="num">{{ call.score }}</td>
-<td>{{ call.failed_rules|join(", ") }}</td><td>{{ call.transcript_source }}</td></tr>
+ data-rank="{{ call.rank }}" data-score="{{ call.score }}" data-fails="{{ call.failed_rules|length }}"
+ data-rules='{{ call.failed_rules|tojson }}'>
+<td>{% if call.href %}<a href="{{ call.href }}">{{ call.name }}</a>
+{%- else %}{{ call.name }} <span class="muted">(no page: {{ call.problem }})</span>{% endif %}</td>
+<td>{{ call.agent }}</td><td class="verdict v-{{ call.verdict }}">{{ call.verdict }}</td>
+<td class="num">{{ call.score }}</td><td>{{ call.failed_rules|join(", ") }}</td><td>{{ call.transcript_source }}</td>
+</tr>
 {% endfor %}</tbody></table>
 </section>
 {% if errors %}<section><h2>Recordings that could not be audited ({{ errors|length }})</h2>
@@ -780,8 +814,19 @@ config: {{ run.config }}. Numbers that look like phone, ID or bank card numbers 
 {% endblock %}
 """,
     "call.html": """{% extends "base.html" %}
-{% macro pieces(items) %}{% for text, mark in items %}{% if mark %}<mark class="{{ mark.kind }}" title="{{ mark.title }}">{{ text }}</mark>{% else %}{{ text }}{% endif %}{% endfor %}{% endmacro %}
-{% macro when(start, end) %}{% if audio %}<button type="button" class="seek" data-seek="{{ start }}">{{ start|clock }}</button>{% else %}<span class="when">{{ start|clock }}</span>{% endif %}<span class="when">-{{ end|clock }}</span>{% endmacro %}
+{% macro pieces(items) -%}
+{% for text, mark in items %}{% if mark %}<mark class="{{ mark.kind }}" title="{{ mark.title }}">{{ text }}</mark>
+{%- else %}{{ text }}{% endif %}{% endfor %}
+{%- endmacro %}
+{% macro seek(start) -%}
+{% if audio %}<button type="button" class="seek" data-seek="{{ start }}">{{ start|clock }}</button>
+{%- else %}<span class="when">{{ start|clock }}</span>{% endif %}
+{%- endmacro %}
+{% macro time_lines(top, height) -%}
+{% for x, label in ticks %}<line class="grid" x1="{{ x }}" x2="{{ x }}" y1="{{ top }}" y2="{{ height - 14 }}"/>
+<text class="tick" x="{{ x }}" y="{{ height - 3 }}" text-anchor="middle">{{ label }}</text>
+{% endfor %}
+{%- endmacro %}
 {% block title %}{{ name }}: {{ record.verdict }}{% endblock %}
 {% block body %}
 <p><a href="../index.html">&larr; all calls</a></p>
@@ -795,54 +840,74 @@ config: {{ run.config }}. Numbers that look like phone, ID or bank card numbers 
 
 <h2>Timeline</h2>
 <svg class="chart" viewBox="0 0 {{ chart.width }} {{ timeline_height }}" role="img" aria-label="timeline of the call">
-{% for x, label in ticks %}<line class="grid" x1="{{ x }}" x2="{{ x }}" y1="0" y2="{{ timeline_height - 14 }}"/><text class="tick" x="{{ x }}" y="{{ timeline_height - 2 }}" text-anchor="middle">{{ label }}</text>
-{% endfor %}{% for lane in lanes %}{% set y = loop.index0 * chart.step %}
+{{ time_lines(0, timeline_height) }}
+{% for lane in lanes %}{% set y = loop.index0 * chart.step %}
 <text class="lane-label" x="4" y="{{ y + chart.lane - 4 }}">{{ lane.label }}</text>
 <rect class="lane-bg" x="{{ chart.left }}" y="{{ y }}" width="{{ chart.right - chart.left }}" height="{{ chart.lane }}"/>
-{% for s in lane.spans %}{% if s.href %}<a href="{{ s.href }}">{% endif %}<rect class="{{ s.kind }}" x="{{ s.x }}" y="{{ y }}" width="{{ s.width }}" height="{{ chart.lane }}"><title>{{ s.title }}</title></rect>{% if s.href %}</a>{% endif %}
+{% for s in lane.spans %}{% if s.href %}<a href="{{ s.href }}">{% endif -%}
+<rect class="{{ s.kind }}" x="{{ s.x }}" y="{{ y }}" width="{{ s.width }}" height="{{ chart.lane }}">
+<title>{{ s.title }}</title></rect>{% if s.href %}</a>{% endif %}
 {% endfor %}{% endfor %}</svg>
 
 <h2>The agent's speech rate, level and pitch</h2>
-{% if panels %}{% for panel in panels %}
+{% for panel in panels %}
 <svg class="chart" viewBox="0 0 {{ chart.width }} {{ chart.panel }}" role="img" aria-label="{{ panel.title }}">
 <text class="panel-title" x="{{ chart.left }}" y="12">{{ panel.title }}</text>
-{% for s in panel.spans %}<rect class="{{ s.kind }}" x="{{ s.x }}" y="{{ chart.top }}" width="{{ s.width }}" height="{{ chart.plot }}"><title>{{ s.title }}</title></rect>
-{% endfor %}{% if panel.band %}<rect class="band" x="{{ chart.left }}" y="{{ panel.band[0] }}" width="{{ chart.right - chart.left }}" height="{{ panel.band[1] - panel.band[0] }}"/>{% endif %}
-{% for x, label in ticks %}<line class="grid" x1="{{ x }}" x2="{{ x }}" y1="{{ chart.top }}" y2="{{ chart.top + chart.plot }}"/><text class="tick" x="{{ x }}" y="{{ chart.panel - 6 }}" text-anchor="middle">{{ label }}</text>
-{% endfor %}{% for y, label in panel.ticks %}<text class="tick" x="{{ chart.left - 4 }}" y="{{ y + 4 }}" text-anchor="end">{{ label }}</text>
-{% endfor %}{% for g in panel.guides %}<line class="guide {{ g.kind }}" x1="{{ chart.left }}" x2="{{ chart.right }}" y1="{{ g.y }}" y2="{{ g.y }}"/><text class="guide-label" x="{{ chart.right }}" y="{{ g.y - 3 }}" text-anchor="end">{{ g.label }}</text>
-{% endfor %}{% for m in panel.marks %}<g class="mark {{ m.kind }}"><title>{{ m.title }}</title><line x1="{{ m.x1 }}" x2="{{ m.x2 }}" y1="{{ m.y }}" y2="{{ m.y }}"/>{% if m.whisker %}<line class="whisker" x1="{{ (m.x1 + m.x2) / 2 }}" x2="{{ (m.x1 + m.x2) / 2 }}" y1="{{ m.whisker[0] }}" y2="{{ m.whisker[1] }}"/>{% endif %}</g>
+{% for s in panel.spans %}<rect class="{{ s.kind }}" x="{{ s.x }}" y="{{ chart.top }}" width="{{ s.width }}"
+ height="{{ chart.plot }}"><title>{{ s.title }}</title></rect>
+{% endfor %}
+{%- if panel.band %}<rect class="band" x="{{ chart.left }}" y="{{ panel.band[0] }}" width="{{ chart.right - chart.left }}"
+ height="{{ panel.band[1] - panel.band[0] }}"/>{% endif %}
+{{ time_lines(chart.top, chart.panel) }}
+{% for y, label in panel.ticks %}<text class="tick" x="{{ chart.left - 4 }}" y="{{ y + 4 }}" text-anchor="end">{{ label }}</text>
+{% endfor %}
+{%- for g in panel.guides %}<line class="guide {{ g.kind }}" x1="{{ chart.left }}" x2="{{ chart.right }}"
+ y1="{{ g.y }}" y2="{{ g.y }}"><title>{{ g.label }}</title></line>
+{% endfor %}
+{%- for m in panel.marks %}<g class="mark {{ m.kind }}"><title>{{ m.title }}</title>
+<line x1="{{ m.x1 }}" x2="{{ m.x2 }}" y1="{{ m.y }}" y2="{{ m.y }}"/>
+{%- if m.whisker %}{% set middle = (m.x1 + m.x2) / 2 %}
+<line class="whisker" x1="{{ middle }}" x2="{{ middle }}" y1="{{ m.whisker[0] }}" y2="{{ m.whisker[1] }}"/>{% endif %}</g>
 {% endfor %}</svg>
-{% endfor %}{% else %}<p class="note">This record has no per-utterance prosody (it was audited by a version
-that did not store it); audit the call again to see the agent's rate, level and pitch over time.</p>{% endif %}
+{% else %}{% if prosody_recorded %}<p class="note">No agent utterance has measured prosody (no agent speech,
+or a mono recording whose transcript does not say who speaks).</p>
+{% else %}<p class="note">This record has no per-utterance prosody (it was audited by a version that did not
+store it); audit the call again to see the agent's rate, level and pitch over time.</p>{% endif %}
+{% endfor %}
 
 <h2>Findings ({{ findings|length }})</h2>
 {% for f in findings %}<article class="finding sev-{{ f.severity }}" id="finding-{{ f.number }}">
 <h3>{{ f.rule_id }} <span class="severity">{{ f.severity }}</span></h3>
 <p>{{ f.message }}</p>
 {% if f.evidence %}<ul class="evidence">
-{% for e in f.evidence %}<li><span class="when">{{ e.start|clock }}-{{ e.end|clock }}</span> <span class="speaker {{ e.speaker }}">{{ e.speaker }}</span>
-<q>{{ pieces(e.pieces) }}</q>{% if e.utterance is not none %} <a href="#u-{{ e.utterance }}">in transcript</a>{% endif %}
+{% for e in f.evidence %}<li><span class="when">{{ e.start|clock }}-{{ e.end|clock }}</span>
+<span class="speaker {{ e.speaker }}">{{ e.speaker }}</span> <q>{{ pieces(e.pieces) }}</q>
+{%- if e.utterance is not none %} <a href="#u-{{ e.utterance }}">in transcript</a>{% endif %}
 {% if e.clip %}<audio controls preload="none" src="{{ e.clip.href }}" data-start="{{ e.start }}" data-end="{{ e.end }}"
  data-clip-start="{{ e.clip.start }}" data-clip-end="{{ e.clip.end }}"></audio>{% endif %}</li>
-{% endfor %}</ul>{% else %}<p class="muted">No segment to play: the call lacks something rather than saying something.</p>{% endif %}
+{% endfor %}</ul>
+{%- else %}<p class="muted">No segment to play: the call lacks something rather than saying something.</p>{% endif %}
 </article>
 {% else %}<p class="muted">No rule failed.</p>
 {% endfor %}
 <details><summary>Other results ({{ others|length }}: passed or not measurable)</summary>
 <table><thead><tr><th>rule</th><th>status</th><th>message</th><th>where</th></tr></thead><tbody>
 {% for r in others %}<tr><td>{{ r.rule_id }}</td><td>{{ r.status }}</td><td>{{ r.message }}</td>
-<td>{% for e in r.evidence %}{{ when(e.start, e.end) }} {% endfor %}</td></tr>
+<td>{% for e in r.evidence %}{{ seek(e.start) }} {% endfor %}</td></tr>
 {% endfor %}</tbody></table></details>
 
 <h2 id="transcript">Transcript <span class="muted">({{ record.transcript_source }})</span></h2>
-{% if audio %}<div class="player"><audio id="call-audio" controls preload="metadata" src="{{ audio }}"></audio></div>{% endif %}
+{% if audio %}<div class="player"><audio id="call-audio" controls preload="metadata" src="{{ audio }}"></audio></div>
+{% endif %}
 <ol class="transcript">
-{% for u in transcript %}<li id="u-{{ u.index }}"><span>{{ when(u.start, u.end) }}</span><span class="speaker {{ u.speaker }}">{{ u.speaker }}</span><span class="text">{{ pieces(u.pieces) }}</span></li>
+{% for u in transcript %}<li id="u-{{ u.index }}" title="{{ u.start|clock }}-{{ u.end|clock }}">
+<span>{{ seek(u.start) }}</span><span class="speaker {{ u.speaker }}">{{ u.speaker }}</span>
+<span class="text">{{ pieces(u.pieces) }}</span></li>
 {% else %}<li class="muted">No transcript.</li>
 {% endfor %}</ol>
 {% if dropped %}<details><summary>Text left out of the checks ({{ dropped|length }})</summary><ul>
-{% for d in dropped %}<li><span class="when">{{ d.start|clock }}-{{ d.end|clock }}</span> <span class="speaker {{ d.speaker }}">{{ d.speaker }}</span> {{ d.text }} <span class="muted">({{ d.reason }})</span></li>
+{% for d in dropped %}<li><span class="when">{{ d.start|clock }}-{{ d.end|clock }}</span>
+<span class="speaker {{ d.speaker }}">{{ d.speaker }}</span> {{ d.text }} <span class="muted">({{ d.reason }})</span></li>
 {% endfor %}</ul></details>{% endif %}
 {% endblock %}
 """,
@@ -862,6 +927,7 @@ def content_security_policy(script: str) -> str:
             "media-src 'self'; base-uri 'none'; form-action 'none'")
 
 
+@lru_cache(maxsize=1)
 def _environment() -> Environment:
     environment = Environment(loader=DictLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
     environment.filters["clock"] = _clock
@@ -869,6 +935,37 @@ def _environment() -> Environment:
 
 
 # --- building -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Everything a call page depends on besides its record; small, so worker processes get it."""
+
+    folder: Path  # OUT/report
+    mask_pii: bool
+    clip_context_s: float
+    bands: Bands
+
+    @property
+    def shown(self) -> Callable[[str], str]:
+        return mask_numbers if self.mask_pii else str
+
+    def key(self) -> bytes:
+        """What, beside the record, makes a page differ: options, bands, templates and scripts."""
+        return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
+                           "bands": self.bands.__dict__, "templates": TEMPLATES, "style": STYLE,
+                           "scripts": [INDEX_SCRIPT, CALL_SCRIPT]}, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    record_path: Path
+    stem: str
+    fingerprint: str  # of the record and the settings: unchanged means the page is up to date
+
+    @property
+    def href(self) -> str:
+        return f"calls/{quote(self.stem)}.html"
 
 
 def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> str:
@@ -885,123 +982,155 @@ def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> s
     return stem
 
 
-class ReportBuilder:
-    """One build of `OUT/report/`: the options, the templates and what the last build made."""
+def plan_pages(out: Path, summary: dict, settings: BuildSettings) -> dict[str, PagePlan]:
+    """A page for each call of the run that has a record."""
+    key, plans = settings.key(), {}
+    for row in summary["calls"]:
+        record_path = out / "calls" / f"{row['call_id']}.json"
+        if record_path.exists():
+            raw = record_path.read_bytes()
+            record = json.loads(raw)
+            stem = page_stem(record["call_id"], record["recording"]["sha256"], settings.shown)
+            plans[row["call_id"]] = PagePlan(record_path, stem, hashlib.sha256(key + raw).hexdigest())
+    return plans
 
-    def __init__(self, out: Path, config: Config, mask_pii: bool, clip_context_s: float):
-        self.out, self.folder = out, out / "report"
-        self.shown: Callable[[str], str] = mask_numbers if mask_pii else str
-        self.masked, self.context_s = mask_pii, clip_context_s
-        self.bands = Bands.of(config)
-        self.environment = _environment()
-        self.options_key = json.dumps({"mask_pii": mask_pii, "clip_context_s": clip_context_s,
-                                       "bands": self.bands.__dict__, "templates": TEMPLATES,
-                                       "style": STYLE, "scripts": [INDEX_SCRIPT, CALL_SCRIPT]},
-                                      sort_keys=True, default=list)
-        manifest = self.folder / MANIFEST_NAME
-        self.previous: dict[str, str] = json.loads(manifest.read_text("utf-8")) if manifest.exists() else {}
-        self.built: dict[str, str] = {}
-        self.audio_decoded = 0
 
-    def call(self, record_path: Path) -> str | None:
-        """Build the call's page unless it is up to date; its href from the index, None without a record."""
-        if not record_path.exists():
-            return None
-        raw = record_path.read_bytes()
-        record = json.loads(raw)
-        stem = page_stem(record["call_id"], record["recording"]["sha256"], self.shown)
-        fingerprint = hashlib.sha256(self.options_key.encode() + raw).hexdigest()
-        page = self.folder / "calls" / f"{stem}.html"
-        if self.previous.get(stem) != fingerprint or not page.exists():
-            self._write_call(record, stem, page)
-        self.built[stem] = fingerprint
-        return f"calls/{quote(stem)}.html"
+def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
+    """Write one call's page, its clips and its audio, decoding the recording once."""
+    record = json.loads(plan.record_path.read_text(encoding="utf-8"))
+    folder, stem, shown = settings.folder, plan.stem, settings.shown
+    shutil.rmtree(folder / "clips" / stem, ignore_errors=True)  # clips of an earlier audit
+    audio, problem = load_audio(record)
+    clips, audio_href = None, ""
+    if audio is not None:
+        clips = ClipWriter(audio, folder / "clips" / stem, f"../clips/{quote(stem)}",
+                           settings.clip_context_s)
+        (folder / "audio").mkdir(parents=True, exist_ok=True)
+        _write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
+        audio_href = f"../audio/{quote(stem)}.flac"
+    content = CallContent(record, shown, clips)
+    axis = TimeAxis(record["recording"]["duration_s"])
+    lanes = timeline(record, content.findings, axis)
+    html = _environment().get_template("call.html").render(
+        csp=content_security_policy(CALL_SCRIPT), style=STYLE, script=CALL_SCRIPT,
+        name=shown(record["call_id"]), record=record, facts=_facts(record, shown),
+        audio=audio_href, audio_problem=shown(problem), chart=CHART, ticks=axis.ticks(),
+        lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + 14,
+        panels=prosody_panels(record, settings.bands, axis, shown),
+        prosody_recorded=any("prosody" in u for u in record["utterances"]),
+        findings=content.findings, others=content.other_results,
+        transcript=content.transcript(), dropped=content.dropped())
+    _write_text(folder / "calls" / f"{stem}.html", html)
 
-    def _write_call(self, record: dict, stem: str, page: Path) -> None:
-        shutil.rmtree(self.folder / "clips" / stem, ignore_errors=True)
-        audio, problem = load_audio(record)
-        self.audio_decoded += 1
-        clips, audio_href = None, ""
-        if audio is not None:
-            clips = ClipWriter(audio, self.folder / "clips" / stem, f"../clips/{quote(stem)}", self.context_s)
-            audio_file = self.folder / "audio" / f"{stem}.flac"
-            audio_file.parent.mkdir(parents=True, exist_ok=True)
-            _write_audio(audio_file, audio.samples, audio.sample_rate, "FLAC")
-            audio_href = f"../audio/{quote(stem)}.flac"
-        content = CallContent(record, self.shown, clips)
-        axis = TimeAxis(record["recording"]["duration_s"])
-        lanes = timeline(record, content.findings, axis)
-        html = self.environment.get_template("call.html").render(
-            csp=content_security_policy(CALL_SCRIPT), style=STYLE, script=CALL_SCRIPT,
-            name=self.shown(record["call_id"]), record=record, facts=self._facts(record),
-            audio=audio_href, audio_problem=self.shown(problem), chart=CHART, ticks=axis.ticks(),
-            lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + 14,
-            panels=prosody_panels(record, self.bands, axis, self.shown),
-            findings=content.findings, others=content.other_results,
-            transcript=content.transcript(), dropped=content.dropped())
-        _write_text(page, html)
 
-    def _facts(self, record: dict) -> list[tuple[str, str]]:
-        recording, meta = record["recording"], record["meta"]
-        facts = [("agent", meta.get("agent_id") or "unknown"), ("direction", meta.get("direction") or "-"),
-                 ("duration", _clock(recording["duration_s"])),
-                 ("recording", f"{recording['path']} ({recording['format']}, {recording['channels']} ch, "
-                               f"{recording['sample_rate']} Hz)")]
-        return [(label, self.shown(str(value))) for label, value in facts]
+def _facts(record: dict, shown: Callable[[str], str]) -> list[tuple[str, str]]:
+    recording, meta = record["recording"], record["meta"]
+    facts = [("agent", meta.get("agent_id") or "unknown"), ("direction", meta.get("direction") or "-"),
+             ("duration", _clock(recording["duration_s"])),
+             ("recording", f"{recording['path']} ({recording['format']}, {recording['channels']} ch, "
+                           f"{recording['sample_rate']} Hz)")]
+    return [(label, shown(str(value))) for label, value in facts]
 
-    def index(self, summary: dict, hrefs: dict[str, str | None]) -> Path:
-        calls = [self._call_row(row, hrefs.get(row["call_id"])) for row in summary["calls"]]
-        counts = summary["counts"]
-        fails_by_agent = [
-            {"name": self.shown(agent), "calls": row["calls"], "fails": sum(row["fails"].values()),
-             "top": ", ".join(rule for rule, _ in sorted(row["fails"].items(), key=lambda kv: -kv[1])[:3])}
-            for agent, row in summary["fails_by_agent"].items()]
-        html = self.environment.get_template("index.html").render(
-            csp=content_security_policy(INDEX_SCRIPT), style=STYLE, script=INDEX_SCRIPT,
-            masked=self.masked,
-            run={"run_id": summary.get("run_id"), "files": counts["files"], "elapsed": summary.get("elapsed_s"),
-                 "asr": summary["asr"]["whisper_model"] or summary["asr"]["mode"],
-                 "config": self.shown(", ".join(Path(f).name for f in summary["config"]["files"]))},
-            counts=[("audited", counts["audited"], ""), ("pass", counts["pass"], "v-pass"),
-                    ("review", counts["review"], "v-review"), ("fail", counts["fail"], "v-fail"),
-                    ("could not be audited", counts["errors"], "")],
-            fails_by_rule=sorted(summary["fails_by_rule"].items(), key=lambda kv: (-kv[1], kv[0])),
-            fails_by_agent=fails_by_agent, calls=calls,
-            verdicts=[v for v in VERDICT_RANK if any(c["verdict"] == v for c in calls)],
-            rules=sorted(summary["fails_by_rule"]), agents=sorted({c["agent"] for c in calls}),
-            errors=[{"name": self.shown(e["call_id"]), "path": self.shown(e["path"]),
-                     "reason": self.shown(e["reason"])} for e in summary["errors"]])
-        index = self.folder / "index.html"
-        _write_text(index, html)
-        return index
 
-    def _call_row(self, row: dict, href: str | None) -> dict:
-        return {"name": self.shown(row["call_id"]), "href": href, "agent": self.shown(row["agent_id"] or "unknown"),
-                "verdict": row["verdict"] if row["verdict"] in VERDICT_RANK else "review",
-                "rank": VERDICT_RANK.get(row["verdict"], 1), "score": f"{row['score']:g}",
-                "failed_rules": row["failed_rules"], "transcript_source": row["transcript_source"]}
+def build_page_or_reason(settings: BuildSettings, plan: PagePlan) -> str | None:
+    """Build one page; None when done, else why not: one odd record costs its page, not the report."""
+    try:
+        build_call_page(settings, plan)
+    except Exception as error:
+        log.exception("report: cannot build the page of %s", plan.record_path)
+        return f"{type(error).__name__}: {error}"
+    return None
 
-    def finish(self) -> None:
-        """Remove what belonged to calls no longer in the run, then record what this build made."""
-        for stem in set(self.previous) - set(self.built):
-            (self.folder / "calls" / f"{stem}.html").unlink(missing_ok=True)
-            (self.folder / "audio" / f"{stem}.flac").unlink(missing_ok=True)
-            shutil.rmtree(self.folder / "clips" / stem, ignore_errors=True)
-        _write_text(self.folder / MANIFEST_NAME, json.dumps(self.built, indent=0, sort_keys=True))
+
+def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int) -> dict[str, str]:
+    """Build pages in `workers` processes (decoding and encoding audio is most of the work).
+
+    Returns why each page that could not be built was not, by the call's stem.
+    """
+    if workers <= 1 or len(plans) <= 1:
+        reasons = [build_page_or_reason(settings, plan) for plan in plans]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            reasons = list(pool.map(partial(build_page_or_reason, settings), plans, chunksize=8))
+    return {plan.stem: reason for plan, reason in zip(plans, reasons) if reason}
+
+
+def write_index(summary: dict, pages: dict[str, str], problems: dict[str, str],
+                settings: BuildSettings) -> Path:
+    """The run's page; `pages` maps call ids to their pages, `problems` to why they have none."""
+    shown = settings.shown
+    calls = [_call_row(row, pages.get(row["call_id"]), problems.get(row["call_id"], "no record"), shown)
+             for row in summary["calls"]]
+    counts = summary["counts"]
+    html = _environment().get_template("index.html").render(
+        csp=content_security_policy(INDEX_SCRIPT), style=STYLE, script=INDEX_SCRIPT,
+        masked=settings.mask_pii,
+        run={"run_id": summary.get("run_id"), "files": counts["files"], "elapsed": summary.get("elapsed_s"),
+             "asr": summary["asr"]["whisper_model"] or summary["asr"]["mode"],
+             "config": shown(", ".join(Path(f).name for f in summary["config"]["files"]))},
+        counts=[("audited", counts["audited"], ""), ("pass", counts["pass"], "v-pass"),
+                ("review", counts["review"], "v-review"), ("fail", counts["fail"], "v-fail"),
+                ("could not be audited", counts["errors"], "")],
+        fails_by_rule=sorted(summary["fails_by_rule"].items(), key=lambda kv: (-kv[1], kv[0])),
+        fails_by_agent=[_agent_row(agent, row, shown) for agent, row in summary["fails_by_agent"].items()],
+        calls=calls, verdicts=[v for v in VERDICT_RANK if any(c["verdict"] == v for c in calls)],
+        rules=sorted(summary["fails_by_rule"]), agents=sorted({c["agent"] for c in calls}),
+        errors=[{"name": shown(e["call_id"]), "path": shown(e["path"]), "reason": shown(e["reason"])}
+                for e in summary["errors"]])
+    index = settings.folder / "index.html"
+    _write_text(index, html)
+    return index
+
+
+def _call_row(row: dict, href: str | None, problem: str, shown: Callable[[str], str]) -> dict:
+    verdict = row["verdict"] if row["verdict"] in VERDICT_RANK else "review"
+    return {"name": shown(row["call_id"]), "href": href, "problem": shown(problem),
+            "agent": shown(row["agent_id"] or "unknown"),
+            "verdict": verdict, "rank": VERDICT_RANK[verdict], "score": f"{row['score']:g}",
+            "failed_rules": row["failed_rules"], "transcript_source": row["transcript_source"]}
+
+
+def _agent_row(agent: str, row: dict, shown: Callable[[str], str]) -> dict:
+    most = sorted(row["fails"].items(), key=lambda kv: -kv[1])[:3]
+    return {"name": shown(agent), "calls": row["calls"], "fails": sum(row["fails"].values()),
+            "top": ", ".join(rule for rule, _ in most)}
+
+
+def remove_stale(folder: Path, previous: dict[str, str], current: dict[str, str]) -> None:
+    """Remove the pages, clips and audio of calls that are no longer in the run."""
+    for stem in set(previous) - set(current):
+        (folder / "calls" / f"{stem}.html").unlink(missing_ok=True)
+        (folder / "audio" / f"{stem}.flac").unlink(missing_ok=True)
+        shutil.rmtree(folder / "clips" / stem, ignore_errors=True)
 
 
 def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = True,
-                 clip_context_s: float = 1.5) -> Path:
+                 clip_context_s: float = 1.5, workers: int = 1) -> Path:
     """Build `OUT/report/` from `OUT/summary.json` and `OUT/calls/*.json`; returns index.html.
 
-    `config` gives the prosody bands the pictures draw; by default the config the run audited with
-    (summary.json names its files). Calls unchanged since the last build are not rebuilt.
+    `config` gives the bands the prosody pictures draw; by default the config the run audited with
+    (summary.json names its files). A call whose record and settings are those of the last build
+    is not built again (`report/build.json`), so running this after every resumed run is cheap.
     """
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    builder = ReportBuilder(out, config or run_config(summary), mask_pii, clip_context_s)
-    hrefs = {row["call_id"]: builder.call(out / "calls" / f"{row['call_id']}.json") for row in summary["calls"]}
-    index = builder.index(summary, hrefs)
-    builder.finish()
-    log.info("report: %d calls, %d built now (audio decoded %d times): %s", len(hrefs),
-             builder.audio_decoded, builder.audio_decoded, index)
+    bands = Bands.of(config or run_config(summary))
+    settings = BuildSettings(out / "report", mask_pii, clip_context_s, bands)
+    manifest = settings.folder / MANIFEST_NAME
+    previous = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+    plans = plan_pages(out, summary, settings)
+    todo = [p for p in plans.values() if previous.get(p.stem) != p.fingerprint
+            or not (settings.folder / "calls" / f"{p.stem}.html").exists()]
+    failed = build_pages(todo, settings, workers)
+    built = {call_id: plan for call_id, plan in plans.items() if plan.stem not in failed}
+    problems = {call_id: failed[plan.stem] for call_id, plan in plans.items() if plan.stem in failed}
+    index = write_index(summary, {call_id: plan.href for call_id, plan in built.items()}, problems, settings)
+    current = {plan.stem: plan.fingerprint for plan in built.values()}
+    remove_stale(settings.folder, previous, current)
+    _write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
+    log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
+             len(failed), index)
     return index

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 from audit import asr as asr_module
-from audit.asr import AsrUnavailable, WhisperTranscriber, speech_clips
+from audit.asr import WHISPER_SAMPLE_RATE, WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
 from audit.config import load_config
 from audit.batch import BatchOptions, run_batch
 from audit.pipeline import AsrChoice, Job, audit_call
@@ -63,28 +63,41 @@ def test_whisper_run_gives_a_well_formed_record(short_call, tiny_whisper, config
     assert summary["calls"][0]["transcript_source"] == "whisper"
 
 
+def padded_speech(audio, intervals, pad_s, merge_gap_s):
+    """The samples of a channel the model should hear: speech widened by the pad, short gaps kept."""
+    rate = WHISPER_SAMPLE_RATE
+    spans = [(max(0, round((i.start - pad_s) * rate)), round((i.end + pad_s) * rate)) for i in intervals]
+    mask = np.zeros(len(audio), bool)
+    for (start, end), (following, _) in zip(spans, spans[1:] + [(len(audio), None)]):
+        mask[start: following if following - end <= merge_gap_s * rate else end] = True
+    return audio[mask]
+
+
 def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypatch):
     import whisper
 
-    seen = []
-    real = whisper.transcribe
+    heard = []
+    real = whisper.log_mel_spectrogram
 
-    def spy(model, audio, **options):
-        seen.append(options["clip_timestamps"])
-        assert options["condition_on_previous_text"] is False
-        assert options["word_timestamps"] is True and options["language"] == "zh"
-        return real(model, audio, **options)
+    def spy(audio, n_mels, padding, device):
+        heard.append(np.asarray(audio).copy())
+        assert len(audio) + padding == WINDOW_SAMPLES  # one 30-s window each
+        return real(audio, n_mels, padding=padding, device=device)
 
-    monkeypatch.setattr(whisper, "transcribe", spy)
+    monkeypatch.setattr(whisper, "log_mel_spectrogram", spy)
     audit = audit_call(Job(short_call, "short"), config, AsrChoice("whisper", transcriber))
-    with_speech = [s.intervals for s in audit.speech if s.intervals]
-    assert len(seen) == len(with_speech) == 2
-    for clips, intervals in zip(seen, with_speech):
-        expected = speech_clips(intervals, config.asr.clip_pad_s, config.asr.clip_merge_gap_s,
-                                audit.recording.duration_s)
-        assert clips == [t for clip in expected for t in (clip.start, clip.end)]
-    given = sum(b - a for clips in seen for a, b in zip(clips[::2], clips[1::2]))
-    assert given < 0.75 * 2 * audit.recording.duration_s  # ringing and gaps cost nothing
+    from audit import decode as decoding
+
+    audio_16k = decoding.resample(decoding.decode(short_call), WHISPER_SAMPLE_RATE)
+    expected = [padded_speech(audio_16k[s.channel.index], s.intervals, config.asr.clip_pad_s,
+                              config.asr.clip_merge_gap_s) for s in audit.speech if s.intervals]
+    assert len(heard) == len(expected) == 2  # 20 s of call: one window per channel
+    for given, wanted in zip(heard, expected):
+        np.testing.assert_array_equal(given, wanted)
+    given_s = sum(len(a) for a in heard) / WHISPER_SAMPLE_RATE
+    assert given_s < 0.75 * 2 * audit.recording.duration_s  # ringing and gaps cost nothing
+    utterances = audit.transcript.utterances + tuple(d.utterance for d in audit.transcript.dropped)
+    assert any(u.words for u in utterances)  # word timestamps are on
 
 
 def test_silent_recording_skips_the_model(tmp_path, transcriber, config, monkeypatch):
@@ -92,7 +105,8 @@ def test_silent_recording_skips_the_model(tmp_path, transcriber, config, monkeyp
 
     path = tmp_path / "silent.wav"
     soundfile.write(path, np.zeros((8000 * 5, 2), np.float32), 8000, subtype="PCM_16")
-    monkeypatch.setattr(whisper, "transcribe", lambda *a, **k: pytest.fail("ASR ran on silence"))
+    monkeypatch.setattr(whisper, "log_mel_spectrogram", lambda *a, **k: pytest.fail("ASR ran on silence"))
+    monkeypatch.setattr(transcriber.model, "decode", lambda *a, **k: pytest.fail("ASR ran on silence"))
     audit = audit_call(Job(path, "silent"), config, AsrChoice("whisper", transcriber))
     assert audit.transcript.source == "none"
     record = call_record(audit)
@@ -134,15 +148,6 @@ def test_traditional_output_becomes_simplified():
     assert utterance.text == "您好，欢迎致电星河通信，工号零零八六为您服务"
     assert [w.text for w in utterance.words] == ["欢迎", "致电"]
     assert (utterance.start, utterance.end) == (1.0, 1.8)
-
-
-def test_clips_are_padded_merged_and_capped():
-    intervals = (Interval(1.0, 2.0), Interval(2.5, 3.0), Interval(10.0, 12.0), Interval(12.3, 45.0))
-    clips = speech_clips(intervals, pad_s=0.2, merge_gap_s=1.0, duration_s=46.0)
-    assert clips[0] == Interval(0.8, 3.2)  # the 0.5 s gap is bridged
-    assert clips[1] == Interval(9.8, 12.2)  # far from the first
-    assert clips[2].start == 12.2 and clips[2].end == 45.2  # merging would pass 30 s; no overlap
-    assert all(b.start >= a.end for a, b in zip(clips, clips[1:]))
 
 
 def test_unloadable_model_whisper_mode_and_auto_fallback(config, tmp_path):

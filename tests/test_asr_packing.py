@@ -1,0 +1,144 @@
+"""Speech packed into Whisper's 30-second windows, and every time mapped back to the recording."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from audit.asr import (WINDOW_SAMPLES, Piece, Window, WhisperTranscriber, pack_windows,
+                       speech_spans, split_at_seams)
+from audit.config import load_config
+from audit.records import Channel, ChannelSpeech, Interval
+
+RATE = 16000
+
+
+def seconds(*values: float) -> tuple[int, ...]:
+    return tuple(round(v * RATE) for v in values)
+
+
+def agent_speech(*intervals: tuple[float, float]) -> ChannelSpeech:
+    return ChannelSpeech(Channel(0, "agent"), tuple(Interval(a, b) for a, b in intervals))
+
+
+def test_speech_is_padded_and_short_gaps_are_kept():
+    audio = np.ones(60 * RATE, np.float32)
+    intervals = (Interval(1.0, 2.0), Interval(2.5, 3.0), Interval(10.0, 12.0), Interval(59.9, 60.0))
+    spans = speech_spans(intervals, pad_s=0.2, merge_gap_s=1.0, audio=audio)
+    assert spans == [seconds(0.8, 3.2), seconds(9.8, 12.2), seconds(59.7, 60.0)]
+
+
+def test_merging_stops_at_a_window_and_spans_never_overlap():
+    audio = np.ones(60 * RATE, np.float32)
+    intervals = (Interval(1.0, 20.0), Interval(20.3, 35.0))
+    spans = speech_spans(intervals, pad_s=0.2, merge_gap_s=1.0, audio=audio)
+    assert spans == [seconds(0.8, 20.2), seconds(20.2, 35.2)]  # together they would pass 30 s
+
+
+def test_speech_longer_than_a_window_is_cut_at_its_quietest_point():
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal(80 * RATE).astype(np.float32)
+    audio[round(27.0 * RATE): round(27.01 * RATE)] *= 0.01  # a breath 26.5 s into the turn
+    spans = speech_spans((Interval(0.5, 70.0),), pad_s=0.0, merge_gap_s=1.0, audio=audio)
+    assert spans[0] == seconds(0.5, 27.0)
+    assert all(end - start <= WINDOW_SAMPLES for start, end in spans)
+    assert [s for span in spans for s in span] == sorted(s for span in spans for s in span)
+    assert spans[0][0] == seconds(0.5)[0] and spans[-1][1] == seconds(70.0)[0]
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no audio lost or repeated
+
+
+def test_windows_hold_whole_spans_in_time_order():
+    spans = [seconds(0, 10), seconds(20, 32), seconds(40, 49), seconds(50, 55), seconds(60, 90)]
+    windows = pack_windows(spans, agent_speech())
+    assert [[(p.start, p.end) for p in w.pieces] for w in windows] == [spans[:2], spans[2:4], spans[4:]]
+    assert [[p.offset for p in w.pieces] for w in windows] == [[0, 10 * RATE], [0, 9 * RATE], [0]]
+    assert [w.samples for w in windows] == [22 * RATE, 14 * RATE, 30 * RATE]
+
+
+def test_no_speech_makes_no_windows():
+    assert pack_windows(speech_spans((), 0.2, 1.0, np.zeros(RATE, np.float32)), agent_speech()) == []
+
+
+WINDOW = Window(agent_speech(), (Piece(*seconds(1.0, 3.0), 0), Piece(*seconds(10.0, 15.0), 2 * RATE)))
+
+
+def test_a_word_maps_back_to_its_recording_time():
+    assert WINDOW.place(0.5, 1.0) == (0, 1.5, 2.0)
+    assert WINDOW.place(2.5, 2.9) == (1, pytest.approx(10.5, abs=1e-9), pytest.approx(10.9, abs=1e-9))
+
+
+def test_a_word_over_a_seam_stays_inside_the_piece_holding_its_middle():
+    assert WINDOW.place(1.8, 2.4) == (1, 10.0, pytest.approx(10.4, abs=1e-9))
+    assert WINDOW.place(1.6, 2.2) == (0, pytest.approx(2.6, abs=1e-9), 3.0)
+
+
+def test_a_segment_over_a_seam_is_split_into_one_part_per_piece():
+    words = [{"word": "你好", "start": 0.5, "end": 1.0}, {"word": "请问", "start": 1.2, "end": 1.9},
+             {"word": "我想", "start": 2.1, "end": 2.6}]
+    segment = {"text": "你好请问我想", "start": 0.4, "end": 2.6, "words": words,
+               "no_speech_prob": 0.1, "avg_logprob": -0.2}
+    first, second = split_at_seams(segment, WINDOW)
+    assert (first["text"], first["start"], first["end"]) == ("你好请问", 1.5, pytest.approx(2.9))
+    assert (second["text"], second["start"], second["end"]) == ("我想", pytest.approx(10.1), pytest.approx(10.6))
+    assert second["no_speech_prob"] == 0.1
+
+
+def test_a_segment_within_one_piece_keeps_its_text_and_a_wordless_one_its_span():
+    words = [{"word": "您好", "start": 2.2, "end": 2.8}]
+    (part,) = split_at_seams({"text": " 您好。", "start": 2.1, "end": 2.9, "words": words}, WINDOW)
+    assert (part["text"], part["start"], part["end"]) == (" 您好。", pytest.approx(10.2), pytest.approx(10.8))
+    (bare,) = split_at_seams({"text": "嗯", "start": 0.2, "end": 0.6, "words": []}, WINDOW)
+    assert (bare["start"], bare["end"]) == (1.2, 1.6)
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_whisper):
+    asr = dataclasses.replace(load_config().asr, cpu_batch_windows=2)
+    return WhisperTranscriber(asr, str(tiny_whisper), "cpu")
+
+
+def test_the_model_hears_only_the_padded_speech_and_its_words_land_in_the_recording(transcriber, monkeypatch):
+    """A real decode of two channels on the random model; word timing is pinned to a known place
+    in the window so its way back to the recording is checked exactly."""
+    import whisper
+    import whisper.timing
+
+    rng = np.random.default_rng(1)
+    audio = rng.standard_normal((2, 70 * RATE)).astype(np.float32) * 0.1
+    speech = (agent_speech((5.0, 7.0), (40.0, 42.0)),
+              ChannelSpeech(Channel(1, "customer"), (Interval(10.0, 38.0), Interval(50.0, 60.0))))
+    heard, batches = [], []
+    real_mel, real_decode = whisper.log_mel_spectrogram, transcriber.model.decode
+
+    def mel_spy(samples, n_mels, padding, device):
+        heard.append(np.asarray(samples).copy())
+        assert len(samples) + padding == WINDOW_SAMPLES
+        return real_mel(samples, n_mels, padding=padding, device=device)
+
+    def decode_spy(features, options):
+        batches.append((len(features), options.temperature))
+        assert options.language == "zh" and options.prompt == transcriber.asr.initial_prompt
+        return real_decode(features, options)
+
+    def words_at_3_s(segments, **_):
+        for segment in segments:  # window time 3.0-3.5 s: the agent's second piece starts at 2.4 s
+            segment["words"] = [{"word": "好", "start": 3.0, "end": 3.5, "probability": 1.0}]
+
+    monkeypatch.setattr(whisper, "log_mel_spectrogram", mel_spy)
+    monkeypatch.setattr(transcriber.model, "decode", decode_spy)
+    monkeypatch.setattr(whisper.timing, "add_word_timestamps", words_at_3_s)
+    transcript = transcriber.transcribe(audio, speech)
+
+    def cut(channel, start, end):
+        return audio[channel, round(start * RATE): round(end * RATE)]
+
+    assert len(heard) == 3  # agent: one window; customer: 28.4 s, then 10.4 s that no longer fit
+    np.testing.assert_array_equal(heard[0], np.concatenate([cut(0, 4.8, 7.2), cut(0, 39.8, 42.2)]))
+    np.testing.assert_array_equal(heard[1], cut(1, 9.8, 38.2))
+    np.testing.assert_array_equal(heard[2], cut(1, 49.8, 60.2))
+    assert [size for size, temperature in batches if temperature == 0.0] == [2, 1]
+    agent = [d.utterance for d in transcript.dropped if d.utterance.speaker == "agent"]
+    agent += [u for u in transcript.utterances if u.speaker == "agent"]
+    assert agent, "the random model said nothing"
+    for utterance in agent:
+        assert [(w.start, w.end) for w in utterance.words] == [(pytest.approx(40.4), pytest.approx(40.9))]

@@ -1,0 +1,506 @@
+"""The reviewer report (audit/report.py), built from a real `audit run` of sample calls, a hostile
+call (markup, a phone and an ID number in its transcript, metadata and file name) and a broken file.
+
+Content, escaping, masking, clips and rebuilds are checked on the files; what a reviewer does in
+the page runs in headless Chromium (Debian's chromium + chromedriver, driven by Selenium) and is
+skipped, with the reason, where those are not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+import soundfile
+
+from audit import report as report_module
+from audit.report import mask_numbers, page_stem, write_report
+from conftest import FIXTURE_CALLS, ROOT
+
+CALLS = ("raised_voice", "unannounced_hold", "compliant")
+HOSTILE_NAME = 'x<b>&"y'
+PHONE, ID_NUMBER = "13812345678", "11010519491231002X"
+MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+HOSTILE_TEXT = f"{MARKUP}我的手机号是{PHONE},身份证号{ID_NUMBER}"
+HOSTILE_AGENT = '"><svg onload=alert(1)>'
+CONTEXT_S = 1.5
+ARTIFACTS = ROOT / "out" / "test-artifacts"
+
+
+# --- the audited night --------------------------------------------------------------------------
+
+
+def _copy_call(name: str, folder: Path, as_name: str) -> None:
+    audio = next(p for p in FIXTURE_CALLS.glob(f"{name}.*") if p.suffix in (".wav", ".flac"))
+    shutil.copy(audio, folder / f"{as_name}{audio.suffix}")
+    for suffix in (".transcript.json", ".meta.json"):
+        shutil.copy(FIXTURE_CALLS / f"{name}{suffix}", folder / f"{as_name}{suffix}")
+
+
+def _make_hostile(folder: Path) -> None:
+    """The compliant call under a hostile name, with markup and numbers in what the customer said."""
+    _copy_call("compliant", folder, HOSTILE_NAME)
+    transcript_path = folder / f"{HOSTILE_NAME}.transcript.json"
+    transcript = json.loads(transcript_path.read_text(encoding="utf-8"))
+    customer = next(u for u in transcript["utterances"] if u["speaker"] == "customer")
+    customer["text"] = HOSTILE_TEXT
+    customer.pop("words", None)
+    transcript_path.write_text(json.dumps(transcript, ensure_ascii=False), encoding="utf-8")
+    meta_path = folder / f"{HOSTILE_NAME}.meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["agent_id"] = HOSTILE_AGENT
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> Path:
+    """The outputs of `audit run` over the night's folder (exit 1: the broken file)."""
+    root = tmp_path_factory.mktemp("report")
+    night = root / "night"
+    night.mkdir()
+    for name in CALLS:
+        _copy_call(name, night, name)
+    _make_hostile(night)
+    (night / "broken.wav").write_bytes(b"RIFF<script>")
+    out = root / "out"
+    done = subprocess.run([sys.executable, "-m", "audit", "run", str(night), "--out", str(out),
+                           "--asr", "sidecar", "--workers", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(audited) -> Path:
+    """The report with the default options; returns OUT."""
+    write_report(audited)
+    return audited
+
+
+def fresh_copy(out: Path, destination: Path) -> Path:
+    """The run's records and summary without any report, to build one from scratch."""
+    shutil.copytree(out / "calls", destination / "calls")
+    shutil.copy(out / "summary.json", destination / "summary.json")
+    return destination
+
+
+def record_of(out: Path, name: str) -> dict:
+    return json.loads((out / "calls" / f"night__{name}.json").read_text(encoding="utf-8"))
+
+
+def hostile_record(out: Path) -> dict:
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    call_id = next(c["call_id"] for c in summary["calls"] if c["call_id"].startswith("night__x_b_"))
+    return json.loads((out / "calls" / f"{call_id}.json").read_text(encoding="utf-8"))
+
+
+def page_path(out: Path, record: dict, masked: bool = True) -> Path:
+    stem = page_stem(record["call_id"], record["recording"]["sha256"], mask_numbers if masked else str)
+    return out / "report" / "calls" / f"{stem}.html"
+
+
+class Page(HTMLParser):
+    """A page as the browser parses it: its elements and its visible text."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self._hidden = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._hidden += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._hidden -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.text.append(data)
+
+    def all(self, tag: str, **attrs) -> list[dict]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+    @property
+    def visible_text(self) -> str:
+        return "".join(self.text)
+
+
+def read_page(path: Path) -> Page:
+    return Page(path.read_text(encoding="utf-8"))
+
+
+# --- masking ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("said, shown", [
+    ("我的手机号是13812345678", "我的手机号是*******5678"),
+    ("电话 138 1234 5678 谢谢", "电话 *** **** 5678 谢谢"),
+    ("+86 138-1234-5678", "+** ***-****-5678"),
+    ("幺三八幺二三四五六七八", "*******五六七八"),
+    ("１３８１２３４５６７８", "*******５６７８"),
+    ("座机010-62345678", "座机***-****5678"),
+    ("身份证11010519491231002X", "身份证**************002X"),
+    ("身份证号一一零一零五一九四九一二三一零零二x", "身份证号**************零零二x"),
+    ("卡号6222 0202 0001 2345 678", "卡号**** **** **** ***5 678"),
+    ("13812345678 11010519491231002X", "*******5678 **************002X"),
+    ("号码13812345678,身份证11010519491231002X", "号码*******5678,身份证**************002X"),
+])
+def test_phone_id_and_card_numbers_keep_their_last_four_digits(said, shown):
+    assert mask_numbers(said) == shown
+    assert len(mask_numbers(said)) == len(said)  # highlight positions stay valid
+
+
+@pytest.mark.parametrize("said", [
+    "工号零零八六为您服务", "请提供手机号后四位。一三五七。", "每月三十元,共120元", "2026-11-22__team1__a",
+    "20261122153000", "订单12345", "这个问题我需要确认,请您稍等1分钟",
+])
+def test_other_numbers_are_left_alone(said):
+    assert mask_numbers(said) == said
+
+
+def test_a_masked_call_id_gives_a_file_name_without_the_number():
+    stem = page_stem(f"night__{PHONE}_0930", "ab" * 32, mask_numbers)
+    other = page_stem(f"night__{PHONE[:-5]}99999_0930", "cd" * 32, mask_numbers)
+    assert PHONE[:7] not in stem and stem.startswith("night_________5678_0930-")
+    assert stem != other
+    assert page_stem("night__a", "ab" * 32, mask_numbers) == "night__a"
+
+
+# --- the pages as files -------------------------------------------------------------------------
+
+
+def test_index_lists_the_run(built):
+    summary = json.loads((built / "summary.json").read_text(encoding="utf-8"))
+    index = read_page(built / "report" / "index.html")
+    rows = index.all("tr")
+    listed = [a for a in rows if "data-verdict" in a]
+    assert len(listed) == summary["counts"]["audited"] == 4
+    for row, call in zip(listed, summary["calls"]):
+        assert row["data-verdict"] == call["verdict"]
+        assert json.loads(row["data-rules"]) == call["failed_rules"]
+    links = [a["href"] for a in index.all("a")]
+    assert len(links) == 4 and all((built / "report" / unquote(link)).is_file() for link in links)
+    text = index.visible_text
+    assert "broken" in text and "could not be audited" in text
+    for rule, count in summary["fails_by_rule"].items():
+        assert index.all("button", **{"data-pick": "rule", "data-value": rule})
+
+
+def test_call_page_shows_every_finding_with_a_clip_and_the_transcript(built):
+    record = record_of(built, "raised_voice")
+    page = read_page(page_path(built, record))
+    failed = [r for r in record["results"] if r["status"] == "fail"]
+    assert len(page.all("article")) == len(failed)
+    clips = page.all("audio", preload="none")
+    assert len(clips) == sum(len(r["evidence"]) for r in failed)
+    assert page.all("audio", id="call-audio")[0]["src"].endswith(".flac")
+    assert len(page.all("button", **{"class": "seek"})) >= len(record["utterances"])
+    text = page.visible_text
+    for utterance in record["utterances"]:
+        assert utterance["text"] in text
+    # the forbidden phrase is highlighted where the agent said it, in the transcript too
+    marks = [a for a in page.all("mark", **{"class": "fail"}) if "text.forbidden.shirk" in a["title"]]
+    assert len(marks) == 2  # in the finding and in the transcript
+    assert page.all("rect", **{"class": "flag"}) and page.all("rect", **{"class": "overlap"})
+
+
+def test_a_call_with_dead_air_shows_it_on_the_timeline(built):
+    page = read_page(page_path(built, record_of(built, "unannounced_hold")))
+    assert len(page.all("rect", **{"class": "dead-air"})) == 1
+
+
+def test_clips_hold_exactly_the_segment_with_context(built):
+    record = record_of(built, "raised_voice")
+    recording, rate = soundfile.read(record["recording"]["path"], dtype="int16")
+    folder = page_path(built, record).parent.parent / "clips" / page_path(built, record).stem
+    for result in (r for r in record["results"] if r["status"] == "fail"):
+        for evidence in result["evidence"]:
+            first = max(0, math.floor((evidence["start"] - CONTEXT_S) * rate))
+            last = min(len(recording), math.ceil((evidence["end"] + CONTEXT_S) * rate))
+            clip, clip_rate = soundfile.read(folder / f"{first}-{last}.wav", dtype="int16")
+            assert clip_rate == rate
+            assert np.array_equal(clip, recording[first:last])
+
+
+def test_the_call_audio_is_the_recording_unaltered(built):
+    for name in CALLS:
+        record = record_of(built, name)
+        original, rate = soundfile.read(record["recording"]["path"], dtype="int16")
+        page = page_path(built, record)
+        copy, copy_rate = soundfile.read(page.parent.parent / "audio" / f"{page.stem}.flac", dtype="int16")
+        assert copy_rate == rate and np.array_equal(copy, original)
+
+
+def test_markup_from_recordings_is_shown_as_text(built):
+    record = hostile_record(built)
+    html = page_path(built, record).read_text(encoding="utf-8")
+    page = Page(html)
+    assert len(page.all("script")) == 1 and not page.all("img") and not page.all("svg", onload="alert(1)")
+    text = page.visible_text
+    assert MARKUP in text and HOSTILE_AGENT in text and HOSTILE_NAME in text  # file name, in the path
+    assert "<script>alert(1)" not in html and "<b>&" not in html
+    policy = page.all("meta", **{"http-equiv": "Content-Security-Policy"})[0]["content"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy  # only its own script runs
+    index = Page((built / "report" / "index.html").read_text(encoding="utf-8"))
+    assert len(index.all("script")) == 1
+    assert HOSTILE_AGENT in [a.get("data-agent") for a in index.all("tr")]
+
+
+def test_numbers_are_masked_in_the_pages_by_default(built):
+    html = page_path(built, hostile_record(built)).read_text(encoding="utf-8")
+    assert PHONE not in html and ID_NUMBER not in html
+    assert "*******5678" in html and "**************002X" in html
+
+
+def test_masking_can_be_turned_off(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    write_report(out, mask_pii=False)
+    html = page_path(out, hostile_record(out), masked=False).read_text(encoding="utf-8")
+    assert PHONE in html and ID_NUMBER in html
+    assert "NOT masked" in (out / "report" / "index.html").read_text(encoding="utf-8")
+
+
+def test_each_recording_is_decoded_once_and_unchanged_calls_are_not_rebuilt(audited, tmp_path, monkeypatch):
+    out = fresh_copy(audited, tmp_path)
+    decoded = []
+    decode = report_module.decoding.decode
+    monkeypatch.setattr(report_module.decoding, "decode", lambda path: decoded.append(path) or decode(path))
+    write_report(out)
+    records = [record_of(out, name) for name in CALLS] + [hostile_record(out)]
+    assert sorted(decoded) == sorted(Path(r["recording"]["path"]) for r in records)  # once each
+    pages = {p: p.stat().st_mtime_ns for p in (out / "report" / "calls").iterdir()}
+    decoded.clear()
+    write_report(out)
+    assert decoded == [] and {p: p.stat().st_mtime_ns for p in pages} == pages
+    write_report(out, clip_context_s=1.0)  # other options: other pages
+    assert len(decoded) == 4
+
+
+def test_the_agents_prosody_is_drawn_against_the_configured_bands(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__raised_voice.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    agent = [u for u in record["utterances"] if u["speaker"] == "agent"]
+    for number, utterance in enumerate(agent):
+        utterance["prosody"] = {"rate_cpm": 400.0 if number == 0 else 250.0, "rate_audio_cpm": 250.0,
+                                "level_dbfs": -20.0, "pitch_median_hz": 180.0, "pitch_range_st": 5.0,
+                                "monotone": number == 1}
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    page = read_page(page_path(out, record))
+    marks = page.all("g", **{"class": "mark ok"}) + page.all("g", **{"class": "mark out"})
+    assert len(marks) == 3 * len(agent)
+    assert len(page.all("g", **{"class": "mark out"})) == 2  # 400 字/分 and the flat utterance
+    assert len(page.all("rect", **{"class": "band"})) == 2  # rate and level
+    text = page.visible_text
+    assert "120-360" in text and "150-300" in text and "too quiet below -28" in text
+
+
+def test_a_call_whose_recording_is_gone_still_gets_its_page(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__compliant.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["recording"]["path"] = str(tmp_path / "moved.wav")
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    page = read_page(page_path(out, record))
+    assert not page.all("audio") and "is not at" in page.visible_text
+    assert record["utterances"][0]["text"] in page.visible_text
+
+
+def test_a_record_that_cannot_be_shown_costs_its_page_not_the_report(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__compliant.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    del record["utterances"]
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    index = read_page(out / "report" / "index.html")
+    assert "night__compliant (no page: KeyError: 'utterances')" in index.visible_text
+    assert not page_path(out, record).exists() and page_path(out, record_of(out, "raised_voice")).exists()
+
+
+# --- in Chromium --------------------------------------------------------------------------------
+
+
+def _browser_missing() -> str:
+    if importlib.util.find_spec("selenium") is None:
+        return "selenium is not installed (pip install selenium)"
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (apt-get install chromium chromium-driver)"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _browser_missing()
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_page(driver, path: Path) -> None:
+    driver.get_log("browser")  # what an earlier page logged is not this page's
+    driver.get(path.as_uri())
+    wait_for(lambda: driver.execute_script("return document.readyState") == "complete")
+
+
+def console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def wait_for(condition, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def shown_rows(driver) -> list:
+    from selenium.webdriver.common.by import By
+
+    return [row for row in driver.find_elements(By.CSS_SELECTOR, "#calls tbody tr") if row.is_displayed()]
+
+
+def test_index_loads_filters_and_sorts(browser, built):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    open_page(driver, built / "report" / "index.html")
+    assert console_errors(driver) == []
+    summary = json.loads((built / "summary.json").read_text(encoding="utf-8"))
+    assert len(shown_rows(driver)) == 4
+
+    Select(driver.find_element(By.ID, "filter-verdict")).select_by_value("fail")
+    rows = shown_rows(driver)
+    assert len(rows) == summary["counts"]["fail"] >= 1
+    assert {row.get_attribute("data-verdict") for row in rows} == {"fail"}
+    assert driver.find_element(By.ID, "shown").text == f"{len(rows)} of 4 calls"
+
+    driver.find_element(By.ID, "clear").click()
+    driver.find_element(By.CSS_SELECTOR, '[data-pick="rule"][data-value="timing.dead_air"]').click()
+    with_dead_air = [c["call_id"] for c in summary["calls"] if "timing.dead_air" in c["failed_rules"]]
+    assert [row.get_attribute("data-call") for row in shown_rows(driver)] == with_dead_air
+
+    driver.find_element(By.ID, "clear").click()
+    Select(driver.find_element(By.ID, "filter-agent")).select_by_visible_text("2077")
+    assert {row.get_attribute("data-agent") for row in shown_rows(driver)} == {"2077"}
+
+    driver.find_element(By.ID, "clear").click()
+    sort = driver.find_element(By.CSS_SELECTOR, '[data-sort="score"]')
+    sort.click()
+    scores = [float(row.get_attribute("data-score")) for row in shown_rows(driver)]
+    assert scores == sorted(scores) and len(scores) == 4
+    sort.click()
+    scores = [float(row.get_attribute("data-score")) for row in shown_rows(driver)]
+    assert scores == sorted(scores, reverse=True)
+    assert console_errors(driver) == []
+
+
+def call_times(driver, player, clip_start: float) -> list[float]:
+    """Where in the call a playing clip is, sampled over half a second."""
+    times = []
+    for _ in range(5):
+        time.sleep(0.12)
+        times.append(clip_start + driver.execute_script("return arguments[0].currentTime", player))
+    return times
+
+
+def test_an_evidence_player_plays_its_segment(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    page = page_path(built, record_of(built, "raised_voice"))
+    open_page(driver, page)
+    players = driver.find_elements(By.CSS_SELECTOR, "article.finding audio")
+    player = max(players, key=lambda p: (float(p.get_attribute("data-end"))
+                                         - float(p.get_attribute("data-start"))))
+    clip_start, clip_end = (float(player.get_attribute(n)) for n in ("data-clip-start", "data-clip-end"))
+    start, end = (float(player.get_attribute(n)) for n in ("data-start", "data-end"))
+    assert clip_start <= start - CONTEXT_S + 0.01 and clip_end >= end + CONTEXT_S - 0.01
+    driver.execute_script("arguments[0].play()", player)
+    played = call_times(driver, player, clip_start)
+    duration = driver.execute_script("return arguments[0].duration", player)
+    assert duration == pytest.approx(clip_end - clip_start, abs=0.01)
+    assert played == sorted(played) and played[-1] - played[0] > 0.3  # it plays ...
+    assert all(clip_start <= t <= clip_end for t in played)  # ... from the context before the segment
+    driver.execute_script("arguments[0].currentTime = arguments[1]", player, start - clip_start)
+    played = call_times(driver, player, clip_start)
+    assert played == sorted(played) and played[-1] - played[0] > 0.3
+    assert all(start <= t <= end for t in played)  # the clip's time is the call's, shifted
+    assert console_errors(driver) == []
+    _keep_screenshot(driver, built.parent / "call-page.png")
+
+
+def test_a_transcript_time_stamp_seeks_the_call_player(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, record_of(built, "raised_voice")))
+    stamp = driver.find_element(By.CSS_SELECTOR, "#u-4 button.seek")
+    target = float(stamp.get_attribute("data-seek"))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", stamp)
+    stamp.click()
+    player = driver.find_element(By.ID, "call-audio")
+    now = wait_for(lambda: driver.execute_script(
+        "const p = arguments[0]; return p.currentTime >= arguments[1] - 0.05 && p.currentTime", player, target))
+    assert target - 0.05 <= now < target + 2.0
+    assert console_errors(driver) == []
+
+
+def test_hostile_text_renders_as_text_in_the_browser(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, hostile_record(built)))
+    assert console_errors(driver) == []  # a script that ran or was blocked by the CSP would log
+    transcript = driver.find_element(By.CSS_SELECTOR, "ol.transcript").text
+    assert MARKUP in transcript
+    assert driver.execute_script("return document.scripts.length") == 1
+    assert driver.execute_script("return document.images.length") == 0
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert PHONE not in body and ID_NUMBER not in body and "*******5678" in body
+    assert HOSTILE_AGENT in body
+
+
+def _keep_screenshot(driver, shot: Path) -> None:
+    """A full-page picture of the current page: at `shot` (pytest's tmp dir) and in out/test-artifacts/."""
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1280, min(height + 40, 8000))
+    assert driver.save_screenshot(str(shot))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report-call-page.png")
+    driver.set_window_size(1280, 1000)
