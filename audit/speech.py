@@ -19,7 +19,6 @@ from audit.records import Channel, ChannelSpeech, Interval
 VAD_SAMPLE_RATE = 16000
 EDGE_FRAME = 160  # 10 ms
 DIGITAL_SILENCE_DB = -100.0
-DIP_FRAMES = 6  # quieter stretches up to 60 ms inside a word (a stop consonant) do not end it
 
 
 def assign_channels(channel_count: int, channels: ChannelsConfig) -> tuple[Channel, ...]:
@@ -142,12 +141,9 @@ def _refine_edges(intervals: list[tuple[int, int]], loud: np.ndarray, vad: VadCo
     previous_end = 0
     for start, end in intervals:
         end = min(end, len(loud))
-        first, floor = start, max(previous_end, start - reach)
-        while True:  # back through loud frames, across dips shorter than DIP_FRAMES
-            louder = [f for f in range(first - 1, max(floor, first - 1 - DIP_FRAMES) - 1, -1) if loud[f]]
-            if not louder:
-                break
-            first = louder[0]
+        first = start
+        while first > max(previous_end, start - reach) and loud[first - 1]:
+            first -= 1
         last = end
         while last > max(first + 1, end - reach) and not loud[last - 1]:
             last -= 1

@@ -1,0 +1,310 @@
+"""ASR cost: this tool against the plain baseline, on generated calls: `make bench` (or run this file).
+
+The calls are two-channel 8 kHz mu-law recordings of several minutes with the structure of a real
+service call: ringback, the agent's opening, turns of one to three sentences with 0.3-1.5 s between
+turns, the agent going quiet for 3-10 s after a quarter of the customer's turns (looking something
+up), one hold of 45-120 s (music or silence) and the closing; line noise 30 dB under the speech.
+
+Side by side, each in its own fresh process, one after the other on the same machine:
+- this tool: `audit run` with the Whisper backend (run in-process through `run_batch`, with light
+  timers wrapped around each pipeline stage from here, so no timing code lives in the pipeline);
+- the plain baseline: the `whisper` command line over the same recordings (one process, the model
+  loaded once; same model, device and decoding options as the tool: language, prompt on every
+  window, greedy, the fallback thresholds, word timestamps, no conditioning on previous text),
+  then librosa prosody over whole channels (pyin + rms at the native rate).
+
+Real Whisper weights cannot be downloaded here, so by default the benchmark builds a checkpoint
+with the real dimensions (`--dims`) and random weights. A random model never ends a window by
+itself and fails every temperature of the fallback, so decoding length is capped in the checkpoint
+(its text context is twice `--max-tokens`; whisper decodes at most half the text context), which
+caps both sides the same way with no change to either program. `--model` takes a real model name
+or checkpoint instead. Audio given to the model and the number of 30-s windows are exact and do
+not depend on the weights; wall time and memory do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from synthcalls import RATE, SPEECH_DBFS, _ringback, hold_music, speech_clips  # noqa: E402
+
+WHISPER_CLI = Path(sys.executable).parent / "whisper"
+DIMS = {  # the published model dimensions (the `dims` of the official checkpoints)
+    "tiny": dict(n_audio_state=384, n_audio_head=6, n_audio_layer=4, n_text_state=384, n_text_head=6, n_text_layer=4),
+    "base": dict(n_audio_state=512, n_audio_head=8, n_audio_layer=6, n_text_state=512, n_text_head=8, n_text_layer=6),
+    "small": dict(n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12, n_text_layer=12),
+}
+PIPELINE_STAGES = ("read + decode file", "resample to 16 kHz", "voice activity", "ASR", "timing",
+                   "prosody", "checks", "scoring")
+ASR_PARTS = ("log-mel", "encode + decode", "word alignment")
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def build_checkpoint(dims: str, max_tokens: int, path: Path) -> Path:
+    """Random weights in the real `dims`; the text context caps decoding at `max_tokens`."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    shape = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_vocab=51865, n_text_ctx=2 * max_tokens, **DIMS[dims])
+    model = Whisper(shape)
+    model.decoder.positional_embedding.data.normal_(0, 0.02)  # whisper leaves it torch.empty
+    torch.save({"dims": shape.__dict__, "model_state_dict": model.state_dict()}, path)
+    return path
+
+
+def realistic_call(seed: int, minutes: float) -> tuple[np.ndarray, dict[str, float]]:
+    """A (frames, 2) call of about `minutes`, agent on channel 0, and each side's talk seconds."""
+    rng = np.random.default_rng(seed)
+    clips = speech_clips()
+    ring, _ = _ringback("cn", int(rng.integers(2, 6)), float(rng.uniform(0.3, 4.8)))
+    answer = 0.5 + len(ring) / RATE
+    tracks: dict[str, list[tuple[float, np.ndarray]]] = {"agent": [], "customer": []}
+    hold_at, hold = minutes * 60 * rng.uniform(0.3, 0.6), None
+    t, speaker = answer + rng.uniform(0.5, 2.0), "agent"
+    while t < minutes * 60 - 10 or speaker == "customer":
+        for _ in range(int(rng.integers(1, 4))):
+            clip = clips[speaker][int(rng.integers(len(clips[speaker])))]
+            tracks[speaker].append((t, clip))
+            t += len(clip) / RATE + rng.uniform(0.2, 0.8)
+        if speaker == "agent" and hold is None and t > hold_at:
+            hold = (t, t + rng.uniform(45.0, 120.0), rng.random() < 0.5)
+            t = hold[1] + 0.5  # the agent comes back and goes on
+            continue
+        pause = rng.uniform(3.0, 10.0) if speaker == "customer" and rng.random() < 0.25 else rng.uniform(0.3, 1.5)
+        t, speaker = t + pause, "customer" if speaker == "agent" else "agent"
+    audio = np.zeros((int((t + 1.0) * RATE), 2), np.float32)
+    audio[int(0.5 * RATE): int(0.5 * RATE) + len(ring), 1] += ring
+    for channel, name in enumerate(tracks):
+        for onset, clip in tracks[name]:
+            audio[int(onset * RATE): int(onset * RATE) + len(clip), channel] += clip
+    if hold[2]:
+        tune = hold_music(hold[1] - hold[0] - 1.0, rng)
+        audio[int((hold[0] + 0.5) * RATE): int((hold[0] + 0.5) * RATE) + len(tune), 0] += tune
+    audio += rng.standard_normal(audio.shape).astype(np.float32) * 10 ** ((SPEECH_DBFS - 30) / 20)
+    audio[: int(answer * RATE), 0] = 0.0  # the agent's line opens at the answer
+    talk = {name: sum(len(c) for _, c in track) / RATE for name, track in tracks.items()}
+    return np.clip(audio, -1, 1), talk
+
+
+# --- the two sides, each run as a child process --------------------------------------------------
+
+
+def run_child(command: list[str], log: Path) -> dict:
+    """Run a process to its end: wall seconds, its peak resident memory and its stdout."""
+    started = time.perf_counter()
+    with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[:3]} failed:\n{log.with_suffix('.err').read_text()[-3000:]}")
+    return {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024, "stdout": log.read_text()}
+
+
+def tool_side(model: str, out: Path, files: list[Path]) -> None:
+    """(child) `audit run --asr whisper` in this process, with a timer around every stage."""
+    import whisper.timing
+
+    from audit import batch, decode, pipeline
+    from audit.asr import WhisperTranscriber
+    from audit.config import load_config
+
+    seconds: Counter = Counter()
+    windows: list = []
+    for owner, name, stage in (
+        (decode, "decode", "read + decode file"), (decode, "resample", "resample to 16 kHz"),
+        (pipeline, "find_speech", "voice activity"), (pipeline.AsrChoice, "transcript", "ASR"),
+        (pipeline, "measure_timing", "timing"), (pipeline, "measure_prosody", "prosody"),
+        (pipeline, "run_checks", "checks"), (pipeline, "score_call", "scoring"),
+        (WhisperTranscriber, "__init__", "model load"), (WhisperTranscriber, "_mel", "log-mel"),
+        (WhisperTranscriber, "_decode", "encode + decode"),
+        (whisper.timing, "add_word_timestamps", "word alignment"),
+    ):
+        setattr(owner, name, _timed(getattr(owner, name), stage, seconds))
+    packed = WhisperTranscriber.windows
+    WhisperTranscriber.windows = lambda self, *args: _kept(packed(self, *args), windows)
+    started = time.perf_counter()
+    report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", model, "cpu"))
+    seconds["run"] = time.perf_counter() - started
+    if report.document["errors"]:
+        raise SystemExit(f"audit errors: {report.document['errors']}")
+    print(json.dumps({"seconds": seconds, "windows": len(windows),
+                      "model_audio_s": sum(w.samples for w in windows) / 16000}))
+
+
+def _timed(real, stage: str, seconds: Counter):
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            seconds[stage] += time.perf_counter() - started
+    return timed
+
+
+def _kept(found: list, into: list) -> list:
+    into.extend(found)
+    return found
+
+
+def baseline_prosody(files: list[Path]) -> None:
+    """(child) What a team writes first for prosody: librosa pyin and rms over each whole channel."""
+    import librosa
+
+    seconds: Counter = Counter()
+    for path in files:
+        started = time.perf_counter()
+        channels, rate = librosa.load(path, sr=None, mono=False)
+        seconds["load"] += time.perf_counter() - started
+        for samples in channels:
+            started = time.perf_counter()
+            librosa.pyin(samples, fmin=60.0, fmax=500.0, sr=rate)
+            seconds["pyin"] += time.perf_counter() - started
+            started = time.perf_counter()
+            librosa.feature.rms(y=samples)
+            seconds["rms"] += time.perf_counter() - started
+    print(json.dumps({"seconds": seconds}))
+
+
+def whisper_command(model: str, files: list[Path], out: Path) -> list[str]:
+    """The whisper CLI with the tool's decoding options, so only what is decoded differs."""
+    from audit.config import load_config
+
+    asr = load_config().asr
+    return [str(WHISPER_CLI), *map(str, files), "--model", model, "--device", "cpu",
+            "--output_dir", str(out), "--output_format", "json", "--verbose", "False", "--fp16", "False",
+            "--language", asr.language, "--initial_prompt", asr.initial_prompt,
+            "--carry_initial_prompt", "True", "--condition_on_previous_text", "False",
+            "--word_timestamps", "True", "--best_of", "None",
+            "--beam_size", str(asr.beam_size) if asr.beam_size > 1 else "None",
+            "--no_speech_threshold", str(asr.no_speech_threshold),
+            "--logprob_threshold", str(asr.logprob_threshold),
+            "--compression_ratio_threshold", str(asr.compression_ratio_threshold)]
+
+
+def child(*args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *args]
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+
+def compare(model: str, files: list[Path], work: Path) -> dict:
+    tool = run_child(child("tool", model, str(work / "tool-out"), *map(str, files)), work / "tool.log")
+    cli = run_child(whisper_command(model, files, work / "cli-out"), work / "cli.log")
+    prosody = run_child(child("prosody", *map(str, files)), work / "prosody.log")
+    decoded = [json.loads((work / "cli-out" / f"{f.stem}.json").read_text()) for f in files]
+    return {
+        "tool": tool | json.loads(tool["stdout"]),
+        "cli": cli | {"windows_run": sum(len({s["seek"] for s in d["segments"]}) for d in decoded)},
+        "prosody": prosody | json.loads(prosody["stdout"]),
+    }
+
+
+def report(found: dict, durations: list[float], talk: dict[str, float], label: str) -> None:
+    tool, cli, prosody = found["tool"], found["cli"], found["prosody"]
+    length = sum(durations)
+    baseline_wall = cli["wall_s"] + prosody["wall_s"]
+    baseline_peak = max(cli["peak_mb"], prosody["peak_mb"])
+    nominal = sum(math.ceil(d / 30.0) for d in durations)  # the CLI hears the mono mix once
+    print(f"\n{label}")
+    print(f"{len(durations)} calls, {length / 60:.1f} min of two-channel 8 kHz audio; the agent talks "
+          f"{talk['agent'] / length:.0%} and the customer {talk['customer'] / length:.0%} of the time")
+    print(f"{'':<34}{'this tool':>12}{'baseline':>12}{'ratio':>8}")
+    rows = [("wall time (s)", tool["wall_s"], baseline_wall),
+            ("peak memory (MB)", tool["peak_mb"], baseline_peak),
+            ("audio given to the model (s/s)", tool["model_audio_s"] / length, 1.0),
+            ("30-s windows decoded", tool["windows"], nominal)]
+    for name, mine, theirs in rows:
+        print(f"{name:<34}{mine:>12.2f}{theirs:>12.2f}{mine / theirs:>8.2f}")
+    print(f"  (the baseline's {nominal} windows are the fewest whisper can decode the audio in; "
+          f"this run it decoded {cli['windows_run']}, going back over each window's tail)")
+    seconds = tool["seconds"]
+    total = tool["wall_s"]
+    print(f"\nthis tool, share of its {total:.1f} s:")
+    shares = {"process start + imports": total - seconds["run"], "model load": seconds["model load"]}
+    for stage in PIPELINE_STAGES:
+        shares[stage] = seconds[stage]
+    shares["batch (hashing, records, database)"] = seconds["run"] - sum(seconds[s] for s in PIPELINE_STAGES) \
+        - seconds["model load"]
+    for stage, value in shares.items():
+        print(f"  {stage:<38}{value:>8.1f} s {value / total:>6.1%}")
+        if stage == "ASR":
+            for part in ASR_PARTS:
+                print(f"    {part:<36}{seconds[part]:>8.1f} s {seconds[part] / total:>6.1%}")
+    non_asr = sum(seconds[s] for s in PIPELINE_STAGES if s != "ASR")
+    print(f"  non-ASR pipeline stages together: {non_asr / total:.1%} of the total, "
+          f"{non_asr / seconds['ASR']:.1%} of the ASR time")
+    print(f"baseline, share of its {baseline_wall:.1f} s:")
+    print(f"  {'whisper CLI (start, load, mel, decode)':<38}{cli['wall_s']:>8.1f} s {cli['wall_s'] / baseline_wall:>6.1%}")
+    print(f"  {'librosa prosody process':<38}{prosody['wall_s']:>8.1f} s {prosody['wall_s'] / baseline_wall:>6.1%}")
+    for part, value in prosody["seconds"].items():
+        print(f"    {part:<36}{value:>8.1f} s {value / baseline_wall:>6.1%}")
+
+
+def long_call_memory(model: str, minutes: float, work: Path) -> None:
+    audio, _ = realistic_call(60, minutes)
+    path = work / "long" / "long.wav"
+    path.parent.mkdir()
+    soundfile.write(path, audio, RATE, subtype="ULAW")
+    del audio
+    found = run_child(child("tool", model, str(work / "long-out"), str(path)), work / "long.log")
+    found |= json.loads(found["stdout"])
+    print(f"\n{minutes:.0f}-minute two-channel call, this tool: peak memory {found['peak_mb']:.0f} MB, "
+          f"wall {found['wall_s']:.0f} s, {found['windows']} windows, "
+          f"{found['model_audio_s'] / (minutes * 60):.2f} s of audio to the model per s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dims", choices=sorted(DIMS), default="tiny")
+    parser.add_argument("--model", help="a real Whisper model name or checkpoint (default: random weights)")
+    parser.add_argument("--max-tokens", type=int, default=48, help="decoding cap of the random checkpoint")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="one call each")
+    parser.add_argument("--long-minutes", type=float, default=60.0, help="the memory run; 0 skips it")
+    args = parser.parse_args()
+    import torch
+
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        model = args.model or str(build_checkpoint(args.dims, args.max_tokens, work / f"{args.dims}-random.pt"))
+        label = (f"model {args.model}" if args.model else
+                 f"model: random weights in the {args.dims} dimensions, decoding capped at "
+                 f"{args.max_tokens} tokens per window") + f"; cpu, {torch.get_num_threads()} torch threads"
+        (work / "calls").mkdir()
+        files, durations, talk = [], [], Counter()
+        for seed, minutes in enumerate(args.minutes):
+            audio, spoken = realistic_call(seed, minutes)
+            files.append(work / "calls" / f"call{seed}.wav")
+            soundfile.write(files[-1], audio, RATE, subtype="ULAW")
+            durations.append(len(audio) / RATE)
+            talk.update(spoken)
+        report(compare(model, files, work), durations, talk, label)
+        if args.long_minutes:
+            long_call_memory(model, args.long_minutes, work)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["tool"]:
+        tool_side(sys.argv[2], Path(sys.argv[3]), [Path(p) for p in sys.argv[4:]])
+    elif sys.argv[1:2] == ["prosody"]:
+        baseline_prosody([Path(p) for p in sys.argv[2:]])
+    else:
+        main()
