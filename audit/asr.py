@@ -1,11 +1,12 @@
-"""Transcribe each channel's speech with openai-whisper, packed into Whisper's 30-second windows.
+"""Transcribe the speech of a call with openai-whisper, packed into Whisper's 30-second windows.
 
-Whisper always decodes 30-second windows. Each channel's speech (the VAD intervals, padded, short
-gaps kept so no word is cut) is laid end to end into as few windows as possible, so ringing, holds,
-music and silence cost nothing and a two-channel call costs its speech time, not twice its length.
-Every segment and word time is mapped back to the recording through its window's pieces (a
-piecewise offset map); text that runs over the seam between two pieces is split there, so no
-utterance spans audio the model never heard, and every utterance knows its speaker.
+Whisper always decodes 30-second windows. The speech the VAD found on each channel (padded, short
+gaps kept so no word is cut) is laid end to end, both sides in the order they spoke, into as few
+windows as possible: ringing, holds, music and silence cost nothing, and a two-channel call costs
+its speech time, not twice its length. Every piece of a window remembers where it came from (which
+channel, which samples), so every segment and word time is mapped back to the recording exactly (a
+piecewise offset map) and gets its speaker from its channel; text that runs over the seam between
+two pieces is split there, so no utterance spans audio the model never heard.
 
 Windows go to `model.decode` in batches rather than through `whisper.transcribe`: transcribe cannot
 batch, encodes a window again for every fallback temperature, and decodes a window a second time
@@ -64,11 +65,12 @@ def resolve_device(device: str) -> str:
 
 @dataclass(frozen=True)
 class Piece:
-    """Recording samples [start, end) of one channel, laid at sample `offset` of a packed window."""
+    """Samples [start, end) of one channel of the recording, laid at sample `offset` of a window."""
 
+    speech: ChannelSpeech
     start: int
     end: int
-    offset: int
+    offset: int = 0
 
     @property
     def length(self) -> int:
@@ -80,27 +82,25 @@ class Piece:
 
 @dataclass(frozen=True)
 class Window:
-    """Up to 30 s of one channel's speech: pieces of the recording laid end to end."""
+    """Up to 30 s of speech: pieces of the recording laid end to end, each knowing its channel."""
 
-    speech: ChannelSpeech
     pieces: tuple[Piece, ...]
 
     @property
     def samples(self) -> int:
         return self.pieces[-1].offset + self.pieces[-1].length
 
-    def audio(self, channel_audio: np.ndarray) -> np.ndarray:
-        return np.concatenate([channel_audio[p.start: p.end] for p in self.pieces])
+    def audio(self, audio_16k: np.ndarray) -> np.ndarray:
+        return np.concatenate([audio_16k[p.speech.channel.index, p.start: p.end] for p in self.pieces])
 
-    def place(self, start_s: float, end_s: float) -> tuple[int, float, float]:
+    def place(self, start_s: float, end_s: float) -> tuple[Piece, float, float]:
         """The piece a span of window time belongs to (the one holding its middle), and the span
         in recording time, kept inside that piece so it never reaches audio the model did not hear."""
         middle = (start_s + end_s) / 2 * WHISPER_SAMPLE_RATE
-        index = max(0, bisect.bisect_right([p.offset for p in self.pieces], middle) - 1)
-        piece = self.pieces[index]
+        piece = self.pieces[max(0, bisect.bisect_right([p.offset for p in self.pieces], middle) - 1)]
         low, high = piece.offset / WHISPER_SAMPLE_RATE, (piece.offset + piece.length) / WHISPER_SAMPLE_RATE
         start, end = (min(max(t, low), high) for t in (start_s, end_s))
-        return index, piece.to_recording(start), piece.to_recording(end)
+        return piece, piece.to_recording(start), piece.to_recording(end)
 
 
 def speech_spans(intervals: tuple[Interval, ...], pad_s: float, merge_gap_s: float,
@@ -137,38 +137,48 @@ def _quietest_point(audio: np.ndarray, low: int, high: int) -> int:
     return low + int(np.argmin(np.sum(frames ** 2, axis=1))) * QUIET_FRAME
 
 
-def pack_windows(spans: list[tuple[int, int]], speech: ChannelSpeech) -> list[Window]:
-    """Spans laid end to end in time order, a new window whenever the next span would not fit:
-    no span is split between windows, and neighbouring speech shares a window's context."""
-    windows: list[Window] = []
-    pieces: list[Piece] = []
-    used = 0
-    for start, end in spans:
-        if used + end - start > WINDOW_SAMPLES:
-            windows.append(Window(speech, tuple(pieces)))
-            pieces, used = [], 0
-        pieces.append(Piece(start, end, used))
-        used += end - start
-    if pieces:
-        windows.append(Window(speech, tuple(pieces)))
-    return windows
+def speech_pieces(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...], pad_s: float,
+                  merge_gap_s: float) -> list[Piece]:
+    """Every channel's spans to transcribe, in the order they were spoken."""
+    pieces = [Piece(channel, start, end)
+              for channel in speech
+              for start, end in speech_spans(channel.intervals, pad_s, merge_gap_s,
+                                             audio_16k[channel.channel.index])]
+    return sorted(pieces, key=lambda p: (p.start, p.speech.channel.index))
 
 
-def split_at_seams(segment: dict, window: Window) -> list[dict]:
-    """A decoded segment (window time) in recording time: one part per piece its words fall in."""
+def pack_windows(pieces: list[Piece]) -> list[Window]:
+    """Pieces packed first-fit, in the order given: each goes into the first window with room for
+    it, so no piece is split between windows, a short reply fills a gap an earlier window left,
+    and within a window the two sides of the dialogue follow each other as they were spoken."""
+    laid: list[list[Piece]] = []
+    used: list[int] = []
+    for piece in pieces:
+        index = next((i for i, full in enumerate(used) if full + piece.length <= WINDOW_SAMPLES), len(used))
+        if index == len(used):
+            laid.append([])
+            used.append(0)
+        laid[index].append(dataclasses.replace(piece, offset=used[index]))
+        used[index] += piece.length
+    return [Window(tuple(window)) for window in laid]
+
+
+def split_at_seams(segment: dict, window: Window) -> list[tuple[Piece, dict]]:
+    """A decoded segment (window time) in recording time: one part per piece its words fall in,
+    each with the piece it came from (and so its speaker)."""
     words = segment.get("words") or []
     if not words:
-        _, start, end = window.place(segment["start"], segment["end"])
-        return [{**segment, "start": start, "end": end, "words": []}]
+        piece, start, end = window.place(segment["start"], segment["end"])
+        return [(piece, {**segment, "start": start, "end": end, "words": []})]
     placed = [(window.place(w["start"], w["end"]), w) for w in words]
     parts = [
-        [{**word, "start": start, "end": end} for (_, start, end), word in group]
-        for _, group in groupby(placed, key=lambda item: item[0][0])
+        (piece, [{**word, "start": start, "end": end} for (_, start, end), word in group])
+        for piece, group in groupby(placed, key=lambda item: item[0][0])
     ]
     return [
-        {**segment, "text": segment["text"] if len(parts) == 1 else "".join(w["word"] for w in part),
-         "start": part[0]["start"], "end": part[-1]["end"], "words": part}
-        for part in parts
+        (piece, {**segment, "start": part[0]["start"], "end": part[-1]["end"], "words": part,
+                 "text": segment["text"] if len(parts) == 1 else "".join(w["word"] for w in part)})
+        for piece, part in parts
     ]
 
 
@@ -207,15 +217,8 @@ class WhisperTranscriber:
         self._repeat = re.compile(r"(.{1,16}?)\1{%d,}" % asr.max_repeats)
 
     def windows(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> list[Window]:
-        """Every channel's speech packed into windows, channel by channel."""
-        return [
-            window
-            for channel in speech
-            for window in pack_windows(
-                speech_spans(channel.intervals, self.asr.clip_pad_s, self.asr.clip_merge_gap_s,
-                             audio_16k[channel.channel.index]),
-                channel)
-        ]
+        """The call's speech, both channels, packed into windows."""
+        return pack_windows(speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s))
 
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
         windows = self.windows(audio_16k, speech)
@@ -236,7 +239,7 @@ class WhisperTranscriber:
         import torch
         from whisper.timing import add_word_timestamps
 
-        mels = [self._mel(window.audio(audio_16k[window.speech.channel.index])) for window in batch]
+        mels = [self._mel(window.audio(audio_16k)) for window in batch]
         for window, mel, result in zip(batch, mels, self._decode(torch.stack(mels))):
             segments = _segments(result, self.tokenizer, window.samples / WHISPER_SAMPLE_RATE)
             if not self._judged_non_speech(result.no_speech_prob, result.avg_logprob):
@@ -244,9 +247,9 @@ class WhisperTranscriber:
                                     mel=mel, num_frames=window.samples // MEL_HOP,
                                     last_speech_timestamp=0.0)
             for segment in segments:
-                for part in split_at_seams(segment, window):
-                    utterance = _utterance(part, window.speech.channel.speaker)
-                    yield utterance, self._hallucination(part, utterance, window.speech.intervals)
+                for piece, part in split_at_seams(segment, window):
+                    utterance = _utterance(part, piece.speech.channel.speaker)
+                    yield utterance, self._hallucination(part, utterance, piece.speech.intervals)
 
     def _mel(self, audio: np.ndarray):
         """Log-mel of one window, zero-padded to 30 s as Whisper was trained."""

@@ -23,6 +23,7 @@ from rich.text import Text
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
 from audit.batch import BatchOptions, RunLocked, discover, run_batch
+from audit.report import write_report
 from audit.sidecar import SidecarError, read_manifest
 from audit.store import DB_NAME, export_csv, run_status
 
@@ -116,11 +117,14 @@ def run(
         err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
         raise typer.Exit(EXIT_LOCKED)
     _print_summary(report.document, out)
-    out_console.print(f"Log: {log_file}", highlight=False)
+    index = write_report(out, settings, mask_pii=settings.report.mask_pii,
+                         clip_context_s=settings.report.clip_context_s, workers=workers)
+    out_console.print(f"Report: {index}\nLog: {log_file}", highlight=False)
     raise typer.Exit(EXIT_SOME_FAILED if report.document["errors"] else EXIT_OK)
 
 
 def _log_to_file(out: Path) -> Path:
+    """Log this run to OUT/logs/run-<time>.log as well (one handler per output folder)."""
     folder = out / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -208,6 +212,28 @@ def status(out: Annotated[Path, typer.Argument(help="An output folder of `audit 
     out_console.print(f"left to audit from the last run's folders: {len(left)}", highlight=False)
     for call_id in left[:20]:
         out_console.print(Text(f"  {call_id}"))
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")],
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML laid over configs/default.toml for the bands and [report] settings; "
+             "default: the files the run used.")] = None,
+):
+    """Build the reviewer report (OUT/report/index.html): every flagged segment playable in a browser."""
+    if not (out / "summary.json").exists():
+        raise _fail(f"{out} holds no summary.json; run `audit run ... --out {out}` first")
+    settings = None
+    if config is not None:
+        try:
+            settings = load_config(config)
+        except ConfigError as error:
+            raise _fail(f"invalid config: {error}")
+    report_settings = (settings or load_config()).report
+    index = write_report(out, settings, mask_pii=report_settings.mask_pii,
+                         clip_context_s=report_settings.clip_context_s)
+    out_console.print(f"Report: {index}", highlight=False)
 
 
 @app.command()

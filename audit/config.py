@@ -51,7 +51,7 @@ class VadConfig:
     min_speech_s: float = field(default=0.25, metadata=value_range(0.0, 5.0))
     min_silence_s: float = field(default=0.3, metadata=value_range(0.0, 10.0))
     speech_pad_s: float = field(default=0.05, metadata=value_range(0.0, 1.0))
-    edge_margin_db: float = field(default=10.0, metadata=value_range(3.0, 40.0))
+    edge_margin_db: float = field(default=6.0, metadata=value_range(3.0, 40.0))
     edge_search_s: float = field(default=0.3, metadata=value_range(0.0, 1.0))
     region_pad_s: float = field(default=1.0, metadata=value_range(0.1, 5.0))
     max_tonal_steadiness: float = field(default=0.93, metadata=value_range(0.5, 1.0))
@@ -70,7 +70,7 @@ class AsrConfig:
     logprob_threshold: float = field(default=-1.0, metadata=value_range(-20.0, 0.0))
     compression_ratio_threshold: float = field(default=2.4, metadata=value_range(1.0, 10.0))
     min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
-    max_repeats: int = field(default=3, metadata=value_range(1, 50))
+    max_repeats: int = field(default=4, metadata=value_range(1, 50))
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
@@ -139,6 +139,12 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    mask_pii: bool = True  # phone, ID and bank card numbers keep only their last 4 digits in the report
+    clip_context_s: float = field(default=1.5, metadata=value_range(0.0, 10.0))
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
 
@@ -161,6 +167,7 @@ class Config:
     prosody: Any  # audit.prosody.ProsodyConfig (defined beside the measures it tunes)
     metadata: MetadataConfig
     text: TextConfig
+    report: ReportConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
     rulebook: Any  # audit.rules.Rulebook: the text rules
@@ -221,8 +228,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.prosody import ProsodyConfig
     from audit.rules import check_rulebook
 
-    known = {"company", "channels", "vad", "asr", "timing", "prosody", "metadata", "text", "scoring",
-             "rules"}
+    known = {"company", "channels", "vad", "asr", "timing", "prosody", "metadata", "text", "report",
+             "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -237,6 +244,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("prosody", ProsodyConfig),
             ("metadata", MetadataConfig),
             ("text", TextConfig),
+            ("report", ReportConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -259,7 +267,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    digest = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode())
+    judged = {name: value for name, value in table.items() if name != "report"}  # display only
+    digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())
     return Config(**sections, rules=rules, rulebook=rulebook, files=files,
                   sha256=digest.hexdigest())

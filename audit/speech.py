@@ -62,6 +62,7 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
 
 TONE_WINDOW = 512  # 32 ms: 31 Hz bins
 TONE_SPAN = 20  # steadiness is judged over +-20 steps (0.4 s)
+MIN_TONE_FRAMES = 50  # only held tones of 0.5 s or more are cut: longer than any drawn-out syllable
 
 
 def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float) -> tuple[int, int]:
@@ -87,8 +88,11 @@ def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float) -> 
     tonal = (share >= most) & (counted >= TONE_SPAN)
     speech = np.flatnonzero(~tonal)
     if not speech.size:
-        return start, start
-    return start + int(speech[0]), start + int(speech[-1]) + 1
+        return (start, start) if tonal.size >= MIN_TONE_FRAMES else (start, end)
+    first, last = int(speech[0]), int(speech[-1]) + 1
+    first = first if first >= MIN_TONE_FRAMES else 0  # a held last syllable is not a tune
+    last = last if tonal.size - last >= MIN_TONE_FRAMES else tonal.size
+    return start + first, start + last
 
 
 def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:

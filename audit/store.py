@@ -46,7 +46,7 @@ def call_record(audit: CallAudit) -> dict:
         "schema": CALL_SCHEMA,
         "call_id": audit.call_id,
         "recording": {
-            "path": str(recording.path),
+            "path": str(recording.path.resolve()),  # absolute: reports and reruns start elsewhere
             "duration_s": _t(recording.duration_s),
             "sample_rate": recording.sample_rate,
             "channels": recording.channels,
@@ -60,7 +60,7 @@ def call_record(audit: CallAudit) -> dict:
              "intervals": [[_t(i.start), _t(i.end)] for i in s.intervals]}
             for s in audit.speech
         ],
-        "utterances": [{**_utterance(u), **m} for u, m in
+        "utterances": [{**_utterance(u), "prosody": m} for u, m in
                        zip(audit.transcript.utterances, audit.utterance_metrics, strict=True)],
         "dropped_utterances": [
             {**_utterance(d.utterance), "reason": d.reason} for d in audit.transcript.dropped

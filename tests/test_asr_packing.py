@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audit.asr import (WINDOW_SAMPLES, Piece, Window, WhisperTranscriber, pack_windows,
-                       speech_spans, split_at_seams)
+                       speech_pieces, speech_spans, split_at_seams)
 from audit.config import load_config
 from audit.records import Channel, ChannelSpeech, Interval
 
@@ -17,8 +17,11 @@ def seconds(*values: float) -> tuple[int, ...]:
     return tuple(round(v * RATE) for v in values)
 
 
-def agent_speech(*intervals: tuple[float, float]) -> ChannelSpeech:
-    return ChannelSpeech(Channel(0, "agent"), tuple(Interval(a, b) for a, b in intervals))
+def talk(index: int, *intervals: tuple[float, float]) -> ChannelSpeech:
+    return ChannelSpeech(Channel(index, ("agent", "customer")[index]), tuple(Interval(a, b) for a, b in intervals))
+
+
+AGENT, CUSTOMER = talk(0), talk(1)
 
 
 def test_speech_is_padded_and_short_gaps_are_kept():
@@ -47,48 +50,59 @@ def test_speech_longer_than_a_window_is_cut_at_its_quietest_point():
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no audio lost or repeated
 
 
-def test_windows_hold_whole_spans_in_time_order():
+def test_both_channels_are_laid_out_in_the_order_they_spoke():
+    audio = np.ones((2, 20 * RATE), np.float32)
+    pieces = speech_pieces(audio, (talk(0, (1.0, 2.0), (8.0, 9.0)), talk(1, (4.0, 5.0))), 0.0, 1.0)
+    assert [(p.speech.channel.index, p.start, p.end) for p in pieces] == [
+        (0, *seconds(1.0, 2.0)), (1, *seconds(4.0, 5.0)), (0, *seconds(8.0, 9.0))]
+
+
+def test_pieces_are_packed_first_fit_and_never_split():
     spans = [seconds(0, 10), seconds(20, 32), seconds(40, 49), seconds(50, 55), seconds(60, 90)]
-    windows = pack_windows(spans, agent_speech())
-    assert [[(p.start, p.end) for p in w.pieces] for w in windows] == [spans[:2], spans[2:4], spans[4:]]
-    assert [[p.offset for p in w.pieces] for w in windows] == [[0, 10 * RATE], [0, 9 * RATE], [0]]
-    assert [w.samples for w in windows] == [22 * RATE, 14 * RATE, 30 * RATE]
+    windows = pack_windows([Piece(AGENT, start, end) for start, end in spans])
+    assert [[(p.start, p.end) for p in w.pieces] for w in windows] == [
+        [spans[0], spans[1], spans[3]], [spans[2]], [spans[4]]]  # the 5 s reply fills window 1
+    assert [[p.offset for p in w.pieces] for w in windows] == [[0, 10 * RATE, 22 * RATE], [0], [0]]
+    assert [w.samples for w in windows] == [27 * RATE, 9 * RATE, 30 * RATE]
 
 
 def test_no_speech_makes_no_windows():
-    assert pack_windows(speech_spans((), 0.2, 1.0, np.zeros(RATE, np.float32)), agent_speech()) == []
+    assert pack_windows(speech_pieces(np.zeros((2, RATE), np.float32), (AGENT, CUSTOMER), 0.2, 1.0)) == []
 
 
-WINDOW = Window(agent_speech(), (Piece(*seconds(1.0, 3.0), 0), Piece(*seconds(10.0, 15.0), 2 * RATE)))
+WINDOW = Window((Piece(AGENT, *seconds(1.0, 3.0), 0), Piece(CUSTOMER, *seconds(10.0, 15.0), 2 * RATE)))
+FIRST, SECOND = WINDOW.pieces
 
 
 def test_a_word_maps_back_to_its_recording_time():
-    assert WINDOW.place(0.5, 1.0) == (0, 1.5, 2.0)
-    assert WINDOW.place(2.5, 2.9) == (1, pytest.approx(10.5, abs=1e-9), pytest.approx(10.9, abs=1e-9))
+    assert WINDOW.place(0.5, 1.0) == (FIRST, 1.5, 2.0)
+    assert WINDOW.place(2.5, 2.9) == (SECOND, pytest.approx(10.5, abs=1e-9), pytest.approx(10.9, abs=1e-9))
 
 
 def test_a_word_over_a_seam_stays_inside_the_piece_holding_its_middle():
-    assert WINDOW.place(1.8, 2.4) == (1, 10.0, pytest.approx(10.4, abs=1e-9))
-    assert WINDOW.place(1.6, 2.2) == (0, pytest.approx(2.6, abs=1e-9), 3.0)
+    assert WINDOW.place(1.8, 2.4) == (SECOND, 10.0, pytest.approx(10.4, abs=1e-9))
+    assert WINDOW.place(1.6, 2.2) == (FIRST, pytest.approx(2.6, abs=1e-9), 3.0)
 
 
-def test_a_segment_over_a_seam_is_split_into_one_part_per_piece():
+def test_a_segment_over_a_seam_is_split_between_the_speakers():
     words = [{"word": "你好", "start": 0.5, "end": 1.0}, {"word": "请问", "start": 1.2, "end": 1.9},
              {"word": "我想", "start": 2.1, "end": 2.6}]
     segment = {"text": "你好请问我想", "start": 0.4, "end": 2.6, "words": words,
                "no_speech_prob": 0.1, "avg_logprob": -0.2}
-    first, second = split_at_seams(segment, WINDOW)
+    (first_piece, first), (second_piece, second) = split_at_seams(segment, WINDOW)
+    assert first_piece.speech.channel.speaker == "agent"
     assert (first["text"], first["start"], first["end"]) == ("你好请问", 1.5, pytest.approx(2.9))
+    assert second_piece.speech.channel.speaker == "customer"
     assert (second["text"], second["start"], second["end"]) == ("我想", pytest.approx(10.1), pytest.approx(10.6))
     assert second["no_speech_prob"] == 0.1
 
 
 def test_a_segment_within_one_piece_keeps_its_text_and_a_wordless_one_its_span():
     words = [{"word": "您好", "start": 2.2, "end": 2.8}]
-    (part,) = split_at_seams({"text": " 您好。", "start": 2.1, "end": 2.9, "words": words}, WINDOW)
+    ((_, part),) = split_at_seams({"text": " 您好。", "start": 2.1, "end": 2.9, "words": words}, WINDOW)
     assert (part["text"], part["start"], part["end"]) == (" 您好。", pytest.approx(10.2), pytest.approx(10.8))
-    (bare,) = split_at_seams({"text": "嗯", "start": 0.2, "end": 0.6, "words": []}, WINDOW)
-    assert (bare["start"], bare["end"]) == (1.2, 1.6)
+    ((_, bare),) = split_at_seams({"text": "嗯", "start": 0.2, "end": 0.6, "words": []}, WINDOW)
+    assert (bare["start"], bare["end"]) == (pytest.approx(1.2), pytest.approx(1.6))
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +118,8 @@ def test_the_model_hears_only_the_padded_speech_and_its_words_land_in_the_record
     import whisper.timing
 
     rng = np.random.default_rng(1)
-    audio = rng.standard_normal((2, 70 * RATE)).astype(np.float32) * 0.1
-    speech = (agent_speech((5.0, 7.0), (40.0, 42.0)),
-              ChannelSpeech(Channel(1, "customer"), (Interval(10.0, 38.0), Interval(50.0, 60.0))))
+    audio = rng.standard_normal((2, 90 * RATE)).astype(np.float32) * 0.1
+    speech = (talk(0, (5.0, 7.0), (40.0, 42.0)), talk(1, (10.0, 38.0), (50.0, 60.0), (62.0, 80.0)))
     heard, batches = [], []
     real_mel, real_decode = whisper.log_mel_spectrogram, transcriber.model.decode
 
@@ -121,7 +134,7 @@ def test_the_model_hears_only_the_padded_speech_and_its_words_land_in_the_record
         return real_decode(features, options)
 
     def words_at_3_s(segments, **_):
-        for segment in segments:  # window time 3.0-3.5 s: the agent's second piece starts at 2.4 s
+        for segment in segments:
             segment["words"] = [{"word": "好", "start": 3.0, "end": 3.5, "probability": 1.0}]
 
     monkeypatch.setattr(whisper, "log_mel_spectrogram", mel_spy)
@@ -132,13 +145,19 @@ def test_the_model_hears_only_the_padded_speech_and_its_words_land_in_the_record
     def cut(channel, start, end):
         return audio[channel, round(start * RATE): round(end * RATE)]
 
-    assert len(heard) == 3  # agent: one window; customer: 28.4 s, then 10.4 s that no longer fit
-    np.testing.assert_array_equal(heard[0], np.concatenate([cut(0, 4.8, 7.2), cut(0, 39.8, 42.2)]))
+    # first fit in spoken order: the agent's two turns and the customer's 10.4 s share window 1
+    assert len(heard) == 3
+    np.testing.assert_array_equal(heard[0], np.concatenate([cut(0, 4.8, 7.2), cut(0, 39.8, 42.2),
+                                                            cut(1, 49.8, 60.2)]))
     np.testing.assert_array_equal(heard[1], cut(1, 9.8, 38.2))
-    np.testing.assert_array_equal(heard[2], cut(1, 49.8, 60.2))
+    np.testing.assert_array_equal(heard[2], cut(1, 61.8, 80.2))
     assert [size for size, temperature in batches if temperature == 0.0] == [2, 1]
-    agent = [d.utterance for d in transcript.dropped if d.utterance.speaker == "agent"]
-    agent += [u for u in transcript.utterances if u.speaker == "agent"]
-    assert agent, "the random model said nothing"
-    for utterance in agent:
-        assert [(w.start, w.end) for w in utterance.words] == [(pytest.approx(40.4), pytest.approx(40.9))]
+    # window time 3.0 s lies in the agent's second piece (laid at 2.4 s), or 3 s into the others
+    expected = [("agent", 40.4, 40.9), ("customer", 12.8, 13.3), ("customer", 64.8, 65.3)]
+    utterances = transcript.utterances + tuple(d.utterance for d in transcript.dropped)
+    assert utterances, "the random model said nothing"
+    for utterance in utterances:
+        (word,) = utterance.words
+        assert any(utterance.speaker == who and (word.start, word.end) == (pytest.approx(a), pytest.approx(b))
+                   for who, a, b in expected)
+    assert {u.speaker for u in utterances} == {"agent", "customer"}
