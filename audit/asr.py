@@ -262,8 +262,11 @@ class WhisperTranscriber:
     def _decode(self, mels):
         """Decode a batch of windows, each again at the next temperature while whisper's own rule
         says it failed (a repetition loop or an unsure guess, unless the window is silence)."""
+        import torch
+
         asr = self.asr
-        features = self.model.embed_audio(mels)  # encoded once, reused by every temperature
+        with torch.no_grad():
+            features = self.model.embed_audio(mels)  # encoded once, reused by every temperature
         results = [None] * len(mels)
         todo = list(range(len(mels)))
         for temperature in FALLBACK_TEMPERATURES:
