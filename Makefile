@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/prosody_bench.py
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/batch_bench.py
+	$(BIN)/python bench/asr_bench.py
 
 clean:
 	rm -rf out .pytest_cache
