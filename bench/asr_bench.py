@@ -46,9 +46,12 @@ from synthcalls import RATE, SPEECH_DBFS, _ringback, hold_music, speech_clips  #
 
 WHISPER_CLI = Path(sys.executable).parent / "whisper"
 DIMS = {  # the published model dimensions (the `dims` of the official checkpoints)
-    "tiny": dict(n_audio_state=384, n_audio_head=6, n_audio_layer=4, n_text_state=384, n_text_head=6, n_text_layer=4),
-    "base": dict(n_audio_state=512, n_audio_head=8, n_audio_layer=6, n_text_state=512, n_text_head=8, n_text_layer=6),
-    "small": dict(n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12, n_text_layer=12),
+    "tiny": {"n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
+             "n_text_state": 384, "n_text_head": 6, "n_text_layer": 4},
+    "base": {"n_audio_state": 512, "n_audio_head": 8, "n_audio_layer": 6,
+             "n_text_state": 512, "n_text_head": 8, "n_text_layer": 6},
+    "small": {"n_audio_state": 768, "n_audio_head": 12, "n_audio_layer": 12,
+              "n_text_state": 768, "n_text_head": 12, "n_text_layer": 12},
 }
 PIPELINE_STAGES = ("read + decode file", "resample to 16 kHz", "voice activity", "ASR", "timing",
                    "prosody", "checks", "scoring")
@@ -142,12 +145,15 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
         setattr(owner, name, _timed(getattr(owner, name), stage, seconds))
     packed = WhisperTranscriber.windows
     WhisperTranscriber.windows = lambda self, *args: _kept(packed(self, *args), windows)
+    per_call: list[dict] = []
+    audit_one = batch._audit
+    batch._audit = lambda *args: _counted(audit_one, args, seconds, per_call)
     started = time.perf_counter()
     report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", model, "cpu"))
     seconds["run"] = time.perf_counter() - started
     if report.document["errors"]:
         raise SystemExit(f"audit errors: {report.document['errors']}")
-    print(json.dumps({"seconds": seconds, "windows": len(windows),
+    print(json.dumps({"seconds": seconds, "per_call": per_call, "windows": len(windows),
                       "model_audio_s": sum(w.samples for w in windows) / 16000}))
 
 
@@ -159,6 +165,16 @@ def _timed(real, stage: str, seconds: Counter):
         finally:
             seconds[stage] += time.perf_counter() - started
     return timed
+
+
+def _counted(audit_one, args: tuple, seconds: Counter, per_call: list[dict]):
+    """Audit one call, keeping its own stage times (the first call also pays one-time costs)."""
+    before = Counter(seconds)
+    started = time.perf_counter()
+    outcome = audit_one(*args)
+    per_call.append({**{stage: seconds[stage] - before[stage] for stage in seconds},
+                     "call": time.perf_counter() - started})
+    return outcome
 
 
 def _kept(found: list, into: list) -> list:
@@ -270,6 +286,10 @@ def report(found: dict, durations: list[float], talk: dict[str, float], label: s
     non_asr = sum(seconds[s] for s in PIPELINE_STAGES if s != "ASR")
     print(f"  non-ASR pipeline stages together: {non_asr / total:.1%} of the total, "
           f"{non_asr / seconds['ASR']:.1%} of the ASR time")
+    for number, call in enumerate(tool["per_call"], 1):
+        own = sum(call.get(s, 0.0) for s in PIPELINE_STAGES if s != "ASR")
+        print(f"    call {number}: non-ASR {own:.1f} s of its {call['call']:.1f} s ({own / call['call']:.1%}): "
+              + ", ".join(f"{s} {call.get(s, 0.0):.1f}" for s in PIPELINE_STAGES if s != "ASR"))
     print(f"baseline, share of its {baseline_wall:.1f} s:")
     print(f"  {'whisper CLI (start, load, mel, decode)':<38}{cli['wall_s']:>8.1f} s {cli['wall_s'] / baseline_wall:>6.1%}")
     print(f"  {'librosa prosody process':<38}{prosody['wall_s']:>8.1f} s {prosody['wall_s'] / baseline_wall:>6.1%}")

@@ -1,12 +1,21 @@
 """Speech packed into Whisper's 30-second windows, and every time mapped back to the recording."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 
-from audit.asr import (WINDOW_SAMPLES, Piece, Window, WhisperTranscriber, pack_windows,
-                       speech_pieces, speech_spans, split_at_seams)
+from audit.asr import (
+    WINDOW_SAMPLES,
+    Piece,
+    WhisperTranscriber,
+    Window,
+    pack_windows,
+    speech_pieces,
+    speech_spans,
+    split_at_seams,
+)
 from audit.config import load_config
 from audit.records import Channel, ChannelSpeech, Interval
 
@@ -47,7 +56,7 @@ def test_speech_longer_than_a_window_is_cut_at_its_quietest_point():
     assert all(end - start <= WINDOW_SAMPLES for start, end in spans)
     assert [s for span in spans for s in span] == sorted(s for span in spans for s in span)
     assert spans[0][0] == seconds(0.5)[0] and spans[-1][1] == seconds(70.0)[0]
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no audio lost or repeated
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # no audio lost or repeated
 
 
 def test_both_channels_are_laid_out_in_the_order_they_spoke():

@@ -1,4 +1,4 @@
-"""The Whisper backend, run for real (whisper.load_model + transcribe) on a random-weight model."""
+"""The Whisper backend, run for real (whisper.load_model, decode, word timing) on a random-weight model."""
 
 import json
 from pathlib import Path
@@ -8,9 +8,10 @@ import pytest
 import soundfile
 
 from audit import asr as asr_module
+from audit import decode as decoding
 from audit.asr import WHISPER_SAMPLE_RATE, WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
-from audit.config import load_config
 from audit.batch import BatchOptions, run_batch
+from audit.config import load_config
 from audit.pipeline import AsrChoice, Job, audit_call
 from audit.records import Interval
 from audit.store import call_record
@@ -76,7 +77,6 @@ def padded_speech(audio, intervals, pad_s, merge_gap_s):
 
 
 def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypatch):
-    from audit import decode as decoding
     import whisper
 
     heard = []
