@@ -55,8 +55,8 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise AsrUnavailable("--device cuda was asked for but no CUDA GPU is available")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AsrUnavailable(f"--device {device} was asked for but no CUDA GPU is available")
     return device
 
 
@@ -205,7 +205,7 @@ class WhisperTranscriber:
             self.model = whisper.load_model(self.model_name, device=self.device)
         except Exception as error:  # whisper raises RuntimeError, URLError, OSError, pickle errors
             raise AsrUnavailable(f"cannot load Whisper model {self.model_name!r}: {error}") from None
-        fp16 = self.device == "cuda"
+        fp16 = self.device.startswith("cuda")
         self.dtype = torch.float16 if fp16 else torch.float32
         self.batch_windows = asr.cuda_batch_windows if fp16 else asr.cpu_batch_windows
         self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
@@ -221,9 +221,14 @@ class WhisperTranscriber:
         return pack_windows(speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s))
 
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
+        import torch
+
         windows = self.windows(audio_16k, speech)
         if not windows:
             return Transcript(source="none", utterances=())
+        # The fallback temperatures sample; a fixed seed per call makes a call's transcript depend
+        # on its audio only, not on which worker or model process ran it or what ran there before.
+        torch.manual_seed(0)
         kept: list[Utterance] = []
         dropped: list[DroppedText] = []
         for batch in _batches(windows, self.batch_windows):

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from audit import sidecar
+from audit.asr import AsrUnavailable
+from audit.asr_service import ModelService, ServiceHandle, model_devices
 from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call
@@ -187,8 +190,12 @@ def run_batch(
 ) -> RunReport:
     """Audit everything under `paths` into `out`; see the module docstring for the guarantees."""
     started = time.perf_counter()
-    with OutputLock(out):
-        asr = AsrChoice.prepare(options.asr_mode, config, options.model, options.device)
+    with OutputLock(out), _shared_model(config, options) as (service, service_error):
+        if service_error is not None:
+            asr = AsrChoice.without_whisper(options.asr_mode, service_error)
+        else:
+            asr = AsrChoice.prepare(options.asr_mode, config, options.model, options.device,
+                                    service.handle if service else None)
         model_key = f"whisper:{asr.transcriber.model_name}" if asr.transcriber else "sidecar"
         asr_info = asr.describe()
         db = ResultsDB(out)
@@ -207,8 +214,8 @@ def run_batch(
                 on_outcome(outcome, len(outcomes), total)
 
             if options.workers > 1 and len(todo) > 1:
-                asr.transcriber = None  # each worker loads its own model
-                _run_parallel(todo, config, options, record)
+                asr.transcriber = None  # each worker loads its own model or uses the shared one
+                _run_parallel(todo, config, options, service.handle if service else None, record)
             else:
                 for job in todo:
                     record(_audit(job, config, asr))
@@ -221,6 +228,29 @@ def run_batch(
         finally:
             db.close()
     return RunReport(run_id, out, document, outcomes, elapsed)
+
+
+@contextmanager
+def _shared_model(config: Config, options: BatchOptions):
+    """The run's model processes when the workers share a model (see `asr_service`), else None;
+    with the reason when they could not start."""
+    service = error = None
+    try:
+        devices = [] if options.asr_mode == "sidecar" else \
+            model_devices(options.device or config.asr.device, config.asr.share_model, options.workers)
+        if devices:
+            threads = 2 if devices[0].startswith("cuda") else os.cpu_count() or 1  # on a CPU the model does nearly all the work
+            service = ModelService(get_context("spawn"), config.asr, options.model, devices,
+                                   options.workers, threads)
+            log.info("one Whisper model process on each of %s transcribes for %d workers",
+                     ", ".join(devices), options.workers)
+    except AsrUnavailable as failure:
+        error = failure
+    try:
+        yield service, error
+    finally:
+        if service is not None:
+            service.close()
 
 
 def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions):
@@ -269,21 +299,22 @@ def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Conf
 _WORKER: dict = {}
 
 
-def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads: int) -> None:
-    """Load the config and the ASR model once per worker process."""
+def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads: int,
+                  shared: ServiceHandle | None) -> None:
+    """Load the config and the ASR model (unless the run shares one) once per worker process."""
     import torch
 
     torch.set_num_threads(threads)
     config = load_config(config_files[1] if len(config_files) > 1 else None)
     _WORKER["config"] = config
-    _WORKER["asr"] = AsrChoice.prepare(options.asr_mode, config, options.model, options.device)
+    _WORKER["asr"] = AsrChoice.prepare(options.asr_mode, config, options.model, options.device, shared)
 
 
 def _worker_audit(job: Job) -> Outcome:
     return _audit(job, _WORKER["config"], _WORKER["asr"])
 
 
-def _run_parallel(todo: list[Job], config: Config, options: BatchOptions,
+def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared: ServiceHandle | None,
                   record: Callable[[Outcome], None]) -> None:
     """Audit `todo` on `options.workers` processes; survive a worker that dies.
 
@@ -297,10 +328,10 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions,
     while pending or suspects:
         if suspects:
             job = suspects.pop(0)
-            outcome = _run_alone(job, config, options, threads)
+            outcome = _run_alone(job, config, options, threads, shared)
             record(outcome)
             continue
-        with _pool(config, options, options.workers, threads) as pool:
+        with _pool(config, options, options.workers, threads, shared) as pool:
             running = {}
             try:
                 while pending or running:
@@ -317,13 +348,15 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions,
                 log.warning("a worker process died; retrying its %d calls one by one", len(running))
 
 
-def _pool(config: Config, options: BatchOptions, workers: int, threads: int) -> ProcessPoolExecutor:
+def _pool(config: Config, options: BatchOptions, workers: int, threads: int,
+          shared: ServiceHandle | None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_worker_start, initargs=(config.files, options, threads))
+                               initializer=_worker_start, initargs=(config.files, options, threads, shared))
 
 
-def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int) -> Outcome:
-    with _pool(config, options, 1, threads) as pool:
+def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int,
+               shared: ServiceHandle | None) -> Outcome:
+    with _pool(config, options, 1, threads, shared) as pool:
         try:
             return pool.submit(_worker_audit, job).result()
         except BrokenProcessPool:

@@ -74,6 +74,7 @@ class AsrConfig:
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
+    share_model: Literal["auto", "always", "never"] = "auto"  # one model process per device
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,10 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    judged = {name: value for name, value in table.items() if name != "report"}  # display only
+    # What cannot change a verdict stays out of the hash, so changing it re-audits nothing: the
+    # report's display settings and where the model runs.
+    judged = {name: value for name, value in table.items() if name != "report"}
+    judged["asr"] = {name: value for name, value in judged.get("asr", {}).items() if name != "share_model"}
     digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())
     return Config(**sections, rules=rules, rulebook=rulebook, files=files,

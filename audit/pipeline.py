@@ -13,6 +13,7 @@ from pathlib import Path
 from audit import decode as decoding
 from audit import sidecar
 from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, WhisperTranscriber
+from audit.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.checks import CallContext, run_checks
 from audit.config import Config
 from audit.records import CallAudit, CallMeta, ChannelSpeech, Transcript
@@ -42,29 +43,40 @@ class AsrChoice:
     """How transcripts are obtained in this run."""
 
     mode: AsrMode
-    transcriber: WhisperTranscriber | None = None
+    transcriber: WhisperTranscriber | RemoteTranscriber | None = None
     whisper_error: str | None = None  # why Whisper is not in use, when it was wanted
 
     @classmethod
-    def prepare(cls, mode: AsrMode, config: Config, model: str | None, device: str | None):
-        """Load Whisper once for the whole run when the mode may use it.
+    def prepare(cls, mode: AsrMode, config: Config, model: str | None, device: str | None,
+                shared: ServiceHandle | None = None):
+        """Load Whisper once for the whole run (or use the run's shared model processes) when
+        the mode may use it.
 
         `whisper` mode raises `AsrUnavailable` when the model cannot be loaded; `auto` notes the
         reason and falls back to sidecar transcripts.
         """
         if mode == "sidecar":
             return cls(mode)
+        if shared is not None:
+            return cls(mode, RemoteTranscriber(shared))
         try:
             return cls(mode, WhisperTranscriber(config.asr, model, device))
         except AsrUnavailable as error:
-            if mode == "whisper":
-                raise
-            log.warning("%s; using sidecar transcripts where present", error)
-            return cls(mode, whisper_error=str(error))
+            return cls.without_whisper(mode, error)
+
+    @classmethod
+    def without_whisper(cls, mode: AsrMode, error: AsrUnavailable):
+        if mode == "whisper":
+            raise error
+        log.warning("%s; using sidecar transcripts where present", error)
+        return cls(mode, whisper_error=str(error))
 
     def transcript(self, path: Path, audio_16k, speech: tuple[ChannelSpeech, ...]) -> Transcript:
         if self.transcriber is not None:
-            return self.transcriber.transcribe(audio_16k, speech)
+            try:
+                return self.transcriber.transcribe(audio_16k, speech)
+            except TranscriptionFailed as error:
+                raise AuditError(str(error)) from None
         found = sidecar.read_transcript(path)
         if found is not None:
             return found
@@ -80,6 +92,7 @@ class AsrChoice:
             "mode": self.mode,
             "whisper_model": transcriber.model_name if transcriber else None,
             "device": transcriber.device if transcriber else None,
+            "shared_model": isinstance(transcriber, RemoteTranscriber),
             "whisper_error": self.whisper_error,
         }
 
@@ -91,7 +104,9 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     except (decoding.DecodeError, sidecar.SidecarError) as error:
         raise AuditError(str(error)) from None
     audio_16k = decoding.resample(recording, WHISPER_SAMPLE_RATE)
-    channels = assign_channels(recording.info.channels, config.channels)
+    info = recording.info
+    del recording  # from here on the 16 kHz copy is all we need (an hour at 8 kHz is 230 MB more)
+    channels = assign_channels(info.channels, config.channels)
     speech = find_speech(audio_16k, channels, config.vad)
     try:
         transcript = asr.transcript(job.path, audio_16k, speech)
@@ -100,7 +115,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
     prosody = measure_prosody(audio_16k, speech, transcript, config.prosody)
     context = CallContext(
-        recording=recording.info,
+        recording=info,
         meta=meta,
         speech=speech,
         transcript=transcript,
@@ -115,7 +130,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,
-        recording=recording.info,
+        recording=info,
         meta=meta,
         speech=speech,
         transcript=transcript,

@@ -314,11 +314,14 @@ def _db(power):
 
 def _analyse_channel(samples: np.ndarray, intervals, settings: ProsodyConfig) -> _ChannelFrames:
     frames = math.ceil(samples.size / FRAME)
-    padded = np.zeros(frames * FRAME, dtype=np.float32)
-    padded[: samples.size] = samples
-    power = np.mean(np.square(padded.reshape(frames, FRAME), dtype=np.float64), axis=1)
+    whole = samples.size // FRAME * FRAME
+    framed = samples[:whole].reshape(-1, FRAME)  # a view: no copy of an hour-long channel
+    power = np.zeros(frames)
+    power[: framed.shape[0]] = np.einsum("fs,fs->f", framed, framed) / FRAME
+    if whole < samples.size:  # the last, partial frame (zero-padded)
+        power[-1] = np.sum(np.square(samples[whole:], dtype=np.float64)) / FRAME
     speech = _interval_mask(((i.start, i.end) for i in intervals), 0, frames)
-    narrow = _telephone_band(padded, speech)
+    narrow = _telephone_band(samples, speech)
     f0 = _pitch(narrow, np.flatnonzero(speech), frames, settings)
     nuclei = _syllable_nuclei(narrow, speech, f0, settings)
     return _ChannelFrames(power, speech, f0, nuclei)
@@ -414,7 +417,8 @@ def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
     nuclei = np.zeros(speech.size, dtype=bool)
     if not speech.any():
         return nuclei
-    power = np.mean(np.square(narrow.reshape(speech.size, PITCH_HOP), dtype=np.float64), axis=1)
+    framed = narrow.reshape(speech.size, PITCH_HOP)
+    power = np.einsum("fs,fs->f", framed, framed).astype(np.float64) / PITCH_HOP
     sigma = settings.intensity_window_s / FRAME_S / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     intensity = _db(gaussian_filter1d(power, sigma, mode="constant"))
     floor = np.quantile(intensity[speech], 0.99) - settings.nuclei_floor_db
