@@ -33,7 +33,7 @@ from audit.asr import AsrUnavailable
 from audit.asr_service import ModelService, ServiceHandle, model_devices
 from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
-from audit.pipeline import AsrChoice, AuditError, Job, audit_call
+from audit.pipeline import AsrChoice, AuditError, Job, audit_call, load_models
 from audit.records import CallMeta
 from audit.store import SUMMARY_SCHEMA, ResultsDB, call_record, write_json
 
@@ -216,7 +216,8 @@ def run_batch(
             if options.workers > 1 and len(todo) > 1:
                 asr.transcriber = None  # each worker loads its own model or uses the shared one
                 _run_parallel(todo, config, options, service.handle if service else None, record)
-            else:
+            elif todo:
+                load_models(config)
                 for job in todo:
                     record(_audit(job, config, asr))
             elapsed = time.perf_counter() - started
@@ -308,6 +309,7 @@ def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads:
     config = load_config(config_files[1] if len(config_files) > 1 else None)
     _WORKER["config"] = config
     _WORKER["asr"] = AsrChoice.prepare(options.asr_mode, config, options.model, options.device, shared)
+    load_models(config)
 
 
 def _worker_audit(job: Job) -> Outcome:

@@ -18,7 +18,7 @@ from audit.checks import CallContext, run_checks
 from audit.config import Config
 from audit.records import CallAudit, CallMeta, ChannelSpeech, Transcript
 from audit.scoring import score_call
-from audit.speech import assign_channels, find_speech
+from audit.speech import assign_channels, find_speech, load_vad
 from audit.prosody import measure_prosody
 from audit.timing import measure_timing
 
@@ -95,6 +95,12 @@ class AsrChoice:
             "shared_model": isinstance(transcriber, RemoteTranscriber),
             "whisper_error": self.whisper_error,
         }
+
+
+def load_models(config: Config) -> None:
+    """Load what every call needs (the VAD model, the word dictionary) once per process, at start."""
+    load_vad()
+    config.rulebook.load_dictionary()
 
 
 def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:

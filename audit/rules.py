@@ -205,6 +205,10 @@ class Rulebook:
     def _segmenter(self) -> _Segmenter:
         return _Segmenter(self.phrase_words, self.protected_words)
 
+    def load_dictionary(self) -> None:
+        """Read jieba's dictionary (about a second) now, at process start, not inside the first call."""
+        self._segmenter.load()
+
     def evaluate(self, call: CallContext) -> tuple[RuleResult, ...]:
         """The result of every enabled rule on `call`, in rulebook order."""
         view = _CallView(call, self._segmenter)
@@ -518,6 +522,9 @@ class _Segmenter:
         for word in sorted(phrase_words | protected_words):
             self._jieba.add_word(word)  # frequency just high enough to keep it whole
         self._words = lru_cache(maxsize=8192)(self._cut)
+
+    def load(self) -> None:
+        self._jieba.check_initialized()
 
     def add_terms(self, terms: tuple[str, ...]) -> None:
         """Config terms (company names) are protected words; a new one resets the cached cuts."""

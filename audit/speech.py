@@ -32,10 +32,13 @@ def assign_channels(channel_count: int, channels: ChannelsConfig) -> tuple[Chann
 
 
 @lru_cache(maxsize=1)
-def _model():
+def load_vad():
+    """The Silero model, loaded once per process (its first run also sets up ONNX Runtime)."""
     from silero_vad import load_silero_vad
 
-    return load_silero_vad(sequence=True)
+    model = load_silero_vad(sequence=True)
+    model.audio_forward(np.zeros(VAD_SAMPLE_RATE, np.float32), sampling_rate=VAD_SAMPLE_RATE)
+    return model
 
 
 def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]:
@@ -52,7 +55,7 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
         for stamp in _silero(audio_16k[offset: last * EDGE_FRAME], vad):
             intervals.append(((offset + stamp["start"]) // EDGE_FRAME,
                               -(-(offset + stamp["end"]) // EDGE_FRAME)))
-    spans = [_without_tones(audio_16k, start, end, vad.max_tonal_steadiness)
+    spans = [_without_tones(audio_16k, start, end, vad.max_tonal_steadiness, loud[start:end])
              for start, end in _refine_edges(intervals, loud, vad)]
     return tuple(
         Interval(start * EDGE_FRAME / VAD_SAMPLE_RATE, end * EDGE_FRAME / VAD_SAMPLE_RATE)
@@ -62,22 +65,28 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
 
 TONE_WINDOW = 512  # 32 ms: 31 Hz bins
 TONE_SPAN = 20  # steadiness is judged over +-20 steps (0.4 s)
-MIN_TONE_FRAMES = 50  # only held tones of 0.5 s or more are cut: longer than any drawn-out syllable
+MIN_TONE_FRAMES = 50  # tones of 0.5 s or more are cut: longer than any drawn-out syllable
+NOTE_CHANGE_GAP = 8  # in a tune the peak moves at most once in 80 ms (a note change); speech moves constantly
+MIN_TUNE_FRAMES = 25  # a steady sound after a gap is cut at once up to 0.25 s; longer, only if tonal throughout
+QUIET_GAP_FRAMES = 5  # 50 ms without sound between the words and the tune
 
 
-def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float) -> tuple[int, int]:
-    """The frame span with held tones cut from both ends (empty when it is all tone).
+def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float,
+                   loud: np.ndarray) -> tuple[int, int]:
+    """The frame span with tunes cut from both ends (empty when it is all tone).
 
     Hold music and tones hold each note, so their strongest spectral peak stays put from one
     10 ms step to the next (0.97-1.0 of the time on hold music); speech glides between pitches and
     formants (0.45-0.86 on the espeak-ng sample calls, 0.73 on the real AISHELL clips). Silero
-    takes the first notes of hold music for speech, often joined to the words before them.
+    takes the first notes of hold music for speech, often joined to the words before them: a
+    steady sound after the words and a quiet gap is cut at the gap (`_tune_after_gap`); otherwise
+    tones are cut from either end when the 0.8-s steadiness test holds for 0.5 s.
     """
     audio = audio_16k[start * EDGE_FRAME: end * EDGE_FRAME + TONE_WINDOW]
     if audio.size < TONE_WINDOW + 2 * TONE_SPAN * EDGE_FRAME:
         return start, end
     frames = np.lib.stride_tricks.sliding_window_view(audio, TONE_WINDOW)[::EDGE_FRAME][: end - start]
-    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    level = 10 * np.log10(np.einsum("fs,fs->f", frames, frames) / TONE_WINDOW + 1e-12)
     strong = level > level.max() - 25
     peak = np.abs(np.fft.rfft(frames * np.hanning(TONE_WINDOW), axis=1))[:, 6:].argmax(axis=1)
     judged = np.concatenate(([False], strong[1:] & strong[:-1]))
@@ -86,13 +95,47 @@ def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float) -> 
     counted = np.convolve(judged, kernel, mode="same")
     share = np.convolve(steady, kernel, mode="same") / np.maximum(counted, 1)
     tonal = (share >= most) & (counted >= TONE_SPAN)
-    speech = np.flatnonzero(~tonal)
-    if not speech.size:
+    words = np.flatnonzero(~tonal)
+    if not words.size:
         return (start, start) if tonal.size >= MIN_TONE_FRAMES else (start, end)
-    first, last = int(speech[0]), int(speech[-1]) + 1
-    first = first if first >= MIN_TONE_FRAMES else 0  # a held last syllable is not a tune
-    last = last if tonal.size - last >= MIN_TONE_FRAMES else tonal.size
-    return start + first, start + last
+    quiet = np.zeros(tonal.size, dtype=bool)
+    quiet[: loud.size] = ~loud[: tonal.size]
+    first = int(words[0]) if words[0] >= MIN_TONE_FRAMES else 0
+    last = tonal.size - _tune_after_gap(steady, judged, tonal, quiet, most)
+    if last == tonal.size:
+        last = int(words[-1]) + 1 if tonal.size - words[-1] - 1 >= MIN_TONE_FRAMES else tonal.size
+    return (start + first, start + last) if last > first else (start, end)
+
+
+def _tune_after_gap(steady: np.ndarray, judged: np.ndarray, tonal: np.ndarray, quiet: np.ndarray,
+                    most: float) -> int:
+    """How many frames at the end of the span are a quiet gap and a tune after it (0: none).
+
+    Back from the end, the tune runs until the peak moves twice within `NOTE_CHANGE_GAP` (words);
+    the first quiet gap after the words ends them. What follows the gap must hold its peak in
+    `most` of its sounding frames; up to `MIN_TUNE_FRAMES` that is enough (the VAD's hangover has
+    caught the first notes), a longer sound must also be tonal throughout by the 0.8-s test.
+    Synthetic speech (espeak-ng) is steady enough to pass the first test, not the second.
+    """
+    changes = np.flatnonzero(judged & ~steady)[::-1]  # from the end backwards
+    close = np.flatnonzero(changes[:-1] - changes[1:] < NOTE_CHANGE_GAP)
+    begin = changes[close[0]] + 1 if close.size else 0
+    if quiet.size - begin < 2 * QUIET_GAP_FRAMES:
+        return 0
+    run = np.convolve(quiet[begin:], np.ones(QUIET_GAP_FRAMES), mode="valid") == QUIET_GAP_FRAMES
+    gaps = np.flatnonzero(run)
+    if not gaps.size:
+        return 0
+    gap = begin + int(gaps[0])
+    after = gap + QUIET_GAP_FRAMES + int(np.argmin(quiet[gap + QUIET_GAP_FRAMES:])) \
+        if gap + QUIET_GAP_FRAMES < quiet.size else quiet.size
+    after += 1  # the onset frame always moves: its peak comes from the gap's noise
+    sounding = judged[after:].sum()
+    if sounding < QUIET_GAP_FRAMES or steady[after:].sum() < most * sounding:
+        return 0
+    if judged.size - after >= MIN_TUNE_FRAMES and not tonal[after + TONE_SPAN:].all():
+        return 0  # longer than Silero's padding: a tune only if steady throughout by the 0.8-s test
+    return judged.size - gap
 
 
 def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:
@@ -100,7 +143,7 @@ def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:
 
     return get_speech_timestamps_sequence(
         audio,
-        _model(),
+        load_vad(),
         threshold=vad.threshold,
         sampling_rate=VAD_SAMPLE_RATE,
         min_speech_duration_ms=int(vad.min_speech_s * 1000),

@@ -138,7 +138,8 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
         (pipeline, "find_speech", "voice activity"), (pipeline.AsrChoice, "transcript", "ASR"),
         (pipeline, "measure_timing", "timing"), (pipeline, "measure_prosody", "prosody"),
         (pipeline, "run_checks", "checks"), (pipeline, "score_call", "scoring"),
-        (WhisperTranscriber, "__init__", "model load"), (WhisperTranscriber, "_mel", "log-mel"),
+        (WhisperTranscriber, "__init__", "model load"), (batch, "load_models", "model load"),
+        (WhisperTranscriber, "_mel", "log-mel"),
         (WhisperTranscriber, "_decode", "encode + decode"),
         (whisper.timing, "add_word_timestamps", "word alignment"),
     ):
@@ -273,7 +274,8 @@ def report(found: dict, durations: list[float], talk: dict[str, float], label: s
     seconds = tool["seconds"]
     total = tool["wall_s"]
     print(f"\nthis tool, share of its {total:.1f} s:")
-    shares = {"process start + imports": total - seconds["run"], "model load": seconds["model load"]}
+    shares = {"process start + imports": total - seconds["run"],
+              "model load (Whisper, VAD, dictionary)": seconds["model load"]}
     for stage in PIPELINE_STAGES:
         shares[stage] = seconds[stage]
     shares["batch (hashing, records, database)"] = seconds["run"] - sum(seconds[s] for s in PIPELINE_STAGES) \
