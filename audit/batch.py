@@ -5,9 +5,10 @@ Guarantees, whatever happens during the night:
 - every call is written to the results database in its own transaction, after its JSON record, so a
   run killed at any moment (kill -9 included) loses at most the calls in flight, which the next run
   audits; nothing is duplicated (a call's rows are keyed by its call id);
-- a call already audited with the same audio (SHA-256 of the file), the same config (hash of the
-  merged settings) and the same model is skipped; `force` re-audits. A changed config re-audits
-  every call, since any threshold may change any verdict;
+- a call already audited with the same audio (SHA-256 of the file), the same other inputs (its
+  sidecar transcript and metadata, the manifest's and the file name's metadata), the same config
+  (hash of the merged settings) and the same model is skipped; `force` re-audits. A changed config
+  re-audits every call, since any threshold may change any verdict;
 - a recording that fails is recorded with its reason and not retried unless asked
   (`retry_failed`), and a worker that crashes takes only its own call down.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import time
@@ -23,7 +25,7 @@ from collections import Counter
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -254,17 +256,30 @@ def _shared_model(config: Config, options: BatchOptions):
             service.close()
 
 
+def inputs_sha256(job: Job) -> str:
+    """A hash of everything besides the audio that a call's audit reads: its sidecar transcript
+    and metadata files and the metadata from the manifest and the file name."""
+    digest = hashlib.sha256(json.dumps(asdict(job.meta), sort_keys=True).encode())
+    for sidecar_file in (sidecar.transcript_path(job.path), sidecar.meta_path(job.path)):
+        try:
+            digest.update(sidecar_file.read_bytes())
+        except OSError:
+            digest.update(b"(none)")
+    return digest.hexdigest()
+
+
 def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions):
     """Split jobs into those to audit now and those whose result is already in the database."""
     todo, settled = [], []
     for job in jobs:
         digest = file_sha256(job.path)
         if not options.force and digest is not None:
-            if db.done_key(job.call_id) == (digest, config.sha256, model_key):
+            inputs = inputs_sha256(job)
+            if db.done_key(job.call_id) == (digest, inputs, config.sha256, model_key):
                 settled.append(Outcome(job, "skipped"))
                 continue
             failed = db.failed_key(job.call_id)
-            if not options.retry_failed and failed == (digest, config.sha256):
+            if not options.retry_failed and failed == (digest, inputs, config.sha256):
                 settled.append(Outcome(job, "skipped_failed"))
                 continue
         todo.append(job)
@@ -289,10 +304,10 @@ def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Conf
     if outcome.state == "audited":
         record = outcome.row
         write_json(out / "calls" / f"{record['call_id']}.json", record)
-        db.save_call(record, run_id, config.sha256, model_key)
+        db.save_call(record, run_id, config.sha256, model_key, inputs_sha256(outcome.job))
     else:
         db.save_error(outcome.job.call_id, str(outcome.job.path), file_sha256(outcome.job.path),
-                      config.sha256, run_id, outcome.reason)
+                      inputs_sha256(outcome.job), config.sha256, run_id, outcome.reason)
 
 
 # --- worker processes ---------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def run(
     device: Annotated[Optional[DeviceOption], typer.Option(
         help="auto = CUDA with fp16 when a GPU is present, else CPU; default from [asr] device.")] = None,
     workers: Annotated[int, typer.Option(
-        min=1, help="Parallel worker processes, each loading the model once.")] = DEFAULT_WORKERS,
+        min=1, help="Parallel worker processes, each loading the model once; with a GPU they share "
+                    "one model process per GPU ([asr] share_model).")] = DEFAULT_WORKERS,
     force: Annotated[bool, typer.Option(help="Re-audit calls already in the results database.")] = False,
     retry_failed: Annotated[bool, typer.Option(
         help="Retry recordings that failed in an earlier run (unchanged files are skipped).")] = False,

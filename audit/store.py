@@ -149,6 +149,12 @@ MIGRATIONS = (
         reason TEXT NOT NULL
     );
     """,
+    # v2: what else a call's audit reads besides its audio (sidecar transcript and metadata, the
+    # manifest's and the file name's metadata), so changing any of it re-audits the call.
+    """
+    ALTER TABLE calls ADD COLUMN inputs_sha256 TEXT;
+    ALTER TABLE errors ADD COLUMN inputs_sha256 TEXT;
+    """,
 )
 
 
@@ -204,27 +210,31 @@ class ResultsDB:
         )
 
     def done_key(self, call_id: str) -> tuple | None:
-        """(audio_sha256, config_sha256, model) the call was last audited with, if it was."""
+        """(audio_sha256, inputs_sha256, config_sha256, model) the call was last audited with, if it was."""
         return self.db.execute(
-            "SELECT audio_sha256, config_sha256, model FROM calls WHERE call_id = ?", (call_id,)
+            "SELECT audio_sha256, inputs_sha256, config_sha256, model FROM calls WHERE call_id = ?",
+            (call_id,),
         ).fetchone()
 
     def failed_key(self, call_id: str) -> tuple | None:
         return self.db.execute(
-            "SELECT audio_sha256, config_sha256 FROM errors WHERE call_id = ?", (call_id,)
+            "SELECT audio_sha256, inputs_sha256, config_sha256 FROM errors WHERE call_id = ?", (call_id,)
         ).fetchone()
 
-    def save_call(self, record: dict, run_id: int, config_sha256: str, model: str) -> None:
+    def save_call(self, record: dict, run_id: int, config_sha256: str, model: str,
+                  inputs_sha256: str) -> None:
         call_id = record["call_id"]
         with self._transaction():
             self.db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
             self.db.execute("DELETE FROM errors WHERE call_id = ?", (call_id,))
             self.db.execute(
-                "INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO calls (call_id, path, audio_sha256, config_sha256, model, run_id, audited_at,"
+                " agent_id, direction, duration_s, transcript_source, score, verdict, record, inputs_sha256)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (call_id, record["recording"]["path"], record["recording"]["sha256"], config_sha256,
                  model, run_id, _now(), record["meta"].get("agent_id"), record["meta"].get("direction"),
                  record["recording"]["duration_s"], record["transcript_source"], record["score"],
-                 record["verdict"], json.dumps(record, ensure_ascii=False)),
+                 record["verdict"], json.dumps(record, ensure_ascii=False), inputs_sha256),
             )
             self.db.executemany(
                 "INSERT INTO results VALUES (?,?,?,?,?,?)",
@@ -238,11 +248,12 @@ class ResultsDB:
                  for name, value in record["metrics"].items()],
             )
 
-    def save_error(self, call_id: str, path: str, audio_sha256: str | None, config_sha256: str,
-                   run_id: int, reason: str) -> None:
+    def save_error(self, call_id: str, path: str, audio_sha256: str | None, inputs_sha256: str,
+                   config_sha256: str, run_id: int, reason: str) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?)",
-            (call_id, path, audio_sha256, config_sha256, run_id, _now(), reason),
+            "INSERT OR REPLACE INTO errors (call_id, path, audio_sha256, config_sha256, run_id, at, reason,"
+            " inputs_sha256) VALUES (?,?,?,?,?,?,?,?)",
+            (call_id, path, audio_sha256, config_sha256, run_id, _now(), reason, inputs_sha256),
         )
 
     @contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from audit.batch import BatchOptions, OutputLock, discover, run_batch
 from audit.config import load_config
+from audit.records import CallMeta
 from conftest import FIXTURE_CALLS, ROOT
 
 NAMES = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_voice",
@@ -118,9 +119,19 @@ def test_incremental_force_and_changed_config(tmp_path):
     edited.write_bytes(data[:-2] + b"\x01\x00")
     after_edit = run_batch([folder], out, load_config(site), BatchOptions(asr_mode="sidecar"))
     assert after_edit.count("audited") == 1 and after_edit.count("skipped") == 6
+    # so is a call whose sidecar transcript was corrected, or whose manifest entry changed
+    transcript = next(folder.rglob("fast_agent-003.transcript.json"))
+    text = transcript.read_text(encoding="utf-8")
+    transcript.unlink()  # a hard link to the fixture: replace it, do not write through it
+    transcript.write_text(text.replace("您好", "你好", 1), encoding="utf-8")
+    manifest = {"night__team2__missing_agent_id-002": CallMeta(agent_id="A-77")}
+    after_sidecars = run_batch([folder], out, load_config(site),
+                               BatchOptions(asr_mode="sidecar", manifest=manifest))
+    assert sorted(o.job.call_id for o in after_sidecars.outcomes if o.state == "audited") == [
+        "night__team0__fast_agent-003", "night__team2__missing_agent_id-002"]
     with _db(out) as db:
         assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 7
-        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
 
 
 def test_worker_count_gives_identical_results(tmp_path):
@@ -253,3 +264,22 @@ def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
     assert states == {job.call_id: "audited" for job in jobs}
     (crashed,) = [o for o in outcomes if o.job.call_id == "night__crash"]
     assert "worker process died" in crashed.reason
+
+
+def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(tmp_path):
+    """Version 1 did not record the sidecars' hash: its calls are kept, then audited once more."""
+    from audit.store import MIGRATIONS
+
+    folder = _folder(tmp_path / "night", 2)
+    out = tmp_path / "out"
+    run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    with _db(out) as db:  # take the database back to version 1
+        db.execute("ALTER TABLE calls DROP COLUMN inputs_sha256")
+        db.execute("ALTER TABLE errors DROP COLUMN inputs_sha256")
+        db.execute("PRAGMA user_version = 1")
+    again = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    assert again.count("audited") == 2
+    with _db(out) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert db.execute("SELECT count(*) FROM calls WHERE inputs_sha256 IS NOT NULL").fetchone()[0] == 2
+    assert run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar")).count("skipped") == 2
