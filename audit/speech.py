@@ -55,7 +55,8 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
         for stamp in _silero(audio_16k[offset: last * EDGE_FRAME], vad):
             intervals.append(((offset + stamp["start"]) // EDGE_FRAME,
                               -(-(offset + stamp["end"]) // EDGE_FRAME)))
-    spans = [_without_tones(audio_16k, start, end, vad.max_tonal_steadiness, loud[start:end])
+    spans = [_without_tones(audio_16k, start, end, vad.max_tonal_steadiness, loud[start:end],
+                            loud[end: end + SOUND_GOES_ON_FRAMES].any())
              for start, end in _refine_edges(intervals, loud, vad)]
     return tuple(
         Interval(start * EDGE_FRAME / VAD_SAMPLE_RATE, end * EDGE_FRAME / VAD_SAMPLE_RATE)
@@ -69,10 +70,11 @@ MIN_TONE_FRAMES = 50  # tones of 0.5 s or more are cut: longer than any drawn-ou
 NOTE_CHANGE_GAP = 8  # in a tune the peak moves at most once in 80 ms (a note change); speech moves constantly
 MIN_TUNE_FRAMES = 25  # a steady sound after a gap is cut at once up to 0.25 s; longer, only if tonal throughout
 QUIET_GAP_FRAMES = 5  # 50 ms without sound between the words and the tune
+SOUND_GOES_ON_FRAMES = 30  # a tune's first notes are followed by more sound within 0.3 s
 
 
-def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float,
-                   loud: np.ndarray) -> tuple[int, int]:
+def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float, loud: np.ndarray,
+                   sound_goes_on: bool) -> tuple[int, int]:
     """The frame span with tunes cut from both ends (empty when it is all tone).
 
     Hold music and tones hold each note, so their strongest spectral peak stays put from one
@@ -86,6 +88,8 @@ def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float,
     if audio.size < TONE_WINDOW + 2 * TONE_SPAN * EDGE_FRAME:
         return start, end
     frames = np.lib.stride_tricks.sliding_window_view(audio, TONE_WINDOW)[::EDGE_FRAME][: end - start]
+    if len(frames) <= 2 * TONE_SPAN:  # shorter than the steadiness window
+        return start, end
     level = 10 * np.log10(np.einsum("fs,fs->f", frames, frames) / TONE_WINDOW + 1e-12)
     strong = level > level.max() - 25
     peak = np.abs(np.fft.rfft(frames * np.hanning(TONE_WINDOW), axis=1))[:, 6:].argmax(axis=1)
@@ -101,41 +105,45 @@ def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float,
     quiet = np.zeros(tonal.size, dtype=bool)
     quiet[: loud.size] = ~loud[: tonal.size]
     first = int(words[0]) if words[0] >= MIN_TONE_FRAMES else 0
-    last = tonal.size - _tune_after_gap(steady, judged, tonal, quiet, most)
+    last = tonal.size - _tune_after_gap(steady, judged, tonal, quiet, most, sound_goes_on)
     if last == tonal.size:
         last = int(words[-1]) + 1 if tonal.size - words[-1] - 1 >= MIN_TONE_FRAMES else tonal.size
     return (start + first, start + last) if last > first else (start, end)
 
 
 def _tune_after_gap(steady: np.ndarray, judged: np.ndarray, tonal: np.ndarray, quiet: np.ndarray,
-                    most: float) -> int:
+                    most: float, sound_goes_on: bool) -> int:
     """How many frames at the end of the span are a quiet gap and a tune after it (0: none).
 
     Back from the end, the tune runs until the peak moves twice within `NOTE_CHANGE_GAP` (words);
-    the first quiet gap after the words ends them. What follows the gap must hold its peak in
+    the first quiet gap after which comes a tune ends the words. What follows the gap must hold its peak in
     `most` of its sounding frames; up to `MIN_TUNE_FRAMES` that is enough (the VAD's hangover has
-    caught the first notes), a longer sound must also be tonal throughout by the 0.8-s test.
+    caught the first notes), a longer sound must also be tonal throughout by the 0.8-s test. And
+    the sound must go on after the interval: a tune does, the last words before a silence do not.
     Synthetic speech (espeak-ng) is steady enough to pass the first test, not the second.
     """
-    changes = np.flatnonzero(judged & ~steady)[::-1]  # from the end backwards
+    if not sound_goes_on:  # a tune goes on after the VAD lets go of it; the last words of a turn do not
+        return 0
+    # from the end backwards; in noisy lines the gap's noise is judged too, and its peak wanders
+    changes = np.flatnonzero(judged & ~steady & ~quiet)[::-1]
     close = np.flatnonzero(changes[:-1] - changes[1:] < NOTE_CHANGE_GAP)
     begin = changes[close[0]] + 1 if close.size else 0
     if quiet.size - begin < 2 * QUIET_GAP_FRAMES:
         return 0
     run = np.convolve(quiet[begin:], np.ones(QUIET_GAP_FRAMES), mode="valid") == QUIET_GAP_FRAMES
-    gaps = np.flatnonzero(run)
-    if not gaps.size:
-        return 0
-    gap = begin + int(gaps[0])
-    after = gap + QUIET_GAP_FRAMES + int(np.argmin(quiet[gap + QUIET_GAP_FRAMES:])) \
-        if gap + QUIET_GAP_FRAMES < quiet.size else quiet.size
-    after += 1  # the onset frame always moves: its peak comes from the gap's noise
-    sounding = judged[after:].sum()
-    if sounding < QUIET_GAP_FRAMES or steady[after:].sum() < most * sounding:
-        return 0
-    if judged.size - after >= MIN_TUNE_FRAMES and not tonal[after + TONE_SPAN:].all():
-        return 0  # longer than Silero's padding: a tune only if steady throughout by the 0.8-s test
-    return judged.size - gap
+    gap_starts = begin + np.flatnonzero(np.diff(np.concatenate(([0], run.astype(np.int8)))) == 1)
+    for gap in gap_starts:  # nearest the words first: a pause between words is not followed by a tune
+        sound = np.flatnonzero(~quiet[gap + QUIET_GAP_FRAMES:])
+        if not sound.size:
+            return 0
+        after = gap + QUIET_GAP_FRAMES + int(sound[0]) + 1  # its onset frame moves: the peak was noise
+        sounding = judged[after:].sum()
+        if sounding < QUIET_GAP_FRAMES or steady[after:].sum() < most * sounding:
+            continue
+        if judged.size - after >= MIN_TUNE_FRAMES and not tonal[after + TONE_SPAN:].all():
+            continue  # longer than Silero's padding: a tune only if steady throughout by the 0.8-s test
+        return judged.size - int(gap)
+    return 0
 
 
 def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:

@@ -88,9 +88,9 @@ def test_hold_music_after_real_words_is_not_speech(snr_db, seed):
 
 
 def test_hold_music_after_a_pause_is_cut_from_the_words():
-    """Sixteen espeak-ng sentences, each followed 0.3 s later by hold music, at 20 and 30 dB SNR:
+    """Eight espeak-ng sentences, each followed 0.3 s later by hold music, at 10, 20 and 30 dB SNR:
     the VAD's hangover must not carry the speech into the tune (the issue's 0.3 s for holds).
-    Without the cut at the quiet gap, 3 of the 16 ran 0.4-0.6 s into the music."""
+    Without the cut at the quiet gap, 9 of the 24 ran 0.4-0.9 s into the music."""
     import librosa
 
     from synthcalls import SPEECH_DBFS, hold_music, speech_clips
@@ -98,7 +98,7 @@ def test_hold_music_after_a_pause_is_cut_from_the_words():
     clips = speech_clips()["agent"]
     overruns = []
     for seed in range(8):
-        for snr_db in (20, 30):
+        for snr_db in (10, 20, 30):
             rng = np.random.default_rng(seed)
             words = librosa.resample(clips[seed % len(clips)], orig_sr=8000, target_sr=RATE)
             words_end = 1.0 + words.size / RATE
@@ -110,4 +110,4 @@ def test_hold_music_after_a_pause_is_cut_from_the_words():
             found = detect_speech(channel, VadConfig())
             assert found and abs(found[0].start - 1.0) < 0.25
             overruns.append(max(i.end for i in found) - words_end)
-    assert sum(o <= 0.3 for o in overruns) >= 15, np.round(overruns, 2)
+    assert all(o <= 0.3 for o in overruns), np.round(overruns, 2)
