@@ -272,14 +272,14 @@ def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, option
     """Split jobs into those to audit now and those whose result is already in the database."""
     todo, settled = [], []
     for job in jobs:
+        job = replace(job, inputs_sha256=inputs_sha256(job))  # stored with the result, as planned
         digest = file_sha256(job.path)
         if not options.force and digest is not None:
-            inputs = inputs_sha256(job)
-            if db.done_key(job.call_id) == (digest, inputs, config.sha256, model_key):
+            if db.done_key(job.call_id) == (digest, job.inputs_sha256, config.sha256, model_key):
                 settled.append(Outcome(job, "skipped"))
                 continue
             failed = db.failed_key(job.call_id)
-            if not options.retry_failed and failed == (digest, inputs, config.sha256):
+            if not options.retry_failed and failed == (digest, job.inputs_sha256, config.sha256):
                 settled.append(Outcome(job, "skipped_failed"))
                 continue
         todo.append(job)
@@ -304,10 +304,10 @@ def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Conf
     if outcome.state == "audited":
         record = outcome.row
         write_json(out / "calls" / f"{record['call_id']}.json", record)
-        db.save_call(record, run_id, config.sha256, model_key, inputs_sha256(outcome.job))
+        db.save_call(record, run_id, config.sha256, model_key, outcome.job.inputs_sha256)
     else:
         db.save_error(outcome.job.call_id, str(outcome.job.path), file_sha256(outcome.job.path),
-                      inputs_sha256(outcome.job), config.sha256, run_id, outcome.reason)
+                      outcome.job.inputs_sha256, config.sha256, run_id, outcome.reason)
 
 
 # --- worker processes ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class Job:
     path: Path
     call_id: str
     meta: CallMeta = CallMeta()  # from a manifest or the file name; the sidecar overrides it
+    inputs_sha256: str = ""  # of its sidecars and metadata, taken when the run planned it (batch)
 
 
 @dataclass

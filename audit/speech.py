@@ -102,8 +102,7 @@ def _without_tones(audio_16k: np.ndarray, start: int, end: int, most: float, lou
     words = np.flatnonzero(~tonal)
     if not words.size:
         return (start, start) if tonal.size >= MIN_TONE_FRAMES else (start, end)
-    quiet = np.zeros(tonal.size, dtype=bool)
-    quiet[: loud.size] = ~loud[: tonal.size]
+    quiet = ~loud[: tonal.size]
     first = int(words[0]) if words[0] >= MIN_TONE_FRAMES else 0
     last = tonal.size - _tune_after_gap(steady, judged, tonal, quiet, most, sound_goes_on)
     if last == tonal.size:

@@ -58,10 +58,8 @@ def test_workers_sharing_one_model_match_a_single_worker(night, sharing_config, 
 
 
 def _speech(path: Path):
-    config = load_config()
-    recording = decode(path)
-    audio = resample(recording, 16000)
-    return audio, find_speech(audio, assign_channels(recording.info.channels, config.channels), config.vad)
+    audio = resample(decode(path), 16000)
+    return audio, _speech_of(audio)
 
 
 def test_a_model_process_that_dies_fails_only_the_call_in_hand(night, tiny_whisper):
