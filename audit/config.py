@@ -55,6 +55,7 @@ class VadConfig:
     edge_search_s: float = field(default=0.3, metadata=value_range(0.0, 1.0))
     region_pad_s: float = field(default=1.0, metadata=value_range(0.1, 5.0))
     max_tonal_steadiness: float = field(default=0.93, metadata=value_range(0.5, 1.0))
+    tune_edge_steadiness: float = field(default=0.7, metadata=value_range(0.3, 1.0))
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class TimingConfig:
     interruption_min_overlap_s: float = field(default=2.0, metadata=value_range(0.1, 10.0))
     interruption_min_chars: int = field(default=4, metadata=value_range(1, 50))
     customer_lead_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))
+    interruption_pause_s: float = field(default=1.0, metadata=value_range(0.0, 10.0))
     backchannel_chars: str = "嗯啊哦噢对好的是呀行明白了"
 
     def problems(self) -> list[tuple[str, str]]:

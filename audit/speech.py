@@ -48,10 +48,10 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
     state drifts over long quiet stretches (after 30 s of line noise it misses a short reply it
     finds when heard after 1 s), and silence needs no model at all. Tunes and tones (hold music,
     ringback) are taken out before it runs: it hears the first notes of hold music as speech, and
-    after a minute of music it hears the agent's first second back as music.
+    after a long tune its state holds back the agent's first words by 0.3-0.6 s.
     """
     loud = _loud_frames(audio_16k, vad.edge_margin_db)
-    tunes = _tunes(audio_16k, loud.size, vad.max_tonal_steadiness)
+    tunes = _tunes(audio_16k, loud.size, vad)
     sound = loud & ~tunes
     intervals: list[tuple[int, int]] = []
     for first, last in _active_regions(sound, tunes, vad):
@@ -70,21 +70,21 @@ LOWEST_BIN = 6  # peaks below 190 Hz (mains hum, the lowest voices) are not look
 SPECTRUM_BLOCK = 6000  # frames per FFT batch (one minute: 6 MB of spectrum)
 TONE_SPAN = 20  # steadiness is judged over +-20 frames (0.4 s)
 MIN_TONE_FRAMES = 50  # a tune holds steady for 0.5 s or more: longer than any drawn-out syllable
-NOTE_SPAN = 5  # a tune's edges: where the peak holds in 70 % of +-5 frames (through note changes)
-HELD_SHARE = 0.7
+NOTE_SPAN = 5  # a tune's edges: where its peak holds often enough within +-5 frames (through note changes)
 TUNE_REACH = 100  # ... at most 1 s beyond its steadiest part
 
 
-def _tunes(audio_16k: np.ndarray, frame_count: int, most: float) -> np.ndarray:
+def _tunes(audio_16k: np.ndarray, frame_count: int, vad: VadConfig) -> np.ndarray:
     """10 ms frames inside hold music, ringback and other tones (True), for `frame_count` frames.
 
     A tune holds each note, so its strongest spectral peak stays put from one 10 ms step to the
     next (0.97-1.0 of the time on hold music, even 4 dB over line noise, where the tone still
     dominates its own 31 Hz bin); speech glides between pitches and formants (0.45-0.86 on the
     espeak-ng sample calls, 0.73 on the real AISHELL clips) and line noise wanders. A tune is a
-    run of frames whose peak holds in `HELD_SHARE` of the nearest 110 ms that contains at least
-    0.5 s where it holds in `most` of 0.8 s. The short test finds its edges (the noise before the
-    first note fails it), the long one tells it from speech.
+    run of frames whose peak holds in `vad.tune_edge_steadiness` of the nearest 110 ms that
+    contains at least 0.5 s where it holds in `vad.max_tonal_steadiness` of 0.8 s. The short test
+    finds its edges (the line noise before the first note fails it), the long one tells it from
+    speech.
     """
     peak, live = _spectral_peaks(audio_16k)
     judged = np.concatenate(([False], live[1:] & live[:-1]))
@@ -96,8 +96,8 @@ def _tunes(audio_16k: np.ndarray, frame_count: int, most: float) -> np.ndarray:
         return np.convolve(steady, kernel, mode="same") / np.maximum(counted, 1), counted
 
     long_share, counted = share(TONE_SPAN)
-    tonal = (long_share >= most) & (counted >= TONE_SPAN)
-    held = share(NOTE_SPAN)[0] >= HELD_SHARE
+    tonal = (long_share >= vad.max_tonal_steadiness) & (counted >= TONE_SPAN)
+    held = share(NOTE_SPAN)[0] >= vad.tune_edge_steadiness
     tonal_before = np.concatenate(([0], np.cumsum(tonal)))
     tunes = np.zeros(frame_count, dtype=bool)
     for start, end in _runs(held):
@@ -180,19 +180,22 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _refine_edges(intervals: list[tuple[int, int]], sound: np.ndarray, vad: VadConfig):
     """Move each interval's edges to where the sound really starts and stops.
 
-    The VAD reacts a frame or two late to soft onsets and pads its ends; the 10 ms energy track
-    against the channel's own noise floor (tunes taken out) sets the edges, moving each by at
-    most `vad.edge_search_s`.
+    The VAD reacts a frame or two late to soft onsets, lets go early of soft endings and pads the
+    ends it hears; the 10 ms energy track against the channel's own noise floor (tunes taken out)
+    sets the edges, moving each by at most `vad.edge_search_s`.
     """
     reach = int(vad.edge_search_s * VAD_SAMPLE_RATE / EDGE_FRAME)
     refined = []
     previous_end = 0
-    for start, end in intervals:
+    following = [start for start, _ in intervals[1:]] + [len(sound)]
+    for (start, end), next_start in zip(intervals, following):
         end = min(end, len(sound))
         first = start
         while first > max(previous_end, start - reach) and sound[first - 1]:
             first -= 1
         last = end
+        while last < min(next_start, end + reach) and sound[last]:
+            last += 1
         while last > max(first + 1, end - reach) and not sound[last - 1]:
             last -= 1
         refined.append((first, last))

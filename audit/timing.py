@@ -443,13 +443,18 @@ class _Said:
 
 def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
               settings: TimingConfig) -> tuple[Overlap, ...]:
-    """Each time one speaker starts while the other is mid-utterance (one pass per channel pair)."""
+    """Each time one speaker starts while the other is mid-utterance (one pass per channel pair).
+
+    Talking on after a short pause while the other still speaks is the same overlap: an agent who
+    talks over the customer for 2 s with a breath in the middle interrupted once, for 2 s.
+    """
     by_speaker = {s.channel.speaker: s.intervals for s in speech}
     found = []
     for interrupter, other in (("agent", "customer"), ("customer", "agent")):
         held = by_speaker.get(other, ())
         held_starts = np.array([i.start for i in held])
         said = _Said(transcript, interrupter)
+        ongoing: tuple[int, float] | None = None  # (the other's utterance, where the overlap began)
         for talk in by_speaker.get(interrupter, ()):
             index = int(np.searchsorted(held_starts, talk.start, side="right")) - 1
             if index < 0:
@@ -457,9 +462,14 @@ def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
             current = held[index]
             if not current.start + settings.customer_lead_s <= talk.start < current.end:
                 continue
-            text = said.between(talk.start, talk.end)
-            found.append(Overlap(talk.start, min(talk.end, current.end), interrupter, text,
-                                 _is_backchannel(text, transcript, settings)))
+            start = talk.start
+            if ongoing and ongoing[0] == index and talk.start - found[-1].end < settings.interruption_pause_s:
+                start = ongoing[1]
+                found.pop()
+            ongoing = (index, start)
+            end = min(talk.end, current.end)
+            text = said.between(start, end)
+            found.append(Overlap(start, end, interrupter, text, _is_backchannel(text, transcript, settings)))
     return tuple(sorted(found, key=lambda o: o.start))
 
 

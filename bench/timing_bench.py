@@ -79,4 +79,4 @@ def _share(flags: list[bool]) -> str:
 
 
 if __name__ == "__main__":
-    run(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    run(int(sys.argv[1]) if len(sys.argv) > 1 else 12)

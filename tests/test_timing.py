@@ -38,6 +38,43 @@ def test_synthetic_call_events(seed, cadence, snr, mulaw):
     assert found["overlap"] is None or found["overlap"] <= 0.3
 
 
+def test_interruption_with_a_breath_in_it_is_one_interruption():
+    """A synthetic call where the agent's talking-over has a 0.26 s pause (the VAD splits it): one
+    overlap, the whole of it (it was two, and the second missed the truth by 2.3 s)."""
+    call = make_call(seed=10030, cadence="us", snr_db=30, hold_kind="silence")
+    found = errors(call, measure(call, CONFIG))
+    assert found["overlap"] <= 0.3
+
+
+def test_soft_ending_before_a_hold_is_kept():
+    """The customer's last words before a hold fade out: Silero lets go 0.3 s before the end of
+    the sound, and the hold started that much early; the edge now follows the sound forward."""
+    for seed in (6030, 9030):
+        call = make_call(seed=seed, cadence="cn", snr_db=30, hold_kind=("silence", "music")[seed // 1000 % 2])
+        assert errors(call, measure(call, CONFIG))["hold"] <= 0.1, seed
+
+
+def _overlaps_of(agent: list[tuple[float, float]], customer: list[tuple[float, float]]):
+    from audit.records import Channel, ChannelSpeech, Interval
+
+    speech = tuple(ChannelSpeech(Channel(index, speaker), tuple(Interval(*i) for i in intervals))
+                   for index, (speaker, intervals) in enumerate((("agent", agent), ("customer", customer))))
+    audio = np.random.default_rng(0).standard_normal((2, 16000 * 20)).astype(np.float32) * 1e-3
+    return measure_timing(audio, speech, Transcript("none", ()), CallMeta(), CONFIG.timing)
+
+
+def test_interrupter_pauses_shorter_than_configured_do_not_split_an_interruption():
+    joined = _overlaps_of(agent=[(10.0, 11.5), (11.7, 13.0)], customer=[(9.0, 14.0)])
+    assert [(o.start, o.end) for o in joined.overlaps] == [(10.0, 13.0)]
+    assert len(joined.interruptions) == 1  # 3 s over the customer; 1.5 s and 1.3 s alone are under 2 s
+
+    apart = _overlaps_of(agent=[(10.0, 11.0), (12.5, 13.5)], customer=[(9.0, 14.0)])
+    assert [(o.start, o.end) for o in apart.overlaps] == [(10.0, 11.0), (12.5, 13.5)]
+
+    after = _overlaps_of(agent=[(10.0, 11.8), (12.3, 13.0)], customer=[(9.0, 12.0)])
+    assert [(o.start, o.end) for o in after.overlaps] == [(10.0, 11.8)]  # the customer had stopped
+
+
 def test_no_ring_audio_and_no_metadata_means_rings_unknown():
     call = make_call(seed=5, cadence="cn", rings=0, hold_kind="none")
     timing = measure(call, CONFIG)
