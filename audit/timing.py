@@ -23,6 +23,7 @@ TONE_FRAME = 1024  # 64 ms: 15.6 Hz bins, enough to tell 440 from 480 Hz
 TONE_HOP = 160  # 10 ms
 TONE_CHUNK_FRAMES = 4096  # frames analysed at once, bounding memory on long ringing
 LEVEL_FRAME_S = 0.02
+CUT_OFF_S = 0.1  # a ring cut off by the answer stops within this of the agent's line opening
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def measure_timing(
     opened = line_open_s(levels, agent[0].channel.index, settings) if two_channel and agent else None
     if opened is not None and opened > first_speech:
         opened = None
-    bursts = find_ringback(audio_16k, first_speech, settings)
+    bursts = find_ringback(audio_16k, first_speech, settings, opened)
     ring_count, ring_start, ring_source = None, None, None
     if bursts:
         ring_count = count_rings(bursts, settings.cadence)
@@ -214,13 +215,18 @@ def measure_timing(
 # --- ringback ----------------------------------------------------------------------------------
 
 
-def find_ringback(audio_16k: np.ndarray, until_s: float, settings: TimingConfig) -> list[Interval]:
-    """The ringback bursts before `until_s` (the first speech), on whichever channel carries them."""
+def find_ringback(audio_16k: np.ndarray, until_s: float, settings: TimingConfig,
+                  line_open: float | None = None) -> list[Interval]:
+    """The ringback bursts before `until_s` (the first speech), on whichever channel carries them.
+
+    `line_open`, when the agent's leg is known to have opened, lets a lone short burst that stops
+    right there count: the call was answered during the first ring.
+    """
     stop = int(min(until_s, audio_16k.shape[1] / SAMPLE_RATE) * SAMPLE_RATE)
     best: list[Interval] = []
     for channel in audio_16k:
         runs = _tone_runs(channel[:stop], settings)
-        chain = _cadence_chain(runs, settings.cadence)
+        chain = _cadence_chain(runs, settings.cadence, line_open)
         if len(chain) > len(best):
             best = chain
     return best
@@ -267,11 +273,13 @@ def _close(value: float, target: float) -> bool:
     return abs(value - target) <= max(0.3, 0.35 * target)
 
 
-def _cadence_chain(runs: list[Interval], cadence: RingbackCadence) -> list[Interval]:
+def _cadence_chain(runs: list[Interval], cadence: RingbackCadence,
+                   line_open: float | None) -> list[Interval]:
     """The last chain of bursts whose lengths and gaps follow the cadence.
 
     Bursts longer than the cadence's on-time are some other sound (a dial tone, a held note); the
-    final burst may be shorter, cut off by the answer.
+    final burst may be shorter, cut off by the answer. A lone burst shorter than half a ring is a
+    blip unless the agent's line opened as it stopped.
     """
     ons, offs = cadence.cadence_s[0::2], cadence.cadence_s[1::2]
     chains: list[list[Interval]] = []
@@ -289,8 +297,9 @@ def _cadence_chain(runs: list[Interval], cadence: RingbackCadence) -> list[Inter
     if not chains:
         return []
     chain = chains[-1]
-    if len(chain) == 1 and chain[0].duration < 0.5 * min(ons):
-        return []  # a lone blip is not a ring
+    cut_off = line_open is not None and abs(chain[0].end - line_open) <= CUT_OFF_S
+    if len(chain) == 1 and chain[0].duration < 0.5 * min(ons) and not cut_off:
+        return []
     return chain
 
 

@@ -75,6 +75,19 @@ def test_interrupter_pauses_shorter_than_configured_do_not_split_an_interruption
     assert [(o.start, o.end) for o in after.overlaps] == [(10.0, 11.8)]  # the customer had stopped
 
 
+def test_answered_during_the_first_ring():
+    """0.37 s of ringback, cut off as the agent's line opens: one ring. The same burst with the
+    agent's line live from the start is a blip that proves nothing (rings not measurable)."""
+    call = make_call(seed=39030, cadence="cn", snr_db=30)
+    assert call.ring_count == 1 and call.answer_s - call.ring_start_s < 0.4
+    assert measure(call, CONFIG).ring_count == 1
+
+    live = call.audio.copy()
+    closed = live[:, 0] == 0.0
+    live[closed, 0] = np.random.default_rng(0).standard_normal(closed.sum()).astype(np.float32) * 1e-3
+    assert measure(dataclasses.replace(call, audio=live), CONFIG).ring_count is None
+
+
 def test_no_ring_audio_and_no_metadata_means_rings_unknown():
     call = make_call(seed=5, cadence="cn", rings=0, hold_kind="none")
     timing = measure(call, CONFIG)
