@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -58,11 +60,9 @@ def _fail(message: str) -> typer.Exit:
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False):
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("audit").setLevel(level)  # also when the host process set up logging first
 
 
 @app.command()
@@ -109,30 +109,37 @@ def run(
         raise _fail(f"invalid manifest: {error}")
     options = BatchOptions(asr.value, model, device.value if device else None, workers, force,
                            retry_failed, include, exclude, known)
-    log_file = _log_to_file(out)
-    try:
-        report = _run_with_progress(paths, out, settings, options)
-    except AsrUnavailable as error:
-        raise _fail(str(error))
-    except RunLocked as error:
-        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
-        raise typer.Exit(EXIT_LOCKED)
-    _print_summary(report.document, out)
-    index = write_report(out, settings, mask_pii=settings.report.mask_pii,
-                         clip_context_s=settings.report.clip_context_s, workers=workers)
+    with _log_to_file(out) as log_file:
+        try:
+            report = _run_with_progress(paths, out, settings, options)
+        except AsrUnavailable as error:
+            raise _fail(str(error))
+        except RunLocked as error:
+            err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+            raise typer.Exit(EXIT_LOCKED)
+        _print_summary(report.document, out)
+        index = write_report(out, settings, mask_pii=settings.report.mask_pii,
+                             clip_context_s=settings.report.clip_context_s, workers=workers)
     out_console.print(f"Report: {index}\nLog: {log_file}", highlight=False)
     raise typer.Exit(EXIT_SOME_FAILED if report.document["errors"] else EXIT_OK)
 
 
-def _log_to_file(out: Path) -> Path:
-    """Log this run to OUT/logs/run-<time>.log as well (one handler per output folder)."""
+@contextmanager
+def _log_to_file(out: Path) -> Iterator[Path]:
+    """Log this run to OUT/logs/run-<time>.log as well, for this run only (the handler is removed
+    after it, so a second run in the same process does not write into the first one's log)."""
     folder = out / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return path
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def _run_with_progress(paths, out, settings, options):

@@ -139,3 +139,24 @@ def test_help_lists_the_options():
     assert done.returncode == 0
     for option in ("--out", "--config", "--asr", "--model", "--device"):
         assert option in done.stdout
+
+
+def test_each_run_logs_to_its_own_file_only(tmp_path, mixed_folder):
+    """Two runs in one process (a scheduler, a notebook): the first run's log file gets nothing of
+    the second, and no handler is left behind on the root logger."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    call = mixed_folder / "day" / "team" / "compliant.wav"
+    handlers = list(logging.getLogger().handlers)
+    for name in ("first", "second"):
+        done = CliRunner().invoke(app, ["run", str(call), "--out", str(tmp_path / name), "--asr", "sidecar"])
+        assert done.exit_code == 0, done.output
+    assert logging.getLogger().handlers == handlers
+    (first_log,) = (tmp_path / "first" / "logs").glob("run-*.log")
+    (second_log,) = (tmp_path / "second" / "logs").glob("run-*.log")
+    assert str(tmp_path / "second") not in first_log.read_text(encoding="utf-8")
+    assert str(tmp_path / "second") in second_log.read_text(encoding="utf-8")
