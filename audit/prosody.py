@@ -33,6 +33,7 @@ from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, resample_poly
 
 from audit.config import value_range
+from audit.frames import true_runs
 from audit.records import CallEvent, ChannelSpeech, Speaker, Transcript, Utterance
 from audit.textnorm import normalize
 
@@ -279,15 +280,9 @@ def _interval_mask(spans, first: int, count: int) -> np.ndarray:
     return np.cumsum(edges[:-1]) > 0
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) frames of each run of True."""
-    change = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return np.flatnonzero(change == 1), np.flatnonzero(change == -1)
-
-
 def _bridge(mask: np.ndarray, max_gap_frames: int) -> np.ndarray:
     """Fill gaps shorter than `max_gap_frames` between runs of True."""
-    starts, ends = _runs(mask)
+    starts, ends = true_runs(mask)
     bridged = mask.copy()
     short = np.flatnonzero(starts[1:] - ends[:-1] < max_gap_frames)
     if short.size:
@@ -331,7 +326,7 @@ def _telephone_band(samples: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """The speech at 8 kHz (zeros elsewhere): resampling only the speech halves the cost."""
     narrow = np.zeros(speech.size * PITCH_HOP, dtype=np.float32)
     margin = 5  # frames of context around each run, for the filter and the pitch window
-    starts, ends = _runs(speech)
+    starts, ends = true_runs(speech)
     for start, end in zip(np.maximum(starts - margin, 0), np.minimum(ends + margin, speech.size)):
         piece = resample_poly(samples[start * FRAME: end * FRAME], 1, SAMPLE_RATE // PITCH_RATE)
         narrow[start * PITCH_HOP: start * PITCH_HOP + piece.size] = piece
@@ -552,7 +547,7 @@ def _raised_episodes(track: _Track, level: np.ndarray, baseline: float,
                      settings: ProsodyConfig) -> list[RaisedEpisode]:
     raised = track.mask & (level >= baseline + settings.raised_level_db)
     merged = _bridge(raised, max(1, round(settings.raised_merge_gap_s / FRAME_S)))
-    starts, ends = _runs(merged)
+    starts, ends = true_runs(merged)
     sustained = [(a, b) for a, b in zip(starts, ends)
                  if raised[a:b].sum() * FRAME_S >= settings.raised_min_s]
     label = np.zeros(frames, dtype=np.int32)  # 1 + the episode each frame belongs to
@@ -615,7 +610,7 @@ def _agitation(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> l
 
 def _turn_pauses(agent: _Track, others: list[_Track], settings: ProsodyConfig) -> list[Pause]:
     """Gaps of at least long_pause_s between the agent's speech in which nobody else spoke."""
-    starts, ends = _runs(agent.mask)
+    starts, ends = true_runs(agent.mask)
     if starts.size < 2:
         return []
     anyone = np.zeros(agent.mask.size, dtype=bool)
@@ -631,8 +626,8 @@ def _turn_pauses(agent: _Track, others: list[_Track], settings: ProsodyConfig) -
 
 def _response_gaps(agent: _Track, customer: _Track) -> list[ResponseGap]:
     """Each time the agent starts speaking after the customer stopped (and not over them)."""
-    agent_starts, agent_ends = _runs(agent.mask)
-    customer_starts, customer_ends = _runs(customer.mask)
+    agent_starts, agent_ends = true_runs(agent.mask)
+    customer_starts, customer_ends = true_runs(customer.mask)
     if not agent_starts.size or not customer_starts.size:
         return []
     last = np.searchsorted(customer_ends, agent_starts, side="right") - 1

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from audit.config import ChannelsConfig, VadConfig
+from audit.frames import true_runs
 from audit.records import Channel, ChannelSpeech, Interval
 
 VAD_SAMPLE_RATE = 16000
@@ -100,7 +101,7 @@ def _tunes(audio_16k: np.ndarray, frame_count: int, vad: VadConfig) -> np.ndarra
     held = share(NOTE_SPAN)[0] >= vad.tune_edge_steadiness
     tonal_before = np.concatenate(([0], np.cumsum(tonal)))
     tunes = np.zeros(frame_count, dtype=bool)
-    for start, end in _runs(held):
+    for start, end in zip(*true_runs(held)):
         if tonal_before[end] - tonal_before[start] >= MIN_TONE_FRAMES:
             steadiest = start + np.flatnonzero(tonal[start:end])
             first = max(start, steadiest[0] - TUNE_REACH)
@@ -160,7 +161,7 @@ def _active_regions(sound: np.ndarray, tunes: np.ndarray, vad: VadConfig) -> lis
     then split around tunes so that it never hears them (pieces too short to hold speech dropped)."""
     pad = int(vad.region_pad_s * VAD_SAMPLE_RATE / EDGE_FRAME)
     regions: list[tuple[int, int]] = []
-    for start, end in _runs(sound):
+    for start, end in zip(*true_runs(sound)):
         start, end = max(0, start - pad), min(len(sound), end + pad)
         if regions and start <= regions[-1][1]:
             regions[-1] = (regions[-1][0], end)
@@ -168,13 +169,7 @@ def _active_regions(sound: np.ndarray, tunes: np.ndarray, vad: VadConfig) -> lis
             regions.append((start, end))
     shortest = int(vad.min_speech_s * VAD_SAMPLE_RATE / EDGE_FRAME)
     return [(start + first, start + last) for start, end in regions
-            for first, last in _runs(~tunes[start:end]) if last - first >= shortest]
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) of each run of True in a boolean array."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+            for first, last in zip(*true_runs(~tunes[start:end])) if last - first >= shortest]
 
 
 def _refine_edges(intervals: list[tuple[int, int]], sound: np.ndarray, vad: VadConfig):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.config import RingbackCadence, TimingConfig
+from audit.frames import true_runs
 from audit.records import CallEvent, CallMeta, ChannelSpeech, Interval, Speaker, Transcript, Utterance
 from audit.textnorm import normalize, normalize_phrase, to_simplified
 
@@ -255,18 +256,13 @@ def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:
     centre = (np.arange(tonal.size) * TONE_HOP + TONE_FRAME / 2) / SAMPLE_RATE
     half_hop = TONE_HOP / SAMPLE_RATE / 2
     runs: list[Interval] = []
-    for start, end in _true_runs(tonal):
+    for start, end in zip(*true_runs(tonal)):
         interval = Interval(centre[start] - half_hop, centre[end - 1] + half_hop)
         if runs and interval.start - runs[-1].end < 0.06:  # a dropped frame inside one burst
             interval = Interval(runs[-1].start, interval.end)
             runs.pop()
         runs.append(interval)
     return [r for r in runs if r.duration >= min(0.15, 0.5 * min(settings.cadence.cadence_s[0::2]))]
-
-
-def _true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
 def _close(value: float, target: float) -> bool:
