@@ -8,8 +8,8 @@ bytes that are decoded, so the hash always describes the audio that was audited.
 from __future__ import annotations
 
 import hashlib
-import math
 import io
+import math
 import struct
 from pathlib import Path
 

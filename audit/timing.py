@@ -459,7 +459,7 @@ def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
         held = by_speaker.get(other, ())
         held_starts = np.array([i.start for i in held])
         said = _Said(transcript, interrupter)
-        ongoing: tuple[int, float] | None = None  # (the other's utterance, where the overlap began)
+        overlapped = -1  # the other's utterance the last overlap fell in
         for talk in by_speaker.get(interrupter, ()):
             index = int(np.searchsorted(held_starts, talk.start, side="right")) - 1
             if index < 0:
@@ -468,10 +468,9 @@ def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
             if not current.start + settings.customer_lead_s <= talk.start < current.end:
                 continue
             start = talk.start
-            if ongoing and ongoing[0] == index and talk.start - found[-1].end < settings.interruption_pause_s:
-                start = ongoing[1]
-                found.pop()
-            ongoing = (index, start)
+            if overlapped == index and talk.start - found[-1].end < settings.interruption_pause_s:
+                start = found.pop().start
+            overlapped = index
             end = min(talk.end, current.end)
             text = said.between(start, end)
             found.append(Overlap(start, end, interrupter, text, _is_backchannel(text, transcript, settings)))
