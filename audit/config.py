@@ -60,8 +60,12 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    model: str = "small"
+    model: str = "small"  # a name (installed in models_dir, else the engine's download) or a path
+    engine: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
+    models_dir: str = "models"  # where `audit models install` puts models; relative to the project root
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"  # faster-whisper on a CPU
+    cuda_compute_type: Literal["float16", "int8_float16", "float32"] = "float16"  # ... on CUDA
     language: str = "zh"
     initial_prompt: str = ""
     beam_size: int = field(default=1, metadata=value_range(1, 10))
@@ -72,6 +76,7 @@ class AsrConfig:
     compression_ratio_threshold: float = field(default=2.4, metadata=value_range(1.0, 10.0))
     min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
     max_repeats: int = field(default=4, metadata=value_range(1, 50))
+    prompt_echo_min_chars: int = field(default=4, metadata=value_range(1, 50))
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
@@ -102,6 +107,7 @@ class TimingConfig:
     tone_min_ratio: float = field(default=0.6, metadata=value_range(0.1, 1.0))
     tone_min_level_dbfs: float = field(default=-50.0, metadata=value_range(-90.0, 0.0))
     line_closed_dbfs: float = field(default=-80.0, metadata=value_range(-140.0, -40.0))
+    ring_cut_short_s: float = field(default=0.15, metadata=value_range(0.02, 1.0))
     min_silence_s: float = field(default=3.0, metadata=value_range(0.5, 60.0))
     hold_phrases: tuple[str, ...] = ()
     announce_window_s: float = field(default=15.0, metadata=value_range(0.0, 120.0))

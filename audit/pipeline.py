@@ -12,7 +12,7 @@ from pathlib import Path
 
 from audit import decode as decoding
 from audit import sidecar
-from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, WhisperTranscriber
+from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, Transcriber, load_transcriber
 from audit.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.checks import CallContext, run_checks
 from audit.config import Config
@@ -44,14 +44,14 @@ class AsrChoice:
     """How transcripts are obtained in this run."""
 
     mode: AsrMode
-    transcriber: WhisperTranscriber | RemoteTranscriber | None = None
+    transcriber: Transcriber | RemoteTranscriber | None = None
     whisper_error: str | None = None  # why Whisper is not in use, when it was wanted
 
     @classmethod
     def prepare(cls, mode: AsrMode, config: Config, model: str | None, device: str | None,
                 shared: ServiceHandle | None = None):
         """Load Whisper once for the whole run (or use the run's shared model processes) when
-        the mode may use it.
+        the mode may use it. `model` is `[engine:]model` (see `audit.models`), default from `[asr]`.
 
         `whisper` mode raises `AsrUnavailable` when the model cannot be loaded; `auto` notes the
         reason and falls back to sidecar transcripts.
@@ -61,7 +61,7 @@ class AsrChoice:
         if shared is not None:
             return cls(mode, RemoteTranscriber(shared))
         try:
-            return cls(mode, WhisperTranscriber(config.asr, model, device))
+            return cls(mode, load_transcriber(config.asr, model, device))
         except AsrUnavailable as error:
             return cls.without_whisper(mode, error)
 
@@ -92,6 +92,7 @@ class AsrChoice:
         return {
             "mode": self.mode,
             "whisper_model": transcriber.model_name if transcriber else None,
+            "engine": transcriber.engine if transcriber else None,
             "device": transcriber.device if transcriber else None,
             "shared_model": isinstance(transcriber, RemoteTranscriber),
             "whisper_error": self.whisper_error,
@@ -132,6 +133,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         timing=timing,
         prosody=prosody,
         events=tuple(sorted(timing.events() + prosody.events(), key=lambda e: e.start)),
+        answer_latest_s=timing.answer_latest_s,
     )
     results = run_checks(context, config)
     score, subscores, verdict = score_call(results, config.weights, config.scoring)

@@ -70,7 +70,8 @@ class Timing:
     ring_count: int | None
     ring_start_s: float | None
     ring_source: str | None  # "audio" or "metadata"
-    answer_s: float
+    answer_s: float  # the earliest moment the call can have been answered
+    answer_latest_s: float  # the latest; equal to answer_s when the audio or metadata shows the moment
     answer_source: str  # "line_open", "ringback", "metadata" or "recording_start" (assumed)
     agent_first_words_s: float | None
     silences: tuple[Silence, ...]
@@ -93,10 +94,25 @@ class Timing:
         return not overlap.backchannel and overlap.duration >= self.interruption_min_overlap_s
 
     @property
+    def answer_exact(self) -> bool:
+        """Whether the answer moment is known, rather than only the window it lies in."""
+        return self.answer_latest_s == self.answer_s
+
+    @property
     def first_words_delay_s(self) -> float | None:
+        """Seconds from the earliest possible answer to the agent's first words (the longest the
+        wait can have been)."""
         if self.agent_first_words_s is None:
             return None
         return max(0.0, self.agent_first_words_s - self.answer_s)
+
+    @property
+    def first_words_delay_min_s(self) -> float | None:
+        """Seconds from the latest possible answer to the agent's first words (the shortest the wait
+        can have been); equal to `first_words_delay_s` when the answer is exact."""
+        if self.agent_first_words_s is None:
+            return None
+        return max(0.0, self.agent_first_words_s - self.answer_latest_s)
 
     @property
     def end_gap_s(self) -> float | None:
@@ -110,8 +126,11 @@ class Timing:
             "ring_count": self.ring_count,
             "ring_start_s": _r(self.ring_start_s),
             "answer_s": _r(self.answer_s),
+            "answer_latest_s": _r(self.answer_latest_s),
+            "answer_source": self.answer_source,
             "agent_first_words_s": _r(self.agent_first_words_s),
             "first_words_delay_s": _r(self.first_words_delay_s),
+            "first_words_delay_min_s": _r(self.first_words_delay_min_s),
             "hold_s": _r(sum(s.duration for s in holds)),
             "dead_air_s": _r(sum(s.duration for s in dead)),
             "overlap_s": _r(overlap),
@@ -128,7 +147,8 @@ class Timing:
 
     def events(self) -> tuple[CallEvent, ...]:
         events = [CallEvent("ring", b.start, b.end) for b in self.ring_bursts]
-        events.append(CallEvent("answer", self.answer_s, self.answer_s, details={"source": self.answer_source}))
+        events.append(CallEvent("answer", self.answer_s, self.answer_latest_s,
+                                details={"source": self.answer_source}))
         for silence in self.silences:
             kind = "hold" if silence.is_hold else "dead_air"
             events.append(CallEvent(kind, silence.start, silence.end,
@@ -164,21 +184,27 @@ def measure_timing(
     if bursts:
         ring_count = count_rings(bursts, settings.cadence)
         ring_start, ring_source = bursts[0].start, "audio"
-        answer, answer_source = bursts[-1].end, "ringback"
+        answer, latest = ringback_answer_window(bursts, settings, first_speech)
+        answer_source = "ringback"
         next_ring = bursts[-1].start + settings.cadence.cycle_s
         if opened is not None and bursts[-1].start <= opened <= next_ring:
-            answer, answer_source = opened, "line_open"  # ringing stopped because the agent picked up
+            answer = latest = opened  # ringing stopped because the agent picked up
+            answer_source = "line_open"
         elif meta.answer_at is not None and answer <= meta.answer_at <= min(next_ring, first_speech):
-            answer, answer_source = meta.answer_at, "metadata"  # the switch knows it exactly
+            answer = latest = meta.answer_at  # the switch knows it exactly
+            answer_source = "metadata"
     elif opened is not None:
-        answer, answer_source = opened, "line_open"
+        answer = latest = opened
+        answer_source = "line_open"
     elif meta.answer_at is not None:
-        answer, answer_source = meta.answer_at, "metadata"
+        answer = latest = meta.answer_at
+        answer_source = "metadata"
         if meta.ring_start is not None and meta.ring_start <= meta.answer_at:
             ring_start, ring_source = meta.ring_start, "metadata"
             ring_count = max(1, math.ceil((meta.answer_at - meta.ring_start) / settings.cadence.cycle_s))
     else:
-        answer, answer_source = 0.0, "recording_start"
+        answer = latest = 0.0
+        answer_source = "recording_start"
 
     agent_onsets = [i.start for s in agent for i in s.intervals if i.end > answer]
     if not two_channel and not agent:  # mono: whoever speaks first after the answer
@@ -201,6 +227,7 @@ def measure_timing(
         ring_start_s=ring_start,
         ring_source=ring_source,
         answer_s=answer,
+        answer_latest_s=latest,
         answer_source=answer_source,
         agent_first_words_s=min(agent_onsets, default=None),
         silences=silences,
@@ -262,7 +289,12 @@ def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:
             interval = Interval(runs[-1].start, interval.end)
             runs.pop()
         runs.append(interval)
-    return [r for r in runs if r.duration >= min(0.15, 0.5 * min(settings.cadence.cadence_s[0::2]))]
+    return [r for r in runs if r.duration >= _shortest_burst_s(settings.cadence)]
+
+
+def _shortest_burst_s(cadence: RingbackCadence) -> float:
+    """Tone runs shorter than this are not counted as ringback (s): 0.15, or half the shortest on-time."""
+    return min(0.15, 0.5 * min(cadence.cadence_s[0::2]))
 
 
 def _close(value: float, target: float) -> bool:
@@ -297,6 +329,39 @@ def _cadence_chain(runs: list[Interval], cadence: RingbackCadence,
     if len(chain) == 1 and chain[0].duration < 0.5 * min(ons) and not cut_off:
         return []
     return chain
+
+
+def ringback_answer_window(bursts: list[Interval], settings: TimingConfig,
+                           first_speech_s: float) -> tuple[float, float]:
+    """When the call was answered, from the ringback alone: (earliest, latest) in seconds.
+
+    A last burst cut short of its on-time (by more than `ring_cut_short_s`) stopped because the
+    call was answered: the answer is its end. A last burst that rang out tells only that the
+    answer came in the silence after it, before the next burst would have been heard (none was;
+    one cut off sooner than the shortest burst counted would not be) and before anyone spoke: the
+    window can be a whole off-time long (4 s in China), and a delay measured from its start is no
+    proof that the agent was slow.
+    """
+    cadence = settings.cadence
+    ons, offs = cadence.cadence_s[0::2], cadence.cadence_s[1::2]
+    last = bursts[-1]
+    if last.duration < min(ons) - settings.ring_cut_short_s:
+        return last.end, last.end
+    next_heard = last.end + _off_after(bursts, offs) + _shortest_burst_s(cadence)
+    return last.end, max(last.end, min(next_heard, first_speech_s))
+
+
+def _off_after(bursts: list[Interval], offs: tuple[float, ...]) -> float:
+    """The silence the cadence plays after the last burst: the off-time following the one that
+    came before it (UK double ring: 0.2 s after the first burst of a pair, 2 s after the second);
+    the longest off-time when there is no gap to place the burst by."""
+    if len(offs) == 1:
+        return offs[0]
+    if len(bursts) < 2:
+        return max(offs)
+    gap = bursts[-1].start - bursts[-2].end
+    before = min(range(len(offs)), key=lambda k: abs(offs[k] - gap))
+    return offs[(before + 1) % len(offs)]
 
 
 def count_rings(bursts: list[Interval], cadence: RingbackCadence) -> int:

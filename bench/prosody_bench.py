@@ -4,7 +4,7 @@
     .venv/bin/python bench/prosody_bench.py
 
 Accuracy: the audio-only rate (syllable nuclei) against characters per minute over the VAD speech
-time on the real Mandarin clips in ../shared/data/real, as recorded and through a phone line; both
+time on the real Mandarin clips in fixtures/real, as recorded and through a phone line; both
 rate estimates on the espeak-ng passage at three speeds (fixtures/prosody); and the agents of the
 sample calls against their ground truth.
 
@@ -52,7 +52,7 @@ from audit.records import (
 from audit.speech import assign_channels, detect_speech, find_speech
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+REAL = ROOT / "fixtures" / "real"
 CALLS = ROOT / "fixtures" / "calls"
 ESPEAK = ROOT / "fixtures" / "prosody"
 RATE = 16000
@@ -68,7 +68,7 @@ def telephone(speech: np.ndarray) -> np.ndarray:
 
 
 def real_speech() -> None:
-    print("Audio-only rate on real Mandarin (../shared/data/real), against characters over VAD speech time")
+    print("Audio-only rate on real Mandarin (fixtures/real), against characters over VAD speech time")
     print(f"  {'clip':24} {'band':12} {'chars':>5} {'speech s':>8} {'truth':>7} {'audio':>7} {'error':>7}")
     with open(REAL / "manifest.tsv", encoding="utf-8") as manifest:
         clips = [(row["file"], row["transcript"]) for row in csv.DictReader(manifest, delimiter="\t")]

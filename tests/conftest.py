@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_CALLS = ROOT / "fixtures" / "calls"
-REAL_SPEECH = ROOT.parent / "shared" / "data" / "real"
+REAL_SPEECH = ROOT / "fixtures" / "real"
 
 
 @pytest.fixture(scope="session")

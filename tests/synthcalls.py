@@ -21,6 +21,7 @@ import soundfile
 RATE = 8000
 FIXTURE_CALLS = Path(__file__).resolve().parent.parent / "fixtures" / "calls"
 SPEECH_DBFS = -20.0
+AUDIBLE_BURST_S = 0.15  # a ring cut off sooner than this is not heard as one (audit.timing counts from 0.15 s)
 
 
 @lru_cache(maxsize=1)
@@ -69,6 +70,7 @@ class SyntheticCall:
     ring_count: int
     ring_start_s: float | None
     answer_s: float
+    answer_window: tuple[float, float]  # what the recording can show of the answer (earliest, latest)
     first_words_s: float
     hold: tuple[float, float] | None
     hold_music: bool
@@ -111,19 +113,28 @@ def _ringback(cadence: str, rings: int, answer_in_cycle: float) -> tuple[np.ndar
 
 
 def make_call(seed: int, cadence: str = "cn", snr_db: float = 30.0, mulaw: bool = False,
-              rings: int | None = None, hold_kind: str | None = None) -> SyntheticCall:
+              rings: int | None = None, hold_kind: str | None = None, line_opens: bool = True,
+              answer_in_cycle: float | None = None, first_words_delay: float | None = None) -> SyntheticCall:
+    """A call drawn at random from `seed`; the keywords fix what a test needs fixed.
+
+    `line_opens=False` leaves line noise on the agent channel from the start, as many recorders
+    write it: the answer is then not audible, only the ringback stopping. `answer_in_cycle` is
+    the answer's offset into the last ring cycle (s), `first_words_delay` the agent's wait (s).
+    """
     rng = np.random.default_rng(seed)
     clips = speech_clips()
     freqs, pattern = CADENCES[cadence]
     rings = int(rng.integers(0, 6)) if rings is None else rings
     lead = float(rng.uniform(0.2, 1.0)) if rings else 0.0
-    answer_in_cycle = float(rng.uniform(0.3, sum(pattern) - 0.2))
+    drawn_in_cycle = float(rng.uniform(0.3, sum(pattern) - 0.2))
+    answer_in_cycle = drawn_in_cycle if answer_in_cycle is None else answer_in_cycle
     if rings:
-        ring_audio, _ = _ringback(cadence, rings, answer_in_cycle)
+        ring_audio, bursts = _ringback(cadence, rings, answer_in_cycle)
         answer = lead + len(ring_audio) / RATE
     else:
-        ring_audio, answer = np.zeros(0, np.float32), 0.0
-    first_words = answer + float(rng.uniform(0.3, 6.0))
+        ring_audio, bursts, answer = np.zeros(0, np.float32), [], 0.0
+    drawn_delay = float(rng.uniform(0.3, 6.0))
+    first_words = answer + (drawn_delay if first_words_delay is None else first_words_delay)
 
     agent_track: list[tuple[float, np.ndarray]] = []
     customer_track: list[tuple[float, np.ndarray]] = []
@@ -175,7 +186,8 @@ def make_call(seed: int, cadence: str = "cn", snr_db: float = 30.0, mulaw: bool 
         audio[first: first + len(tune), 0] += tune
     noise = rng.standard_normal((frames, 2)).astype(np.float32) * 10 ** ((SPEECH_DBFS - snr_db) / 20)
     audio += noise
-    audio[: int(answer * RATE), 0] = 0.0  # the agent's line opens at the answer
+    if line_opens:
+        audio[: int(answer * RATE), 0] = 0.0  # the agent's line opens at the answer
     if mulaw:
         buffer = io.BytesIO()
         soundfile.write(buffer, audio, RATE, format="WAV", subtype="ULAW")
@@ -183,12 +195,38 @@ def make_call(seed: int, cadence: str = "cn", snr_db: float = 30.0, mulaw: bool 
         audio = soundfile.read(buffer, dtype="float32")[0]
     return SyntheticCall(audio=np.clip(audio, -1, 1), cadence=cadence, ring_count=rings,
                          ring_start_s=lead if rings else None, answer_s=answer,
+                         answer_window=_answer_window(bursts, lead, answer, pattern, first_words, line_opens),
                          first_words_s=first_words, hold=hold, hold_music=music, overlap=overlap,
                          snr_db=snr_db, mulaw=mulaw, utterances=utterances)
 
 
+def _answer_window(bursts: list, lead: float, answer: float, pattern: tuple, first_words: float,
+                   line_opens: bool) -> tuple[float, float]:
+    """The truth of what the recording shows: the exact answer when the agent's line opens or the
+    last ring is cut off by it; otherwise the silence after the last burst, up to where the next
+    burst would have started or the agent's first words, whichever comes first (the measured
+    window may be wider by the shortest burst the detector counts, 0.15 s)."""
+    if line_opens or not bursts:
+        return answer, answer
+    start, end = bursts[-1]
+    if answer - lead <= end:  # the answer fell inside the burst and cut it short ...
+        if end - start >= AUDIBLE_BURST_S:
+            return answer, answer
+        bursts = bursts[:-1]  # ... so soon that no ring can be heard: the one before was the last
+        start, end = bursts[-1]
+    offs = pattern[1::2]
+    position = len(bursts) % (len(pattern) // 2)  # which burst of the cycle comes next
+    next_start = end + offs[position - 1]
+    return lead + end, min(lead + next_start, first_words)
+
+
 def measure(call: SyntheticCall, config) -> "Timing":  # noqa: F821
     """Run the real speech and timing stages on a synthetic call, configured for its cadence."""
+    return measure_with_speech(call, config)[1]
+
+
+def measure_with_speech(call: SyntheticCall, config) -> tuple:
+    """The voice activity per channel and the timing of a synthetic call."""
     import dataclasses
 
     import librosa
@@ -200,7 +238,7 @@ def measure(call: SyntheticCall, config) -> "Timing":  # noqa: F821
     audio_16k = librosa.resample(call.audio.T, orig_sr=RATE, target_sr=16000, axis=-1).astype(np.float32)
     speech = find_speech(audio_16k, assign_channels(2, config.channels), config.vad)
     settings = dataclasses.replace(config.timing, ringback=call.cadence)
-    return measure_timing(audio_16k, speech, Transcript("none", ()), CallMeta(), settings)
+    return speech, measure_timing(audio_16k, speech, Transcript("none", ()), CallMeta(), settings)
 
 
 def errors(call: SyntheticCall, timing) -> dict:

@@ -1,4 +1,4 @@
-"""Silero VAD on real Mandarin speech (../shared/data/real), placed in a telephone-like call."""
+"""Silero VAD on real Mandarin speech (fixtures/real), placed in a telephone-like call."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ def _energy_extent(speech: np.ndarray) -> tuple[float, float]:
     return loud[0] * 0.01, loud[-1] * 0.01 + 0.02
 
 
-@pytest.mark.parametrize("name", ["BAC009S0764W0121.wav", "IT0011W0001.wav"])
+@pytest.mark.parametrize("name", ["BAC009S0764W0121.wav", "rapidasr_asr_example_kuaile.wav"])
 def test_real_speech_found_where_it_is(name):
     speech, rate = soundfile.read(REAL_SPEECH / name, dtype="float32")
     assert rate == RATE
@@ -122,7 +122,7 @@ def test_words_after_long_hold_music_start_on_time():
 
     from synthcalls import SPEECH_DBFS, hold_music, speech_clips
 
-    real, _ = soundfile.read(REAL_SPEECH / "IT0011W0001.wav", dtype="float32")
+    real, _ = soundfile.read(REAL_SPEECH / "rapidasr_asr_example_kuaile.wav", dtype="float32")
     start, end = _energy_extent(real)
     real = real[int(start * RATE): int(end * RATE)]
     espeak = [librosa.resample(clip, orig_sr=8000, target_sr=RATE) for clip in speech_clips()["agent"]]

@@ -36,11 +36,18 @@ class CallContext:
     speech: tuple[ChannelSpeech, ...]
     transcript: Transcript
     answer_s: float  # the moment the call was answered, seconds from the recording start
-    answer_source: str  # where answer_s came from: "metadata" or "recording_start"
+    answer_source: str  # where answer_s came from: "line_open", "ringback", "metadata" or "recording_start"
     company_names: tuple[str, ...]
     timing: Any = None  # audit.timing.Timing: rings, holds, overlaps, the ending
     prosody: Any = None  # audit.prosody.Prosody: rate, level, pitch, agitation
     events: tuple[CallEvent, ...] = ()  # from the timing and prosody stages
+    answer_latest_s: float | None = None  # the latest the answer can have been; None: answer_s is exact
+
+    @property
+    def answer_by_s(self) -> float:
+        """The latest moment the call can have been answered: a deadline counted from the answer
+        starts here, so that nobody is held to a moment the recording cannot show."""
+        return self.answer_s if self.answer_latest_s is None else self.answer_latest_s
 
     @property
     def agent_speakers(self) -> tuple[Speaker, ...]:

@@ -33,16 +33,20 @@ def three_rings(call: CallContext, params: ThreeRingsParams) -> Outcome:
     if timing.ring_count is None:
         return Outcome("not_measurable", "录音中没有回铃音,元数据也没有振铃和接听时间,无法判断响铃声数")
     waited = timing.answer_s - timing.ring_start_s
+    waited_latest = timing.answer_latest_s - timing.ring_start_s
     source = "回铃音" if timing.ring_source == "audio" else "呼叫元数据"
     details = {"ring_count": timing.ring_count, "ring_start_s": round(timing.ring_start_s, 2),
-               "answer_s": round(timing.answer_s, 2), "ring_to_answer_s": round(waited, 2),
+               "answer_s": round(timing.answer_s, 2), "answer_latest_s": round(timing.answer_latest_s, 2),
+               "ring_to_answer_s": round(waited, 2), "ring_to_answer_latest_s": round(waited_latest, 2),
                "source": timing.ring_source}
     evidence = (Evidence(max(0.0, timing.ring_start_s), max(0.0, timing.answer_s), "customer",
                          f"响铃{timing.ring_count}声({source})"),)
+    # The rings are counted from the bursts heard; only the seconds depend on the answer moment.
+    rang = f"{waited:.1f}秒" if timing.answer_exact else f"{waited:.1f}–{waited_latest:.1f}秒"
     if timing.ring_count <= params.max_rings:
-        return Outcome("pass", f"响铃{timing.ring_count}声内接听(振铃{waited:.1f}秒,{source})",
+        return Outcome("pass", f"响铃{timing.ring_count}声内接听(振铃{rang},{source})",
                        evidence, details)
-    return Outcome("fail", f"响铃{timing.ring_count}声才接听(振铃{waited:.1f}秒,{source}),"
+    return Outcome("fail", f"响铃{timing.ring_count}声才接听(振铃{rang},{source}),"
                            f"超过{params.max_rings}声", evidence, details)
 
 
@@ -53,25 +57,42 @@ class FirstWordsParams:
 
 @check("timing.first_words", FirstWordsParams)
 def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
-    """The agent speaks first and promptly after answering (Aliyun 非正常接听: >3 s, anchors 1.3)."""
+    """The agent speaks first and promptly after answering (Aliyun 非正常接听: >3 s, anchors 1.3).
+
+    Judged on what the recording proves: when only the window the answer lies in is known (the
+    ringback rang out, the line did not audibly open, no metadata), the call fails only if even
+    the latest possible answer leaves the agent silent too long, and passes only if even the
+    earliest does not; in between it is not measurable, and the message says why.
+    """
     timing = call.timing
     if _no_speech(call):
         return Outcome("not_measurable", "录音中没有检测到语音")
     assumed = "(录音无振铃信息,以录音开始为接听时刻)" if timing.answer_source == "recording_start" else ""
     if timing.agent_first_words_s is None:
         return Outcome("fail", f"接听后座席始终没有说话{assumed}",
-                       (Evidence(timing.answer_s, timing.duration_s, "agent", ""),))
-    delay = timing.first_words_delay_s
+                       (Evidence(timing.answer_latest_s, timing.duration_s, "agent", ""),))
+    longest, shortest = timing.first_words_delay_s, timing.first_words_delay_min_s
     first = next((u for u in call.transcript.utterances if u.speaker in call.agent_speakers
                   and u.end >= timing.agent_first_words_s), None)
     evidence = (Evidence(timing.answer_s, timing.agent_first_words_s + 2.0, "agent", _said(first, "")),)
-    details = {"answer_s": round(timing.answer_s, 2), "answer_source": timing.answer_source,
+    details = {"answer_s": round(timing.answer_s, 2), "answer_latest_s": round(timing.answer_latest_s, 2),
+               "answer_source": timing.answer_source,
                "agent_first_words_s": round(timing.agent_first_words_s, 2),
-               "first_words_delay_s": round(delay, 2)}
-    if delay <= params.max_delay_s:
-        return Outcome("pass", f"接听后{delay:.1f}秒开口{assumed}", evidence, details)
-    return Outcome("fail", f"接听后{delay:.1f}秒座席才开口,超过{params.max_delay_s:g}秒{assumed}",
-                   evidence, details)
+               "first_words_delay_s": round(longest, 2), "first_words_delay_min_s": round(shortest, 2)}
+    limit = f"{params.max_delay_s:g}秒"
+    if timing.answer_exact:
+        if longest <= params.max_delay_s:
+            return Outcome("pass", f"接听后{longest:.1f}秒开口{assumed}", evidence, details)
+        return Outcome("fail", f"接听后{longest:.1f}秒座席才开口,超过{limit}{assumed}", evidence, details)
+    window = (f"接听时刻只能确定在{timing.answer_s:.1f}–{timing.answer_latest_s:.1f}秒之间"
+              f"(最后一声回铃音结束后,线路未见接通信号,也没有元数据)")
+    if shortest > params.max_delay_s:
+        return Outcome("fail", f"即使按最晚的接听时刻,座席也在{shortest:.1f}秒后才开口,超过{limit};{window}",
+                       evidence, details)
+    if longest <= params.max_delay_s:
+        return Outcome("pass", f"接听后至多{longest:.1f}秒开口;{window}", evidence, details)
+    return Outcome("not_measurable", f"{window},座席开口前等待了{shortest:.1f}–{longest:.1f}秒,"
+                                     f"无法证明超过{limit}", evidence, details)
 
 
 @dataclass(frozen=True)
