@@ -179,7 +179,7 @@ def measure_timing(
     opened = line_open_s(levels, agent[0].channel.index, settings) if two_channel and agent else None
     if opened is not None and opened > first_speech:
         opened = None
-    bursts = find_ringback(audio_16k, first_speech, settings, opened)
+    bursts, last_tone = _ringback_and_last_tone(audio_16k, first_speech, settings, opened)
     ring_count, ring_start, ring_source = None, None, None
     if bursts:
         ring_count = count_rings(bursts, settings.cadence)
@@ -202,8 +202,8 @@ def measure_timing(
         if meta.ring_start is not None and meta.ring_start <= meta.answer_at:
             ring_start, ring_source = meta.ring_start, "metadata"
             ring_count = max(1, math.ceil((meta.answer_at - meta.ring_start) / settings.cadence.cycle_s))
-    else:
-        answer = latest = 0.0
+    else:  # assumed: the recording began at the answer, unless a lone ring tone says it may be later
+        answer, latest = 0.0, last_tone or 0.0
         answer_source = "recording_start"
 
     agent_onsets = [i.start for s in agent for i in s.intervals if i.end > answer]
@@ -250,14 +250,24 @@ def find_ringback(audio_16k: np.ndarray, until_s: float, settings: TimingConfig,
     `line_open`, when the agent's leg is known to have opened, lets a lone short burst that stops
     right there count: the call was answered during the first ring.
     """
+    return _ringback_and_last_tone(audio_16k, until_s, settings, line_open)[0]
+
+
+def _ringback_and_last_tone(audio_16k: np.ndarray, until_s: float, settings: TimingConfig,
+                            line_open: float | None) -> tuple[list[Interval], float | None]:
+    """`find_ringback`, and the end (s) of the last tone of the cadence's frequencies heard before
+    `until_s`, chained or not (None when there was none)."""
     stop = int(min(until_s, audio_16k.shape[1] / SAMPLE_RATE) * SAMPLE_RATE)
     best: list[Interval] = []
+    last_tone = None
     for channel in audio_16k:
         runs = _tone_runs(channel[:stop], settings)
         chain = _cadence_chain(runs, settings.cadence, line_open)
         if len(chain) > len(best):
             best = chain
-    return best
+        if runs:
+            last_tone = max(runs[-1].end, last_tone or 0.0)
+    return best, last_tone
 
 
 def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:

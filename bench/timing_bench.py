@@ -3,7 +3,10 @@
 Prints, per condition (cadence, SNR, codec, hold with silence or music), how often the ring count is
 exact and how often the answer, the first words, the hold and the overlap land within the issue's
 tolerances (0.25 s, 0.25 s, 0.3 s, 0.3 s), with the median and worst errors; then false ringback
-detections on speech, music and silence.
+detections on speech, music and silence; then calls whose answer the audio cannot show (line noise
+on the agent channel from the start): whether the measured answer window holds the true answer, how
+wide it is, and how `timing.first_words` judged them against the true delay, beside what measuring
+from the end of the last ring (the judgement before the window) would have said.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthcalls import CADENCES, RATE, errors, hold_music, make_call, measure, speech_clips  # noqa: E402
+from synthcalls import (CADENCES, RATE, errors, hold_music, make_call, measure,  # noqa: E402
+                        measure_with_speech, speech_clips)
 
+from audit.checks import CHECKS, CallContext  # noqa: E402
 from audit.config import load_config  # noqa: E402
+from audit.records import CallMeta, RecordingInfo, Transcript  # noqa: E402
 from audit.timing import find_ringback  # noqa: E402
 
 LIMITS = {"answer": 0.25, "first_words": 0.25, "hold": 0.3, "overlap": 0.3}
@@ -68,6 +74,43 @@ def run(seeds: int) -> None:
         print(f"  {name:<8} {len(signal) / RATE:5.0f} s  " + "  ".join(f"{c}: {n}" for c, n in found.items()))
 
 
+def answer_windows(seeds: int) -> None:
+    """Calls with no audible line opening: the answer window and the first-words verdicts."""
+    config = load_config()
+    rule = config.rules["timing.first_words"]
+    limit = rule.params.max_delay_s
+    inside, widths, exact = [], [], 0
+    verdicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    old_false = old_total_fail = 0
+    for seed in range(seeds):
+        for cadence in CADENCES:
+            call = make_call(90000 + seed, cadence, snr_db=(10, 20, 30)[seed % 3], mulaw=seed % 2 == 1,
+                             rings=1 + seed % 5, hold_kind="none", line_opens=False)
+            speech, timing = measure_with_speech(call, config)
+            inside.append(timing.answer_s - 0.05 <= call.answer_s <= timing.answer_latest_s + 0.05)
+            widths.append(timing.answer_latest_s - timing.answer_s)
+            exact += timing.answer_exact
+            info = RecordingInfo(Path("synthetic.wav"), timing.duration_s, RATE, 2, "", "WAV")
+            context = CallContext(info, CallMeta(), speech, Transcript("none", ()), timing.answer_s,
+                                  timing.answer_source, (), timing=timing, answer_latest_s=timing.answer_latest_s)
+            outcome = CHECKS["timing.first_words"].run(context, rule.params)
+            late = call.first_words_s - call.answer_s > limit
+            verdicts["truly late" if late else "truly prompt"][outcome.status] += 1
+            if timing.first_words_delay_s > limit:  # measured from the end of the last ring
+                old_total_fail += 1
+                old_false += not late
+    calls = len(inside)
+    print(f"answer not audible (line noise from the start), {calls} calls, all cadences, 10-30 dB, PCM and mu-law:")
+    print(f"  window holds the true answer: {_share(inside)}; exact (a ring cut short by the answer): "
+          f"{exact} of {calls}; width median {statistics.median(widths):.2f} s, max {max(widths):.2f} s")
+    print(f"  timing.first_words (limit {limit:g} s)   pass  fail  not measurable")
+    for truth in ("truly prompt", "truly late"):
+        row = verdicts[truth]
+        print(f"    {truth:<30}{row['pass']:>6}{row['fail']:>6}{row['not_measurable']:>16}")
+    print(f"  measured from the end of the last ring instead: {old_total_fail} fails, "
+          f"{old_false} of them on agents who spoke within {limit:g} s of the real answer")
+
+
 def _with(config, cadence):
     import dataclasses
 
@@ -79,4 +122,6 @@ def _share(flags: list[bool]) -> str:
 
 
 if __name__ == "__main__":
-    run(int(sys.argv[1]) if len(sys.argv) > 1 else 12)
+    seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    run(seeds)
+    answer_windows(2 * seeds)

@@ -85,7 +85,10 @@ def test_answered_during_the_first_ring():
     live = call.audio.copy()
     closed = live[:, 0] == 0.0
     live[closed, 0] = np.random.default_rng(0).standard_normal(closed.sum()).astype(np.float32) * 1e-3
-    assert measure(dataclasses.replace(call, audio=live), CONFIG).ring_count is None
+    blip = measure(dataclasses.replace(call, audio=live), CONFIG)
+    assert blip.ring_count is None and blip.answer_source == "recording_start"
+    # ... but the tone says the answer may have come as late as its end, not at the recording start
+    assert blip.answer_s == 0.0 and blip.answer_latest_s == pytest.approx(call.answer_s, abs=0.05)
 
 
 def test_no_ring_audio_and_no_metadata_means_rings_unknown():

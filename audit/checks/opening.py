@@ -41,7 +41,7 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
         "agent_id": find_pattern(utterances, re.compile(params.agent_id_pattern), speakers),
         "offer_help": find_phrases(utterances, params.offer_help, speakers),
     }
-    deadline = call.answer_s + params.window_s
+    deadline = call.answer_by_s + params.window_s  # from the latest the call can have been answered
     elements: dict[str, dict | None] = {}
     missing, late, evidence = [], [], []
     for name, found in hits.items():
@@ -59,8 +59,8 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
         evidence.append(evidence_of(first))
         if first.end > deadline:
             late.append(name)
-    details = {"answer_s": call.answer_s, "answer_source": call.answer_source,
-               "deadline_s": deadline, "elements": elements}
+    details = {"answer_s": call.answer_s, "answer_latest_s": call.answer_by_s,
+               "answer_source": call.answer_source, "deadline_s": deadline, "elements": elements}
     if not missing and not late:
         return Outcome("pass", f"开场白完整,均在接听后{params.window_s:g}秒内说出", tuple(evidence), details)
     problems = [f"缺少{OPENING_ELEMENTS[n]}" for n in missing]

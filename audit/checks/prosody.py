@@ -208,7 +208,7 @@ def monotone(call: CallContext, params: MonotoneParams) -> Outcome:
     flat = [u for u in judged if u.monotone]
     opening = next((u for u in _agent_utterances(call.prosody) if u.end >= call.answer_s), None)
     opening_flat = (opening is not None and opening.monotone is True
-                    and opening.start <= call.answer_s + params.opening_window_s)
+                    and opening.start <= call.answer_by_s + params.opening_window_s)
     share = len(flat) / len(judged)
     details = {"judged": len(judged), "monotone": [u.index for u in flat], "share": round(share, 2),
                "opening_monotone": opening_flat}
