@@ -8,13 +8,15 @@ vectorised numpy (no per-frame Python, nothing quadratic in call length):
   spread and the raised-voice episodes.
 - Pitch: YIN (de Cheveigne & Kawahara 2002) on speech frames only, at 8 kHz, every frame's
   difference function computed at once with an FFT. pyin over whole channels is ~17x real time on
-  one core; this is what keeps the stage hundreds of times faster than real time.
+  one core; this is what keeps the stage hundreds of times faster than real time. Octave errors
+  are moved back against the speaker's own median F0 and then against the neighbouring frames.
 - Speech rate: characters of the transcript (punctuation stripped) over speaking time, and,
   independently, syllable nuclei counted in the audio after De Jong & Wempe (2009): intensity peaks
   that stand out from the dips on both sides by a minimum dip, above a floor under the loudest
   speech, and voiced. In Mandarin one character is one syllable, so both are 字/分. Speaking time
-  is the utterance's timing inside the speaker's voice activity, leaving out pauses of
-  `rate_pause_min_s` or longer.
+  is the utterance's timing inside the speaker's voice activity, less its quiet edges and leaving
+  out pauses of `rate_pause_min_s` or longer (quiet: under a floor set by the loudest speech and
+  the noise around it).
 
 Speakers come from the channels (two-channel recordings), or on a mono recording from the
 transcript's speaker labels when it has them; otherwise everything is the "unknown" speaker's.
@@ -48,6 +50,13 @@ PITCH_CHUNK = 4096  # frames per FFT batch: bounds memory on long calls
 # fundamental; the deepest dip alone is often twice the period.
 OCTAVE_TOLERANCE = 0.1
 OCTAVE_CONTEXT = 9  # voiced frames around each frame whose median tells an octave error
+# A frame further than this from its speaker's median F0 (where the shortest and deepest YIN dips
+# agree) is moved back by whole octaves. Measured on fixtures/real-dev through a 300-3400 Hz phone
+# band (tuning part): without it the 5-95 % pitch range of some voices reached 23 st and their
+# median an octave too high; 0.75 octave (9 st) is beyond half the widest 5-95 % range of a real
+# clip as recorded (11 st)
+SPEAKER_OCTAVE_LIMIT = 0.75
+DIGITAL_SILENCE_DB = -100.0  # a line not yet connected, or zero padding: no noise floor
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class ProsodyConfig:
     rate_pause_min_s: float = field(default=0.3, metadata=value_range(0.05, 5.0))
     rate_min_chars: int = field(default=4, metadata=value_range(1, 50))
     rate_min_speech_s: float = field(default=0.5, metadata=value_range(0.05, 30.0))
+    speaking_floor_db: float = field(default=30.0, metadata=value_range(5.0, 60.0))
+    speaking_noise_percentile: float = field(default=25.0, metadata=value_range(1.0, 50.0))
+    speaking_noise_share: float = field(default=0.2, metadata=value_range(0.0, 0.9))
     intensity_window_s: float = field(default=0.035, metadata=value_range(0.01, 0.2))
     nuclei_min_dip_db: float = field(default=1.5, metadata=value_range(0.1, 20.0))
     nuclei_floor_db: float = field(default=25.0, metadata=value_range(5.0, 60.0))
@@ -96,7 +108,7 @@ class UtteranceProsody:
     start: float
     end: float
     chars: int  # punctuation and spaces stripped
-    spoken_s: float  # timing inside voice activity, pauses >= rate_pause_min_s left out
+    spoken_s: float  # timing inside speaking time (see SpeakerProsody.speech_s)
     rate_cpm: float | None  # characters per minute; None under rate_min_chars or rate_min_speech_s
     rate_audio_cpm: float | None  # syllable nuclei per minute over the same time
     level_dbfs: float | None  # None when the VAD found no speech in it
@@ -122,7 +134,7 @@ class SpeakerProsody:
     """One speaker over the whole call."""
 
     speaker: Speaker
-    speech_s: float  # voice activity, pauses >= rate_pause_min_s left out
+    speech_s: float  # voice activity less quiet edges, pauses >= rate_pause_min_s left out
     rate_cpm: float | None  # from the transcript: utterances of at least rate_min_chars
     rate_audio_cpm: float | None  # syllable nuclei over all the speaker's speech
     level_dbfs: float | None
@@ -261,7 +273,9 @@ class _ChannelFrames:
     power: np.ndarray  # mean square per frame
     speech: np.ndarray  # bool: inside a VAD interval
     f0_hz: np.ndarray  # NaN where unvoiced or not speech
+    f0_deepest_hz: np.ndarray  # from the deepest YIN dip: where it agrees, the octave is sure
     nuclei: np.ndarray  # bool: a syllable nucleus peaks in this frame
+    sounding: np.ndarray  # bool: speech frames above the quiet floor (speaking time is made of these)
 
 
 def _frame_index(seconds: float, frames: int) -> int:
@@ -317,9 +331,32 @@ def _analyse_channel(samples: np.ndarray, intervals, settings: ProsodyConfig) ->
         power[-1] = np.sum(np.square(samples[whole:], dtype=np.float64)) / FRAME
     speech = _interval_mask(((i.start, i.end) for i in intervals), 0, frames)
     narrow = _telephone_band(samples, speech)
-    f0 = _pitch(narrow, np.flatnonzero(speech), frames, settings)
+    f0, deepest = _pitch(narrow, np.flatnonzero(speech), frames, settings)
     nuclei = _syllable_nuclei(narrow, speech, f0, settings)
-    return _ChannelFrames(power, speech, f0, nuclei)
+    return _ChannelFrames(power, speech, f0, deepest, nuclei, _sounding(power, speech, settings))
+
+
+def _sounding(power: np.ndarray, speech: np.ndarray, settings: ProsodyConfig) -> np.ndarray:
+    """Speech frames loud enough to be speaking: the VAD's intervals less their quiet edges and pauses.
+
+    Silero pads its intervals and holds on through breaths and trailing noise; on real read speech
+    that made the speaking time 7 % too long. A frame counts when its level (full band, smoothed
+    like the intensity of the nuclei) is within `speaking_floor_db` of the loudest speech (0.99
+    quantile) and above the noise floor (the `speaking_noise_percentile` of the frames outside
+    speech) by `speaking_noise_share` of the way from there to the loudest speech. Digital silence
+    (under -100 dBFS) is no noise floor; without any, only `speaking_floor_db` applies.
+    """
+    if not speech.any():
+        return speech
+    sigma = settings.intensity_window_s / FRAME_S / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    level = _db(gaussian_filter1d(power, sigma, mode="nearest"))
+    loudest = np.quantile(level[speech], 0.99)
+    floor = loudest - settings.speaking_floor_db
+    outside = level[~speech & (level > DIGITAL_SILENCE_DB)]
+    if outside.size:
+        noise = np.percentile(outside, settings.speaking_noise_percentile)
+        floor = max(floor, noise + settings.speaking_noise_share * (loudest - noise))
+    return speech & (level > floor)
 
 
 def _telephone_band(samples: np.ndarray, speech: np.ndarray) -> np.ndarray:
@@ -333,8 +370,9 @@ def _telephone_band(samples: np.ndarray, speech: np.ndarray) -> np.ndarray:
     return narrow
 
 
-def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: ProsodyConfig) -> np.ndarray:
-    """F0 per frame by YIN on the given frames only; NaN where unvoiced.
+def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int,
+           settings: ProsodyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame by YIN on the given frames only, and F0 from the deepest dip; NaN where unvoiced.
 
     The difference function d(tau) = e(0) + e(tau) - 2 r(tau) comes from running energies and an
     FFT cross-correlation for a whole batch of frames at once. The period is the shortest dip of
@@ -342,6 +380,7 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
     OCTAVE_TOLERANCE of the deepest dip, refined by a parabola.
     """
     f0 = np.full(total, np.nan)
+    f0_deepest = np.full(total, np.nan)
     tau_min = max(2, int(PITCH_RATE / settings.pitch_max_hz))
     tau_max = math.ceil(PITCH_RATE / settings.pitch_min_hz)
     window = math.ceil(1.5 * PITCH_RATE / settings.pitch_min_hz)  # 1.5 periods of the lowest voice
@@ -371,7 +410,9 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
         after = cmnd[:, tau_min: tau_max + 1]
         dips = (inner < before) & (inner <= after) & (inner < settings.pitch_voicing_threshold)
         voiced = dips.any(axis=1)
-        deepest = np.min(np.where(dips, inner, np.inf), axis=1)
+        candidates = np.where(dips, inner, np.inf)
+        deepest_k = np.argmin(candidates, axis=1)
+        deepest = candidates[np.arange(batch.size), deepest_k]
         near = dips & (inner <= deepest[:, None] + OCTAVE_TOLERANCE)
         first = np.argmax(near, axis=1)
         rows = np.flatnonzero(voiced)
@@ -381,7 +422,28 @@ def _pitch(narrow: np.ndarray, frames: np.ndarray, total: int, settings: Prosody
         shift = np.where(curvature > 0, 0.5 * (left - right) / np.maximum(curvature, 1e-12), 0.0)
         period = tau_min + k + np.clip(shift, -0.5, 0.5)
         f0[batch[rows]] = PITCH_RATE / period
-    return _fix_octaves(f0)
+        f0_deepest[batch[rows]] = PITCH_RATE / (tau_min + deepest_k[rows])
+    return f0, f0_deepest
+
+
+def _speaker_pitch(f0: np.ndarray, deepest: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One speaker's F0 (NaN outside `mask`), octave errors moved back by as many octaves.
+
+    First against the speaker's own median F0 over the frames where YIN's shortest dip (our period)
+    and its deepest dip agree within a semitone: telephone speech lacks its fundamental, and on some
+    voices the shortest dip is half the period for seconds on end, which the 9 neighbouring frames
+    of `_fix_octaves` cannot outvote; the deepest dip alone is sometimes twice the period. Then
+    against the neighbouring frames, for the occasional single error.
+    """
+    own = np.where(mask, f0, np.nan)
+    voiced = np.flatnonzero(~np.isnan(own))
+    if voiced.size == 0:
+        return own
+    octaves = np.log2(own[voiced])
+    agreed = np.abs(octaves - np.log2(deepest[voiced])) < 1.0 / 12.0  # both rules, one semitone
+    offset = octaves - np.median(octaves[agreed] if agreed.any() else octaves)
+    own[voiced] = 2.0 ** (octaves - np.where(np.abs(offset) > SPEAKER_OCTAVE_LIMIT, np.round(offset), 0.0))
+    return _fix_octaves(own)
 
 
 def _fix_octaves(f0: np.ndarray) -> np.ndarray:
@@ -434,11 +496,16 @@ def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
 
 @dataclass(frozen=True)
 class _Track:
-    """Where one speaker speaks: a channel's frames and the mask of this speaker's speech."""
+    """Where one speaker speaks: a channel's frames, the mask of this speaker's speech, their F0."""
 
     speaker: Speaker
     channel: _ChannelFrames
     mask: np.ndarray
+    f0_hz: np.ndarray  # NaN outside the mask and where unvoiced; octave errors moved back
+
+    @classmethod
+    def of(cls, speaker: Speaker, channel: _ChannelFrames, mask: np.ndarray) -> _Track:
+        return cls(speaker, channel, mask, _speaker_pitch(channel.f0_hz, channel.f0_deepest_hz, mask))
 
 
 def _tracks(speech: tuple[ChannelSpeech, ...], channels: list[_ChannelFrames],
@@ -447,7 +514,7 @@ def _tracks(speech: tuple[ChannelSpeech, ...], channels: list[_ChannelFrames],
     for channel_speech, analysed in zip(speech, channels):
         own = channel_speech.channel.speaker
         if own != "unknown":
-            tracks[own] = _Track(own, analysed, analysed.speech)
+            tracks[own] = _Track.of(own, analysed, analysed.speech)
             continue
         # a mono channel: the transcript's speaker labels, where it has them, say who speaks
         rest = analysed.speech.copy()
@@ -455,10 +522,10 @@ def _tracks(speech: tuple[ChannelSpeech, ...], channels: list[_ChannelFrames],
             spans = [(u.start, u.end) for u in utterances if u.speaker == name]
             if spans:
                 mask = analysed.speech & _interval_mask(spans, 0, frames)
-                tracks[name] = _Track(name, analysed, mask)
+                tracks[name] = _Track.of(name, analysed, mask)
                 rest &= ~mask
         if rest.any():
-            tracks["unknown"] = _Track("unknown", analysed, rest)
+            tracks["unknown"] = _Track.of("unknown", analysed, rest)
     return tracks
 
 
@@ -509,7 +576,7 @@ def _measure_utterance(index: int, utterance: Utterance, track: _Track | None, s
     rate_audio = nuclei / spoken_s * 60.0 if rated else None
     own = track.mask[a:b]
     level = float(_db(track.channel.power[a:b][own].mean())) if own.any() else None
-    median, pitch_range, _, voiced_s = _pitch_stats(track.channel.f0_hz[a:b][own], settings)
+    median, pitch_range, _, voiced_s = _pitch_stats(track.f0_hz[a:b][own], settings)
     quiet = level is not None and level < settings.quiet_level_dbfs
     monotone = (pitch_range <= settings.monotone_max_range_st
                 if pitch_range is not None and voiced_s >= settings.monotone_min_voiced_s else None)
@@ -537,7 +604,7 @@ def _summarise(track: _Track, speaking: np.ndarray, level: np.ndarray,
         low, high = np.percentile(levels, [10, 90])
         spread = float(high - low)
         quiet = float(np.mean(levels < settings.quiet_level_dbfs))
-    median, pitch_range, pitch_spread, _ = _pitch_stats(track.channel.f0_hz[track.mask], settings)
+    median, pitch_range, pitch_spread, _ = _pitch_stats(track.f0_hz[track.mask], settings)
     return SpeakerProsody(track.speaker, speech_s, rate, rate_audio, mean_level, baseline, spread,
                           quiet, median, pitch_range, pitch_spread)
 
@@ -652,7 +719,7 @@ def measure_prosody(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...],
     channels = [_analyse_channel(audio_16k[s.channel.index], s.intervals, settings) for s in speech]
     tracks = _tracks(speech, channels, transcript.utterances, frames)
     pause = max(1, round(settings.rate_pause_min_s / FRAME_S))
-    speaking = {name: _bridge(track.mask, pause) for name, track in tracks.items()}
+    speaking = {name: _bridge(track.mask & track.channel.sounding, pause) for name, track in tracks.items()}
     measured = [
         _measure_utterance(i, u, tracks.get(u.speaker), speaking.get(u.speaker), frames, settings)
         for i, u in enumerate(transcript.utterances)

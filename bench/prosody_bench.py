@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""How accurate and how fast the prosody stage is (issue 4). Prints; asserts nothing.
+"""How accurate and how fast the prosody stage is (issues 4 and 13). Prints; asserts nothing.
 
     .venv/bin/python bench/prosody_bench.py
 
-Accuracy: the audio-only rate (syllable nuclei) against characters per minute over the VAD speech
-time on the real Mandarin clips in fixtures/real, as recorded and through a phone line; both
-rate estimates on the espeak-ng passage at three speeds (fixtures/prosody); and the agents of the
-sample calls against their ground truth.
+Accuracy: both rate estimates on the real read Mandarin clips of fixtures/real-dev against their
+reference speaking time (characters over `talk_s`), on the tuning part and on the part held aside
+(fixtures/real-dev/split.tsv), as recorded and in four conditions made from them: a phone line
+(8 kHz, 300-3400 Hz, G.711 mu-law), white noise at 15 dB SNR, a far-field room (RT60 0.6 s,
+direct-to-reverberant 0 dB, 3 kHz low-pass) and 1.3x tempo (sox's WSOLA `tempo -s`, when sox is
+installed); pitch and monotone judgements of the same clips; level measures (raised voice, jumps)
+on each voice's clips joined into one track; both rate estimates on the espeak-ng passage at three
+speeds (fixtures/prosody); and the agents of the sample calls against their ground truth.
 
 Speed, on one core: `measure_prosody` plus the five prosody rules on a 5-minute two-channel 8 kHz
 call built from the sample calls (decoding, resampling and VAD happen before the clock starts;
@@ -23,7 +27,13 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before numpy starts any threads
 
 import csv
+import hashlib
+import io
 import json
+import math
+import shutil
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +41,14 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter, fftconvolve, sosfiltfilt
 
 from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
 from audit.config import ChannelsConfig, VadConfig
-from audit.prosody import Prosody, ProsodyConfig, measure_prosody
+from audit.prosody import Prosody, ProsodyConfig, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,
     Channel,
@@ -52,37 +62,195 @@ from audit.records import (
 from audit.speech import assign_channels, detect_speech, find_speech
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT / "fixtures" / "real"
+REAL_DEV = ROOT / "fixtures" / "real-dev"
 CALLS = ROOT / "fixtures" / "calls"
 ESPEAK = ROOT / "fixtures" / "prosody"
 RATE = 16000
 SETTINGS = ProsodyConfig()
 CALL_S = 300.0
 PYIN_S = 20.0
+TEMPO = 1.3  # the fast condition: 1.3x is 290 字/分 for a read clip at 225, fast for an agent
 
 
 def telephone(speech: np.ndarray) -> np.ndarray:
+    """A phone line: 8 kHz, 300-3400 Hz, G.711 mu-law (libsndfile's), back to 16 kHz."""
     narrow = soxr.resample(speech, RATE, 8000)
     narrow = sosfiltfilt(butter(4, (300, 3400), btype="bandpass", fs=8000, output="sos"), narrow)
-    return soxr.resample(narrow, 8000, RATE).astype(np.float32)
+    encoded = io.BytesIO()
+    soundfile.write(encoded, np.clip(narrow, -1, 1), 8000, format="WAV", subtype="ULAW")
+    encoded.seek(0)
+    return soxr.resample(soundfile.read(encoded, dtype="float32")[0], 8000, RATE).astype(np.float32)
 
 
-def real_speech() -> None:
-    print("Audio-only rate on real Mandarin (fixtures/real), against characters over VAD speech time")
-    print(f"  {'clip':24} {'band':12} {'chars':>5} {'speech s':>8} {'truth':>7} {'audio':>7} {'error':>7}")
-    with open(REAL / "manifest.tsv", encoding="utf-8") as manifest:
-        clips = [(row["file"], row["transcript"]) for row in csv.DictReader(manifest, delimiter="\t")]
-    for name, text in clips:
-        recorded, _ = soundfile.read(REAL / name, dtype="float32")
-        for band, speech in (("as recorded", recorded), ("telephone", telephone(recorded))):
+def noisy(speech: np.ndarray, speech_power: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise at 15 dB under the speech's mean power over its VAD speech."""
+    noise = rng.standard_normal(speech.size) * np.sqrt(speech_power / 10 ** 1.5)
+    return (speech + noise).astype(np.float32)
+
+
+def far_field(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A room: direct sound plus an exponential noise tail (RT60 0.6 s) of equal energy, highs lost
+    to distance (3 kHz low-pass); the level set back to the original's, as a phone's AGC would."""
+    t = np.arange(int(0.8 * RATE)) / RATE
+    tail = rng.standard_normal(t.size) * 10 ** (-3 * t / 0.6)
+    tail[: int(0.005 * RATE)] = 0.0
+    room = np.concatenate(([1.0], np.zeros(t.size - 1))) + tail / np.sqrt(np.sum(tail**2))
+    heard = sosfiltfilt(butter(4, 3000, fs=RATE, output="sos"), fftconvolve(speech, room)[: speech.size])
+    return (heard * np.sqrt(np.mean(speech**2) / np.mean(heard**2))).astype(np.float32)
+
+
+def faster(speech: np.ndarray) -> np.ndarray:
+    """TEMPO times faster at the same pitch: sox's WSOLA time stretch tuned for speech."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "in.wav", Path(folder) / "out.wav"
+        soundfile.write(source, speech, RATE, subtype="PCM_16")
+        subprocess.run(["sox", "-V1", str(source), str(target), "tempo", "-s", str(TEMPO)], check=True)
+        return soundfile.read(target, dtype="float32")[0]
+
+
+def conditions(speech: np.ndarray, name: str):
+    """(condition, audio, how much faster than recorded) for one clip; noise and room seeded by name."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+    found = detect_speech(speech, VadConfig())
+    in_speech = np.concatenate([speech[int(i.start * RATE): int(i.end * RATE)] for i in found])
+    power = float(np.mean(in_speech**2))
+    yield "as recorded", speech, 1.0
+    yield "phone, mu-law", telephone(speech), 1.0
+    yield "noise 15 dB", noisy(speech, power, rng), 1.0
+    yield "far field", far_field(speech, rng), 1.0
+    if shutil.which("sox"):
+        yield f"tempo {TEMPO}x", faster(speech), TEMPO
+
+
+@dataclass(frozen=True)
+class Clip:
+    file: str
+    voice: str  # the speaker, or the source when the speaker is not known
+    part: str  # "tuning" or "held-aside"
+    text: str
+    talk_s: float  # reference speaking time
+
+
+@dataclass(frozen=True)
+class Measured:
+    clip: Clip
+    condition: str
+    truth_cpm: float
+    prosody: UtteranceProsody
+    summary: SpeakerProsody
+
+    @property
+    def transcript_error(self) -> float:
+        return _relative(self.summary.rate_cpm, self.truth_cpm)
+
+    @property
+    def audio_error(self) -> float:
+        return _relative(self.summary.rate_audio_cpm, self.truth_cpm)
+
+
+def _relative(value: float | None, truth: float) -> float:
+    return math.inf if value is None else value / truth - 1  # no rate at all: as bad as it gets
+
+
+def real_dev_clips() -> list[Clip]:
+    with open(REAL_DEV / "manifest.tsv", encoding="utf-8") as manifest:
+        rows = list(csv.DictReader(manifest, delimiter="\t"))
+    with open(REAL_DEV / "split.tsv", encoding="utf-8") as split_file:
+        split = {row["file"]: row for row in csv.DictReader(
+            (line for line in split_file if not line.startswith("#")), delimiter="\t")}
+    return [Clip(row["file"], split[row["file"]]["voice"], split[row["file"]]["part"], row["transcript"],
+                 float(row["talk_s"])) for row in rows]
+
+
+def measure_clips(clips: list[Clip]) -> list[Measured]:
+    """Each clip in each condition as one agent utterance over the whole clip, VAD speech only."""
+    measured = []
+    for clip in clips:
+        recorded, rate = soundfile.read(REAL_DEV / clip.file, dtype="float32")
+        assert rate == RATE
+        for condition, speech, speed_up in conditions(recorded, clip.file):
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, VadConfig())),)
+            transcript = Transcript("sidecar", (Utterance("agent", 0.0, speech.size / RATE, clip.text),))
+            prosody = measure_prosody(speech[None, :], channel, transcript, SETTINGS)
+            truth = len(clip.text) / (clip.talk_s / speed_up) * 60
+            measured.append(Measured(clip, condition, truth, prosody.utterances[0], prosody.speaker("agent")))
+    return measured
+
+
+def rate_errors(measured: list[Measured]) -> None:
+    print("Speech rate on real read Mandarin (fixtures/real-dev) against characters over the reference")
+    print("speaking time: median and worst |error|, signed median in brackets; n clips")
+    print(f"  {'part':11} {'condition':14} {'n':>2}  {'transcript: median':>18} {'worst':>6}"
+          f"  {'audio only: median':>18} {'worst':>6}")
+    for part in ("tuning", "held-aside"):
+        for condition in dict.fromkeys(m.condition for m in measured):
+            rows = [m for m in measured if m.clip.part == part and m.condition == condition]
+            cells = []
+            for errors in ([m.transcript_error for m in rows], [m.audio_error for m in rows]):
+                errors = np.array(errors)
+                cells.append(f"{np.median(np.abs(errors)):7.1%} ({np.median(errors):+6.1%}) "
+                             f"{np.max(np.abs(errors)):6.0%}")
+            print(f"  {part:11} {condition:14} {len(rows):2d}  {cells[0]:>25}  {cells[1]:>25}")
+    if not shutil.which("sox"):
+        print("  (sox is not installed: no tempo condition)")
+    print("  per clip, as recorded: reference, transcript, audio only (字/分)")
+    for m in measured:
+        if m.condition == "as recorded":
+            print(f"    {m.clip.file:34} {m.clip.part:10} {m.truth_cpm:6.1f} "
+                  f"{m.summary.rate_cpm or math.nan:6.1f} {m.transcript_error:+7.1%} "
+                  f"{m.summary.rate_audio_cpm or math.nan:6.1f} {m.audio_error:+7.1%}")
+
+
+def pitch_findings(measured: list[Measured]) -> None:
+    print("\nPitch of the same clips (all 23): median F0 against the clip as recorded, 5-95 % range,")
+    print(f"clips judged monotone (range <= {SETTINGS.monotone_max_range_st:g} st over >= "
+          f"{SETTINGS.monotone_min_voiced_s:g} s voiced), clips with too little voiced speech to judge")
+    recorded = {m.clip.file: m.prosody for m in measured if m.condition == "as recorded"}
+    for condition in dict.fromkeys(m.condition for m in measured):
+        rows = [m for m in measured if m.condition == condition and m.prosody.pitch_median_hz]
+        shifts = np.abs([12 * math.log2(m.prosody.pitch_median_hz / recorded[m.clip.file].pitch_median_hz)
+                         for m in rows if recorded[m.clip.file].pitch_median_hz])
+        ranges = [m.prosody.pitch_range_st for m in rows]
+        flat = [m.clip.file for m in measured if m.condition == condition and m.prosody.monotone]
+        unjudged = sum(m.prosody.monotone is None for m in measured if m.condition == condition)
+        print(f"  {condition:14} median shift: median {np.median(shifts):4.2f} st, "
+              f"worst {np.max(shifts):4.1f} st;"
+              f" range {min(ranges):4.1f}-{max(ranges):4.1f} st; monotone {len(flat)} {flat or ''};"
+              f" not judged {unjudged}")
+
+
+def level_findings(clips: list[Clip]) -> None:
+    print("\nLevel on real speech: each voice with several clips, its clips joined (0.5 s apart) as one")
+    print("speaker's utterances at their recorded levels; raised voice and harsh jumps should be none")
+    voices: dict[str, list[Clip]] = {}
+    for clip in clips:
+        voices.setdefault(clip.voice, []).append(clip)
+    gap = np.zeros(RATE // 2, dtype=np.float32)
+    for voice, members in voices.items():
+        if len(members) < 2:
+            continue
+        pieces, utterances, cursor = [gap], [], gap.size / RATE
+        for clip in members:
+            speech, _ = soundfile.read(REAL_DEV / clip.file, dtype="float32")
             found = detect_speech(speech, VadConfig())
-            speech_s = sum(i.duration for i in found)
-            truth = len(text) / speech_s * 60
-            measured = measure_prosody(speech[None, :], (ChannelSpeech(Channel(0, "unknown"), found),),
-                                       Transcript("none", ()), SETTINGS).speaker("unknown")
-            error = measured.rate_audio_cpm / truth - 1
-            print(f"  {name:24} {band:12} {len(text):5d} {speech_s:8.2f} {truth:7.1f} "
-                  f"{measured.rate_audio_cpm:7.1f} {error:+7.1%}")
+            piece = speech[int(found[0].start * RATE): int(found[-1].end * RATE)]
+            utterances.append(Utterance("agent", cursor, cursor + piece.size / RATE, clip.text))
+            pieces += [piece, gap]
+            cursor += (piece.size + gap.size) / RATE
+        for condition, audio in (("as recorded", np.concatenate(pieces)),
+                                 ("phone, mu-law", telephone(np.concatenate(pieces)))):
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(audio, VadConfig())),)
+            prosody = measure_prosody(audio[None, :], channel, Transcript("sidecar", tuple(utterances)),
+                                      SETTINGS)
+            agent = prosody.speaker("agent")
+            levels = [u.level_dbfs for u in prosody.utterances if u.level_dbfs is not None]
+            baseline = "none" if agent.level_baseline_dbfs is None else f"{agent.level_baseline_dbfs:5.1f}"
+            spread = ("" if agent.level_spread_db is None
+                      else f", 10-90 % spread {agent.level_spread_db:4.1f} dB")
+            print(f"  {voice:29} {condition:14} {len(members)} clips, {agent.speech_s:4.1f} s: baseline "
+                  f"{baseline} dBFS{spread}, utterances {min(levels):5.1f} to {max(levels):5.1f} dBFS; "
+                  f"raised {len(prosody.raised)}, jumps {len(prosody.jumps)}, "
+                  f"pitch range {agent.pitch_range_st:4.1f} st")
 
 
 def espeak_rates() -> None:
@@ -189,7 +357,11 @@ def speed() -> None:
           f"{elapsed:.1f} s -> {PYIN_S / elapsed:.1f}x real time")
 
 if __name__ == "__main__":
-    real_speech()
+    clips = real_dev_clips()
+    measured = measure_clips(clips)
+    rate_errors(measured)
+    pitch_findings(measured)
+    level_findings(clips)
     espeak_rates()
     sample_calls()
     speed()

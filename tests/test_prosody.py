@@ -1,11 +1,13 @@
 """Prosody measures against known values, and the five prosody rules on the bundled calls.
 
-Known values come from real speech with its transcript (../shared/data/real), espeak-ng speech at
-three rates (fixtures/prosody), synthetic tones and glides, scaled copies of real speech, and the
-ground truth of the sample calls (fixtures/calls/truth.json).
+Known values come from real read speech with its transcript and reference speaking time
+(fixtures/real-dev, the part held aside from calibration and the whole set), real speech
+(fixtures/real), espeak-ng speech at three rates (fixtures/prosody), synthetic tones and glides,
+scaled copies of real speech, and the ground truth of the sample calls (fixtures/calls/truth.json).
 """
 
 import csv
+import io
 import json
 from itertools import pairwise
 from dataclasses import fields, replace
@@ -28,6 +30,7 @@ from audit.speech import assign_channels, detect_speech, find_speech
 from conftest import FIXTURE_CALLS, REAL_SPEECH, ROOT
 
 RATE = 16000
+REAL_DEV = ROOT / "fixtures" / "real-dev"
 FRAGMENT = read_toml(DEFAULT_CONFIG)  # the shipped defaults
 CONFIG = load_config()
 SETTINGS = CONFIG.prosody
@@ -47,15 +50,24 @@ def judge(rule_id: str, call: CallContext):
     return function(call, CONFIG.rules[rule_id].params)
 
 
-with open(REAL_SPEECH / "manifest.tsv", encoding="utf-8") as manifest:
-    REAL_CLIPS = [(row["file"], row["transcript"]) for row in csv.DictReader(manifest, delimiter="\t")]
+with open(REAL_DEV / "manifest.tsv", encoding="utf-8") as manifest:
+    DEV_CLIPS = {row["file"]: (row["transcript"], float(row["talk_s"]))
+                 for row in csv.DictReader(manifest, delimiter="\t")}
+with open(REAL_DEV / "split.tsv", encoding="utf-8") as split_file:
+    DEV_PART = {row["file"]: row["part"] for row in csv.DictReader(
+        (line for line in split_file if not line.startswith("#")), delimiter="\t")}
+HELD_ASIDE = [name for name, part in DEV_PART.items() if part == "held-aside"]
+BANDS = ("as recorded", "telephone")
 
 
 def telephone(speech: np.ndarray) -> np.ndarray:
-    """What a phone line does to 16 kHz speech: 8 kHz, 300-3400 Hz, back to 16 kHz."""
+    """What a phone line does to 16 kHz speech: 8 kHz, 300-3400 Hz, G.711 mu-law, back to 16 kHz."""
     narrow = soxr.resample(speech, RATE, 8000)
     narrow = sosfiltfilt(butter(4, (300, 3400), btype="bandpass", fs=8000, output="sos"), narrow)
-    return soxr.resample(narrow, 8000, RATE).astype(np.float32)
+    encoded = io.BytesIO()
+    soundfile.write(encoded, np.clip(narrow, -1, 1), 8000, format="WAV", subtype="ULAW")
+    encoded.seek(0)
+    return soxr.resample(soundfile.read(encoded, dtype="float32")[0], 8000, RATE).astype(np.float32)
 
 
 def synthetic(samples: np.ndarray, spans, texts=None) -> CallContext:
@@ -86,23 +98,66 @@ def harmonics(f0_hz: np.ndarray) -> np.ndarray:
 # --- speech rate ----------------------------------------------------------------------------------
 
 
-# Through a phone line too, where the clip is long enough for 15 % to be more than one syllable
-# (换一首歌 has 4: the benchmark prints its +25 %).
-@pytest.mark.parametrize("name, text, band", [
-    (name, text, band) for name, text in REAL_CLIPS for band in ("as recorded", "telephone")
-    if band == "as recorded" or len(text) >= 8])
-def test_audio_rate_on_real_speech_within_15_percent(name, text, band):
-    speech, rate = soundfile.read(REAL_SPEECH / name, dtype="float32")
-    assert rate == RATE
-    if band == "telephone":
-        speech = telephone(speech)
-    found = detect_speech(speech, VadConfig())
-    speech_s = sum(i.duration for i in found)
-    truth_cpm = len(text) / speech_s * 60
-    channel = (ChannelSpeech(Channel(0, "unknown"), found),)
-    transcript = Transcript("none", ())
-    measured = measure_prosody(speech[None, :], channel, transcript, SETTINGS).speaker("unknown")
-    assert measured.rate_audio_cpm == pytest.approx(truth_cpm, rel=0.15), (measured, truth_cpm)
+@pytest.fixture(scope="module")
+def real_dev():
+    """Every fixtures/real-dev clip, as recorded and through a phone line, as one utterance over the
+    whole clip: {(file, band): (reference 字/分 from talk_s, speaker summary, utterance measures)}."""
+    measured = {}
+    for name, (text, talk_s) in DEV_CLIPS.items():
+        recorded, rate = soundfile.read(REAL_DEV / name, dtype="float32")
+        assert rate == RATE
+        for band in BANDS:
+            speech = recorded if band == "as recorded" else telephone(recorded)
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, VadConfig())),)
+            transcript = Transcript("sidecar", (Utterance("agent", 0.0, speech.size / RATE, text),))
+            prosody = measure_prosody(speech[None, :], channel, transcript, SETTINGS)
+            measured[name, band] = (len(text) / talk_s * 60, prosody.speaker("agent"), prosody.utterances[0])
+    return measured
+
+
+# Per held-aside clip (never tuned to): the worst of them was 17 % from the transcript and 31 % from
+# the audio when the calibration was frozen (bench/prosody_bench.py prints them all).
+@pytest.mark.parametrize("band", BANDS)
+@pytest.mark.parametrize("name", HELD_ASIDE)
+def test_rates_on_held_aside_real_speech(real_dev, name, band):
+    truth_cpm, speaker, _ = real_dev[name, band]
+    assert speaker.rate_cpm == pytest.approx(truth_cpm, rel=0.2)
+    assert speaker.rate_audio_cpm == pytest.approx(truth_cpm, rel=0.35)
+
+
+@pytest.mark.parametrize("band", BANDS)
+@pytest.mark.parametrize("part", ["tuning", "held-aside"])
+def test_median_rate_error_on_real_speech(real_dev, part, band):
+    """The issue's bounds: median error at most 10 % from the transcript, 15 % from the audio alone."""
+    rows = [real_dev[name, band] for name, clip_part in DEV_PART.items() if clip_part == part]
+    transcript = [abs(speaker.rate_cpm / truth - 1) for truth, speaker, _ in rows]
+    audio = [abs(speaker.rate_audio_cpm / truth - 1) for truth, speaker, _ in rows]
+    assert np.median(transcript) <= 0.10 and np.median(audio) <= 0.15, (transcript, audio)
+
+
+def test_real_read_speech_is_not_monotone_and_keeps_its_pitch_through_a_phone_line(real_dev):
+    """No real read clip is flat; the phone band (no fundamental) leaves the 5-95 % range under an
+    octave (it reached 23 st before octave errors were judged against the speaker's median)."""
+    for name in DEV_CLIPS:
+        recorded, phone = real_dev[name, "as recorded"][2], real_dev[name, "telephone"][2]
+        for measured in (recorded, phone):
+            assert measured.monotone is not True and 3.0 < measured.pitch_range_st < 12.0, (name, measured)
+    shifts = [abs(12 * np.log2(real_dev[name, "telephone"][2].pitch_median_hz
+                               / real_dev[name, "as recorded"][2].pitch_median_hz)) for name in DEV_CLIPS]
+    assert np.median(shifts) < 1.0 and sorted(shifts)[-2] < 2.0  # one short clip is an octave up
+
+
+def test_speaking_time_leaves_out_quiet_edges_inside_the_vad_interval():
+    """A VAD interval 0.4 s wider on each side than the voice, over line noise at -60 dBFS."""
+    rng = np.random.default_rng(1)
+    voice = dbfs(-20, harmonics(np.full(RATE * 2, 150.0)))
+    signal = np.concatenate((np.zeros(RATE), voice, np.zeros(RATE)))
+    signal += dbfs(-60, rng.standard_normal(signal.size))
+    call = synthetic(signal, [(0.6, 3.4)], ["一二三四五六七八九十"])
+    measured = call.prosody.utterances[0]
+    # the 35 ms smoothing spreads a hard onset and offset by 50 ms each; the VAD interval is 2.8 s
+    assert measured.spoken_s == pytest.approx(2.1, abs=0.03)
+    assert measured.rate_cpm == pytest.approx(10 / 2.1 * 60, rel=0.02)
 
 
 @pytest.fixture(scope="module")
