@@ -88,6 +88,9 @@ def _params(config):
         "您好 欢迎致电星河通讯 公号0086 为您服务 请问有什么可以帮到您",  # homophones, spaces
         "您好！欢迎致电星河通信，工号００８６，有什么可以帮您？",  # full-width digits
         "你好,这里是星河通信客服中心,我的工号是幺零二四,很高兴为您服务",
+        "下午好，星河通信客服，工号1045，请问有什么可以帮您？",  # a greeting of the time of day
+        "早上好 歡迎致電星河通信 工號四四七一 請問有什麼可以為您效勞",  # 为您效劳 offers help
+        "您好,星河通信,0086号客服专员为您服务,请问您需要办理什么业务?",  # NNNN号客服专员
     ],
 )
 def test_asr_spellings_still_count(config, text):
@@ -128,3 +131,13 @@ def test_normalisation_keeps_positions():
     assert norm.text == "工号0086请稍等"
     start, end = norm.span(2, 6)
     assert "工號：零零八六，請稍等"[start:end] == "零零八六"
+
+
+@pytest.mark.parametrize("text, missing", [
+    ("星河通信 工号二二一四 说吧什么事", "缺少问候语;缺少服务意愿(请问有什么可以帮您)"),
+    ("您好 客服中心 工号二二六八 请问有什么可以帮您", "缺少公司名称"),
+    ("您好，星河通信客服中心，工号9048。", "缺少服务意愿(请问有什么可以帮您)"),
+])
+def test_openings_that_miss_an_element_still_fail(config, text, missing):
+    outcome = golden_30s(_context([Utterance("agent", 1.0, 6.0, text)]), _params(config))
+    assert (outcome.status, outcome.message) == ("fail", missing)

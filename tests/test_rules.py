@@ -1,4 +1,4 @@
-"""The text rule engine (audit/rules.py) and the shipped rulebook (configs/rulebook.toml)."""
+"""The text rule engine (audit/rules/) and the shipped rulebook (configs/rulebook.toml)."""
 
 from __future__ import annotations
 
@@ -674,3 +674,55 @@ def test_labelled_dialogues_reach_the_target_per_category(bench, judgements):
     for category, tally in bench.tally(judgements, lambda j: j.category).items():
         assert tally.precision >= bench.TARGET, category
         assert tally.recall >= bench.TARGET, category
+
+
+# --- the independent dev dialogues (fixtures/text-dev, tuning part) -----------------------------
+
+# Where the rules and the tuning part's labels disagree, and why. The held-aside part and
+# fixtures/text-eval are only measured (bench/rules_bench.py), never pinned here.
+KNOWN_DEV_DISAGREEMENTS = {
+    # the labeller counts the agent's 好的 as a backchannel; fixtures/calls/truth.json does not, and
+    # the repo's truth wins (configs/rulebook.toml, text.active_listening)
+    ("t025", "text.active_listening"),
+    # the agent takes up the customer's words (记得很清楚) while contradicting them
+    ("t073", "text.active_listening"),
+}
+
+
+@pytest.fixture(scope="module")
+def dev_judgements(bench, shipped):
+    from audit.config import load_config
+
+    config = load_config()
+    tuning, held = bench.split_dev(bench.load_sidecar_set(bench.DEV_DIR, config.company_names))
+    assert (len(tuning), len(held)) == (34, 17)
+    return bench.judge(shipped, tuning, config.company_names, config)
+
+
+def test_dev_split_is_fixed_every_third_dialogue_held_aside(bench, dev_judgements):
+    tuned = {j.dialogue.id for j in dev_judgements}
+    assert {"t001", "t003", "t007", "t097", "t099"} <= tuned
+    assert not {"t005", "t011", "t101"} & tuned
+
+
+def test_dev_tuning_dialogues_give_the_labelled_results_per_rule(dev_judgements):
+    judged = {j.rule_id for j in dev_judgements}
+    assert "opening.golden_30s" in judged and len(judged) == 16
+    wrong = {(j.dialogue.id, j.rule_id) for j in dev_judgements if j.expected_fail != j.got_fail}
+    assert wrong == KNOWN_DEV_DISAGREEMENTS
+
+
+def test_dev_paraphrases_are_caught_by_meaning(dev_judgements):
+    """The issue's examples: each is judged as labelled, by an intent, not by a listed phrase."""
+    found = {(j.dialogue.id, j.rule_id): j for j in dev_judgements}
+    for key, said in [(("t039", "text.forbidden.negative"), "没办法"),  # 那也没办法
+                      (("t081", "text.forbidden.negative"), "没办法"),  # 这个我们没办法
+                      (("t093", "text.forbidden.argue"), "不对"),  # 您这话就不对了
+                      (("t087", "text.forbidden.argue"), "看错"),  # 那是您看错了
+                      (("t079", "text.identity_privacy"), "密码"),  # 卡号后四位和银行卡密码
+                      (("t097", "text.transfers"), "转接")]:  # 已经被转了三个部门了 + 转接
+        assert found[key].got_fail and said in found[key].message, (key, found[key].message)
+    assert not found[("t025", "text.forbidden.vague")].got_fail  # 可能我们之前沟通有些误会
+    assert found[("t063", "text.identity_verification")].got_fail  # the agent reads out 尾号
+    assert not found[("t009", "opening.golden_30s")].got_fail  # 下午好
+    assert not found[("t073", "opening.golden_30s")].got_fail  # 早上好 ... 为您效劳

@@ -13,6 +13,7 @@ from audit.records import Evidence
 class GoldenOpeningParams:
     window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
     greeting: tuple[str, ...] = ()
+    greeting_pattern: str = field(default=r"(?:早上|上午|中午|下午|晚上)好", metadata={"regex": True})
     offer_help: tuple[str, ...] = ()
     agent_id_pattern: str = field(default=r"工号\d{2,}", metadata={"regex": True})
 
@@ -36,7 +37,9 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
     speakers = call.agent_speakers
     utterances = call.transcript.utterances
     hits = {
-        "greeting": find_phrases(utterances, params.greeting, speakers),
+        "greeting": sorted(find_phrases(utterances, params.greeting, speakers)
+                           + find_pattern(utterances, re.compile(params.greeting_pattern), speakers),
+                           key=lambda h: h.start),
         "company": find_phrases(utterances, call.company_names, speakers),
         "agent_id": find_pattern(utterances, re.compile(params.agent_id_pattern), speakers),
         "offer_help": find_phrases(utterances, params.offer_help, speakers),

@@ -1,0 +1,272 @@
+"""Utterance-level judgements: does this utterance *mean* a restatement, a refusal, a guarantee...?
+
+An intent (declared in the rulebook's `[intents]`, compiled here) recognises a meaning in two ways:
+
+- **patterns**: regular expressions over the normalised utterance (`audit.textnorm`) that describe
+  the shape of the meaning (`您是……对吗`: a restatement put as a question), scoring 1.0; each also
+  runs on every clause alone, so `^` and `$` match at a clause's edges too;
+- **examples**: sentences that say it; a clause scores the share of an example's character pairs it
+  contains (`遇到这样的事谁都会生气` holds 7 of the 9 pairs of `遇到这种事谁都会生气`: 0.78), the best example
+  wins, and the clause counts when the score reaches the intent's threshold.
+
+What a plain phrase search cannot see is judged for each hit on the clause it stands in (`Reading`):
+
+- **mood**: a question (`？`, or a clause ending in 吗/呢 or holding 对吗/是吧/是不是/多少..., or
+  followed by a tag question: `您当时应该是在APP里取消的，对吗`) is not a statement (a bare 吧
+  softens a statement: 差不多下周能好吧); an exclamation (`！`) is a mood of its own, seen only
+  where the transcript is punctuated; an intent may count statements only (a hedge in the agent's
+  question is no vague answer), questions only, or exclamations only;
+- **negation**: a negator (不要, 不用, 没有, 切勿...) shortly before the hit in the same clause turns
+  it round (`不用帮您转接` is no transfer, `请不要把验证码告诉任何人` is no request for it); a
+  phrase list may ask for the same (`skip_negated`);
+- **quoted speech**: words inside quotation marks are somebody else's.
+
+Exclusion patterns drop a hit that overlaps them (`可能我们之前沟通有些误会` is an apology, not a
+guess). The module knows nothing of rules or speakers: `audit.rules` asks it about one utterance.
+It sits below `audit.rules` and imports only `audit.textnorm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from audit.textnorm import Normalized
+
+Mood = Literal["any", "statement", "question", "exclamation"]
+MOODS: tuple[str, ...] = typing.get_args(Mood)
+DEFAULT_THRESHOLD = 0.75  # share of an example's character pairs a clause must hold
+MIN_EXAMPLE_PAIRS = 3  # an example shorter than four characters says too little to be compared
+NEGATION_REACH = 8  # characters before a hit (negator included) in which a negator turns it round
+
+# Clause boundaries in the written transcript: punctuation, or the spaces Whisper leaves instead.
+_CLAUSE_END = re.compile(r"[，。？！；：,.?!;:…、\s]+")
+_QUESTION_MARK = re.compile(r"[？?]")
+_EXCLAMATION_MARK = re.compile(r"[！!]")
+# A clause asks when it ends in a question particle or holds a question frame (normalised text).
+_QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行吗|可以吗|是不是|有没有|能不能|可不可以"
+                       r"|要不要|多少|什么|哪|几|怎么|为什么|如何")
+# A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
+_TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
+_NEGATOR = re.compile(r"不要|不用|不需要|无需|无须|不必|别|切勿|请勿|千万别|千万不要|不会|不能|不可以|没有|没|并非|不是|绝不")
+_QUOTES = {"“": "”", "「": "」", "『": "』", '"': '"', "‘": "’"}
+
+
+@dataclass(frozen=True)
+class Example:
+    written: str
+    pairs: frozenset[str]  # character pairs of the normalised example
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A meaning a rule can ask for; see the module docstring for how it is judged."""
+
+    name: str
+    label: str  # what a reviewer reads (中文)
+    patterns: tuple[re.Pattern, ...]
+    examples: tuple[Example, ...]
+    exclude: tuple[re.Pattern, ...]
+    threshold: float
+    mood: Mood
+    negated: bool  # True: a negated hit counts too; False (default): it is turned round
+
+
+@dataclass(frozen=True)
+class Clause:
+    start: int  # [start, end) in the normalised utterance text
+    end: int
+    question: bool
+    exclaimed: bool  # written with ！ (only punctuated transcripts show it)
+
+
+@dataclass(frozen=True)
+class IntentHit:
+    start: int  # [start, end) in the normalised utterance text
+    end: int
+    score: float  # 1.0 for a pattern, the example similarity otherwise
+    reason: str  # the pattern or example that matched, for the reviewer
+
+
+def char_pairs(text: str) -> frozenset[str]:
+    """The set of adjacent character pairs of `text` (its bigrams)."""
+    return frozenset(text[i:i + 2] for i in range(len(text) - 1))
+
+
+def make_example(written: str, normalised: str) -> Example:
+    """An intent example sentence, ready for comparison.
+
+    Parameters
+    ----------
+    written : str
+        The example as the rulebook gives it (shown to the reviewer when it fires).
+    normalised : str
+        Its normalised text (``audit.textnorm.normalize(written).text``).
+
+    Returns
+    -------
+    Example
+
+    Raises
+    ------
+    ValueError
+        When it has fewer than ``MIN_EXAMPLE_PAIRS`` character pairs.
+    """
+    pairs = char_pairs(normalised)
+    if len(pairs) < MIN_EXAMPLE_PAIRS:
+        raise ValueError(f"{written!r} is too short to compare: an example needs at least "
+                         f"{MIN_EXAMPLE_PAIRS + 1} characters (write a pattern instead)")
+    return Example(written, pairs)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One utterance prepared for judging: normalised text, clauses, quoted positions."""
+
+    norm: Normalized
+    clauses: tuple[Clause, ...]
+    quoted: frozenset[int]  # normalised positions inside quotation marks
+
+    @classmethod
+    def read(cls, original: str, norm: Normalized) -> Reading:
+        """Split an utterance into clauses and find its quotations.
+
+        Parameters
+        ----------
+        original : str
+            The utterance as transcribed (its punctuation, or Whisper's spaces, end the clauses).
+        norm : Normalized
+            ``audit.textnorm.normalize(original)``; positions are given in its text.
+
+        Returns
+        -------
+        Reading
+            Clauses (with question and exclamation marks) and quoted positions of ``norm.text``.
+        """
+        boundaries, quoted_original = [], set()
+        position, closing = 0, None
+        for index, char in enumerate(original):
+            if closing is not None and char == closing:
+                closing = None
+            elif closing is None and char in _QUOTES:
+                closing = _QUOTES[char]
+            elif closing is not None:
+                quoted_original.add(index)
+        pieces = [(m.start(), m.end()) for m in _CLAUSE_END.finditer(original)]
+        for start, end in pieces:
+            marks = original[start:end]
+            boundaries.append((position, start, bool(_QUESTION_MARK.search(marks)),
+                               bool(_EXCLAMATION_MARK.search(marks))))
+            position = end
+        boundaries.append((position, len(original), False, False))
+        origin = norm.origin
+        clauses, cursor = [], 0
+        for first, last, asked, exclaimed in boundaries:
+            begin = cursor
+            while cursor < len(origin) and origin[cursor] < last:
+                cursor += 1
+            if cursor > begin and origin[begin] >= first:
+                text = norm.text[begin:cursor]
+                if _TAG.match(text) and clauses:
+                    clauses[-1] = dataclasses.replace(clauses[-1], question=True)
+                clauses.append(Clause(begin, cursor, asked or bool(_QUESTION.search(text)), exclaimed))
+        quoted = frozenset(i for i, o in enumerate(origin) if o in quoted_original)
+        return cls(norm, tuple(clauses), quoted)
+
+    def clause_at(self, position: int) -> Clause:
+        for clause in self.clauses:
+            if clause.start <= position < clause.end:
+                return clause
+        return self.clauses[-1]
+
+    def in_mood(self, mood: Mood, start: int, end: int) -> bool:
+        """Whether the span [start, end) is said in `mood`: a statement touches no question, a
+        question or an exclamation touches at least one clause of that kind."""
+        touched = [c for c in self.clauses if c.start < end and start < c.end]
+        if mood == "any":
+            return True
+        if mood == "exclamation":
+            return any(c.exclaimed for c in touched)
+        return any(c.question for c in touched) == (mood == "question")
+
+    def negated(self, start: int) -> bool:
+        """Whether a negator stands shortly before `start` in the same clause."""
+        clause = self.clause_at(start)
+        before = self.norm.text[max(clause.start, start - NEGATION_REACH):start]
+        return bool(_NEGATOR.search(before))
+
+
+def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
+    """Every place in an utterance that says an intent.
+
+    Parameters
+    ----------
+    intent : Intent
+        The meaning looked for (patterns, examples, exclusions, mood, negation).
+    utterance : Reading
+        The utterance, read by `Reading.read`.
+
+    Returns
+    -------
+    list of IntentHit
+        Non-overlapping hits in text order; where hits overlap the best score is kept. A hit in
+        quoted words, overlapping an exclusion, in the wrong mood or (unless ``intent.negated``)
+        turned round by a negator is dropped.
+    """
+    text = utterance.norm.text
+    # a pattern runs on the whole utterance and on each clause, so ^ and $ also mean a clause's edges
+    pieces = [(0, text)] + [(c.start, text[c.start:c.end]) for c in utterance.clauses]
+    found = [IntentHit(offset + m.start(), offset + m.end(), 1.0, f"句式 {pattern.pattern}")
+             for pattern in intent.patterns for offset, piece in pieces
+             for m in pattern.finditer(piece) if m.end() > m.start()]
+    if intent.examples:
+        for clause in utterance.clauses:
+            pairs = char_pairs(text[clause.start:clause.end])
+            best, example = max(((len(e.pairs & pairs) / len(e.pairs), e) for e in intent.examples),
+                                key=lambda pair: pair[0])
+            if best >= intent.threshold:
+                found.append(IntentHit(clause.start, clause.end, round(best, 2),
+                                       f"近似例句“{example.written}”"))
+    excluded = [(m.start(), m.end()) for p in intent.exclude for m in p.finditer(text)]
+    kept: list[IntentHit] = []
+    for hit in sorted(found, key=lambda h: (-h.score, h.start)):
+        if hit.start in utterance.quoted:
+            continue
+        if any(s < hit.end and hit.start < e for s, e in excluded):
+            continue
+        if not utterance.in_mood(intent.mood, hit.start, hit.end):
+            continue
+        if not intent.negated and utterance.negated(hit.start):
+            continue
+        if any(k.start < hit.end and hit.start < k.end for k in kept):
+            continue
+        kept.append(hit)
+    return sorted(kept, key=lambda h: h.start)
+
+
+def shared_run(text: str, other: str) -> tuple[int, int]:
+    """The longest run of characters of one text that also occurs in another.
+
+    An agent who takes up the customer's own words (`联系不上家人确实让人揪心` after `现在联系不上她`)
+    shows that they listened; the rule says how long a run counts.
+
+    Parameters
+    ----------
+    text, other : str
+        Normalised texts.
+
+    Returns
+    -------
+    (int, int)
+        [start, end) of the first longest shared run in ``text``; (0, 0) when none.
+    """
+    best = (0, 0)
+    for start in range(len(text)):
+        end = start + (best[1] - best[0]) + 1
+        while end <= len(text) and text[start:end] in other:
+            best = (start, end)
+            end += 1
+    return best

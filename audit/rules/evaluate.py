@@ -1,0 +1,461 @@
+"""Evaluating a compiled rulebook on one call: the call view (normalised utterances, clauses, word
+boundaries, speakers), the condition tree walk, and the result with its evidence and explanations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from audit import intent as meaning
+from audit.checks import CallContext, char_times
+from audit.records import Evidence, RuleResult, Speaker, Status
+from audit.rules.matching import Segmenter, char_readings, near_match
+from audit.rules.model import (
+    EVENT_KINDS,
+    MIN_TOLERANT_PINYIN,
+    MIN_TOLERANT_SIMILARITY,
+    AllOf,
+    Anchor,
+    AnyOf,
+    EchoNode,
+    EventNode,
+    Frame,
+    IntentNode,
+    Node,
+    Not,
+    Phrase,
+    PhraseNode,
+    RegexNode,
+    Rule,
+    Tolerance,
+)
+from audit.textnorm import normalize
+
+@dataclass(frozen=True)
+class Rulebook:
+    path: Path
+    categories: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    phrase_words: frozenset[str]  # every phrase, as jieba should keep it whole
+    protected_words: frozenset[str]  # `[dictionary] words`: no phrase may match inside them
+    intents: tuple[meaning.Intent, ...] = ()
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @cached_property
+    def _segmenter(self) -> Segmenter:
+        return Segmenter(self.phrase_words, self.protected_words)
+
+    def load_dictionary(self) -> None:
+        """Read jieba's dictionary (about a second) now, at process start, not inside the first call."""
+        self._segmenter.load()
+
+    def evaluate(self, call: CallContext) -> tuple[RuleResult, ...]:
+        """The result of every enabled rule on `call`, in rulebook order."""
+        view = CallView(call, self._segmenter)
+        return tuple(evaluate_rule(rule, view) for rule in self.rules if rule.enabled)
+
+    def evaluate_one(self, rule: Rule, call: CallContext) -> RuleResult:
+        return evaluate_rule(rule, CallView(call, self._segmenter))
+
+
+@dataclass(frozen=True)
+class _Hit:
+    start: float
+    end: float
+    speaker: Speaker
+    text: str  # the utterance (or the event's label)
+    match: str  # the matched words as written; "" for context shown to the reviewer
+    utterance: int | None  # index in the transcript, None for an event
+    key: str  # the phrase, pattern or event kind that matched
+    span: tuple[int, int] | None = None  # [start, end) of `match` in the utterance's text
+    why: str = ""  # for an intent: its label and score (`key` holds the pattern or example)
+
+    def evidence(self) -> Evidence:
+        return Evidence(self.start, self.end, self.speaker, self.text, self.match)
+
+    def explained(self) -> dict:
+        """What fired, for `RuleResult.details["matches"]`: a reviewer can judge it from this."""
+        found = {"utterance": self.utterance, "span": list(self.span) if self.span else None,
+                 "start_s": round(self.start, 2), "match": self.match}
+        if self.why:
+            found["intent"], found["by"] = self.why, self.key
+        elif self.utterance is not None:
+            found["phrase"] = self.key
+        else:
+            found["event"] = self.key
+        return found
+
+
+@dataclass(frozen=True)
+class _Finding:
+    holds: bool
+    hits: tuple[_Hit, ...] = ()
+    missing: tuple[str, ...] = ()  # labels (or phrases) of what a requirement lacked
+    anchors: int = 0  # anchor moments examined
+    unanswered: tuple[float, ...] = ()  # start of each anchor moment that broke the rule
+
+
+@dataclass(frozen=True)
+class _Scope:
+    utterances: tuple[int, ...]
+    start: float  # a hit counts when it starts within [start, end]
+    end: float
+
+
+class CallView:
+    """One call prepared for matching: normalised utterances, word boundaries, speakers."""
+
+    def __init__(self, call: CallContext, segmenter: Segmenter):
+        self.call = call
+        self.segmenter = segmenter
+        segmenter.add_terms(call.company_names)
+        self.utterances = call.transcript.utterances
+        self.norms = [normalize(u.text) for u in self.utterances]
+        self._read: dict[int, meaning.Reading] = {}
+        self._judged: dict[tuple[str, int], list[meaning.IntentHit]] = {}
+        self._times: dict[int, list[tuple[float, float]]] = {}
+        self.char_readings: dict[int, list[frozenset[str]]] = {}
+        self.end_s = max([call.recording.duration_s] + [u.end for u in self.utterances])
+        everyone = {u.speaker for u in self.utterances} | {"agent", "customer", "unknown"}
+        self.speakers = {"agent": set(call.agent_speakers), "customer": {"customer"}, "either": everyone}
+
+    @property
+    def whole(self) -> _Scope:
+        return _Scope(tuple(range(len(self.utterances))), -math.inf, math.inf)
+
+    @property
+    def customer_unseparated(self) -> bool:
+        """On a mono recording nobody's words are labelled the customer's."""
+        return (not any(u.speaker == "customer" for u in self.utterances)
+                and any(u.speaker == "unknown" for u in self.utterances))
+
+    def hit(self, index: int, start: int, end: int, key: str, why: str = "") -> _Hit:
+        utterance, norm = self.utterances[index], self.norms[index]
+        if index not in self._times:
+            self._times[index] = char_times(utterance, len(norm.text))
+        times = self._times[index]
+        first, last = norm.span(start, end)
+        return _Hit(times[start][0], times[end - 1][1], utterance.speaker, utterance.text,
+                    utterance.text[first:last], index, key, (first, last), why)
+
+    def read(self, index: int) -> meaning.Reading:
+        """The utterance's clauses and quotations, for intents and for skipping quoted words."""
+        if index not in self._read:
+            self._read[index] = meaning.Reading.read(self.utterances[index].text, self.norms[index])
+        return self._read[index]
+
+    def quoted(self, index: int, start: int) -> bool:
+        return start in self.read(index).quoted
+
+    def judged(self, intent: meaning.Intent, index: int) -> list[meaning.IntentHit]:
+        key = (intent.name, index)
+        if key not in self._judged:
+            self._judged[key] = meaning.judge(intent, self.read(index))
+        return self._judged[key]
+
+    def readings(self, index: int) -> list[frozenset[str]]:
+        """The pinyin readings of each character of an utterance, for homophone matching."""
+        if index not in self.char_readings:
+            self.char_readings[index] = [char_readings(char) for char in self.norms[index].with_numerals]
+        return self.char_readings[index]
+
+    def context(self, index: int) -> _Hit:
+        u = self.utterances[index]
+        return _Hit(u.start, u.end, u.speaker, u.text, "", index, "")
+
+
+class _Evaluator:
+    """Evaluates one rule's condition tree on one call."""
+
+    def __init__(self, view: CallView, tolerance: Tolerance):
+        self.view, self.tolerance = view, tolerance
+
+    def eval(self, node: Node, scope: _Scope) -> _Finding:
+        scope = self.narrow(scope, node.frame)
+        if isinstance(node, PhraseNode):
+            found = self.phrases(node, scope)
+        elif isinstance(node, RegexNode):
+            found = self.counted(node, self.regex(node, scope))
+        elif isinstance(node, IntentNode):
+            found = self.counted(node, self.intents(node, scope))
+        elif isinstance(node, EchoNode):
+            hits = self.echoes(node, scope)
+            found = _Finding(bool(hits), tuple(hits))
+        elif isinstance(node, EventNode):
+            found = self.counted(node, self.events(node, scope))
+        elif isinstance(node, AllOf):
+            parts = [self.eval(child, scope) for child in node.children]
+            found = _combine(all(p.holds for p in parts), parts, parts)
+        elif isinstance(node, AnyOf):
+            parts = [self.eval(child, scope) for child in node.children]
+            holding = [p for p in parts if p.holds]
+            found = _combine(bool(holding), parts, holding or parts)
+        elif isinstance(node, Not):
+            inner = self.eval(node.child, scope)
+            found = _Finding(not inner.holds, inner.hits, (), inner.anchors)
+        else:
+            found = self.anchor(node, scope)
+        if node.frame.label and not found.holds:
+            return _Finding(False, found.hits, (node.frame.label,), found.anchors, found.unanswered)
+        return found
+
+    def narrow(self, scope: _Scope, frame: Frame) -> _Scope:
+        window = frame.window
+        if window is None:
+            return scope
+        values, answer, end = window.values, self.view.call.answer_s, self.view.end_s
+        if window.kind in ("first_s", "last_s", "between_s"):
+            if window.kind == "first_s":  # from the earliest possible answer to N s after the latest
+                low, high = answer, self.view.call.answer_by_s + values[0]
+            elif window.kind == "last_s":
+                low, high = end - values[0], end
+            else:
+                low, high = values
+            return _Scope(scope.utterances, max(scope.start, low), min(scope.end, high))
+        speakers = self.view.speakers[frame.speaker or "either"]
+        own = [i for i in scope.utterances if self.view.utterances[i].speaker in speakers]
+        count = int(values[0])
+        if window.kind == "first_utterances":
+            chosen = own[:count]
+        elif window.kind == "last_utterances":
+            chosen = own[-count:]
+        else:
+            first, last = (int(v) if v >= 0 else len(own) + int(v) for v in values)
+            chosen = own[max(first, 0):last + 1]
+        if not chosen:
+            return _Scope((), math.inf, -math.inf)
+        utterances = self.view.utterances
+        return _Scope(tuple(chosen), max(scope.start, utterances[chosen[0]].start),
+                      min(scope.end, utterances[chosen[-1]].end))
+
+    # -- leaves
+
+    def phrases(self, node: PhraseNode, scope: _Scope) -> _Finding:
+        speakers = self.view.speakers[node.frame.speaker]
+        hits = []
+        for index in scope.utterances:
+            if self.view.utterances[index].speaker not in speakers:
+                continue
+            for phrase in node.phrases:
+                for start, end in self.find(index, phrase):
+                    if self.view.quoted(index, start):
+                        continue
+                    if node.skip_negated and self.view.read(index).negated(start):
+                        continue
+                    hit = self.view.hit(index, start, end, phrase.written)
+                    if scope.start <= hit.start <= scope.end:
+                        hits.append(hit)
+        said = {h.key for h in hits}
+        hits = _without_overlaps(hits)
+        if node.mode == "all":
+            missing = tuple(p.written for p in node.phrases if p.written not in said)
+            return _Finding(not missing, tuple(hits), missing)
+        if node.mode == "none":
+            return _Finding(not hits, tuple(hits))
+        enough = len(said) >= node.at_least
+        if node.more_than is not None:
+            enough = enough and len({h.utterance for h in hits}) > node.more_than
+        return _Finding(enough, tuple(hits))
+
+    def find(self, index: int, phrase: Phrase) -> list[tuple[int, int]]:
+        """Spans of the normalised utterance where `phrase` was said, as whole words."""
+        norm = self.view.norms[index]
+        text, needle = norm.text, phrase.needle
+        spans, position = [], text.find(needle)
+        while position >= 0:
+            spans.append((position, position + len(needle)))
+            position = text.find(needle, position + 1)
+        if self.tolerance.pinyin and len(needle) >= MIN_TOLERANT_PINYIN:
+            spans += self.homophones(index, phrase, exclude=set(spans))
+        spans = [s for s in spans if self.view.segmenter.whole_words(norm.with_numerals, *s)]
+        threshold = self.tolerance.similarity
+        if not spans and threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text:
+            spans = near_match(needle, text, threshold)
+        return spans
+
+    def homophones(self, index: int, phrase: Phrase, exclude: set) -> list[tuple[int, int]]:
+        """Spans where every character is the phrase's or sounds like it (same pinyin and tone)."""
+        text, heard = self.view.norms[index].text, self.view.readings(index)
+        meant = [char_readings(char) for char in phrase.spoken]
+        size, found = len(phrase.needle), []
+        first, first_sounds = phrase.needle[0], meant[0]
+        for start in range(len(text) - size + 1):
+            if text[start] != first and not heard[start] & first_sounds:  # cheap test before the rest
+                continue
+            if (start, start + size) not in exclude and all(
+                    text[start + k] == phrase.needle[k] or heard[start + k] & meant[k] for k in range(1, size)):
+                found.append((start, start + size))
+        return found
+
+    def regex(self, node: RegexNode, scope: _Scope) -> list[_Hit]:
+        speakers = self.view.speakers[node.frame.speaker]
+        hits = []
+        for index in scope.utterances:
+            text = self.view.norms[index].text
+            if self.view.utterances[index].speaker not in speakers:
+                continue
+            if node.exclude is not None and node.exclude.search(text):
+                continue
+            for match in node.pattern.finditer(text):
+                if match.end() > match.start() and not self.view.quoted(index, match.start()):
+                    hit = self.view.hit(index, match.start(), match.end(), node.pattern.pattern)
+                    if scope.start <= hit.start <= scope.end:
+                        hits.append(hit)
+        return hits
+
+    def intents(self, node: IntentNode, scope: _Scope) -> list[_Hit]:
+        speakers = self.view.speakers[node.frame.speaker]
+        hits = []
+        for index in scope.utterances:
+            if self.view.utterances[index].speaker not in speakers:
+                continue
+            for intent in node.intents:
+                for found in self.view.judged(intent, index):
+                    hit = self.view.hit(index, found.start, found.end, f"{intent.name}: {found.reason}",
+                                        f"{intent.label} {found.score:.2f}")
+                    if scope.start <= hit.start <= scope.end:
+                        hits.append(hit)
+        return hits
+
+    def echoes(self, node: EchoNode, scope: _Scope) -> list[_Hit]:
+        speakers = self.view.speakers[node.frame.speaker]
+        utterances, norms = self.view.utterances, self.view.norms
+        hits = []
+        for index in scope.utterances:
+            if index == 0 or utterances[index].speaker not in speakers \
+                    or utterances[index - 1].speaker == utterances[index].speaker:
+                continue
+            start, end = meaning.shared_run(norms[index].text, norms[index - 1].text)
+            if end - start >= node.length:
+                hit = self.view.hit(index, start, end, f"echo of utterance {index - 1}",
+                                    f"复述对方原话 {end - start}字")
+                if scope.start <= hit.start <= scope.end:
+                    hits.append(hit)
+        return hits
+
+    def events(self, node: EventNode, scope: _Scope) -> list[_Hit]:
+        speakers = self.view.speakers[node.frame.speaker]
+        either = node.frame.speaker == "either"
+        return [
+            _Hit(e.start, e.end, e.speaker or "unknown", f"[{EVENT_KINDS[e.kind]}]", "", None, e.kind)
+            for e in self.view.call.events
+            if e.kind in node.kinds and (either or e.speaker in speakers)
+            and scope.start <= e.start <= scope.end
+        ]
+
+    @staticmethod
+    def counted(node: RegexNode | IntentNode | EventNode, hits: list[_Hit]) -> _Finding:
+        if node.more_than is None:
+            return _Finding(bool(hits), tuple(hits))
+        times = len({h.utterance if h.utterance is not None else (h.key, h.start) for h in hits})
+        return _Finding(times > node.more_than, tuple(hits))
+
+    # -- anchors
+
+    def anchor(self, node: Anchor, scope: _Scope) -> _Finding:
+        moments = _moments([h for h in self.eval(node.after, scope).hits if h.utterance is None or h.match])
+        utterances = self.view.utterances
+        speakers = self.view.speakers[node.then.frame.speaker]
+        broken, kept = [], []
+        for moment in moments:
+            start, end = moment[0].start, max(h.end for h in moment)
+            own = {h.utterance for h in moment}
+            later = [i for i in scope.utterances if i not in own
+                     and utterances[i].speaker in speakers and utterances[i].start >= start]
+            if node.within_utterances is not None:
+                chosen = later[:node.within_utterances]
+                until = utterances[chosen[-1]].end if chosen else end
+            else:
+                chosen = [i for i in later if utterances[i].start <= end + node.within_s]
+                until = end + node.within_s
+            found = self.eval(node.then, _Scope(tuple(chosen), start, min(scope.end, until)))
+            if found.holds == (node.expect == "present"):
+                kept.append((moment, found))
+            else:
+                shown = ([self.view.context(i) for i in chosen] if node.expect == "present"
+                         else list(found.hits))
+                broken.append((moment, shown))
+        if broken:
+            hits = tuple(h for moment, shown in broken for h in (*moment, *shown))
+            return _Finding(False, hits, (), len(moments), tuple(m[0].start for m, _ in broken))
+        hits = tuple(h for moment, found in kept for h in (*moment, *found.hits))
+        return _Finding(True, hits, (), len(moments))
+
+
+def _combine(holds: bool, parts: list[_Finding], shown: list[_Finding]) -> _Finding:
+    return _Finding(
+        holds,
+        tuple(h for p in shown for h in p.hits),
+        () if holds else tuple(m for p in parts if not p.holds for m in p.missing),
+        sum(p.anchors for p in parts),
+        tuple(t for p in parts for t in p.unanswered),
+    )
+
+
+def _without_overlaps(hits: list[_Hit]) -> list[_Hit]:
+    """One hit per stretch of speech: where phrases overlap in an utterance the longest is kept."""
+    kept: list[_Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.utterance, h.start, -(h.end - h.start), h.key)):
+        previous = kept[-1] if kept else None
+        if previous and previous.utterance == hit.utterance and hit.start < previous.end:
+            continue
+        kept.append(hit)
+    return sorted(kept, key=lambda h: h.start)
+
+
+def _moments(hits: list[_Hit]) -> list[list[_Hit]]:
+    """Anchor hits grouped into moments: hits in one utterance, or overlapping in time, are one."""
+    moments: list[list[_Hit]] = []
+    for hit in sorted(hits, key=lambda h: h.start):
+        current = moments[-1] if moments else None
+        if current and (hit.start <= max(h.end for h in current)
+                        or (hit.utterance is not None and hit.utterance == current[-1].utterance)):
+            current.append(hit)
+        else:
+            moments.append([hit])
+    return moments
+
+
+def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
+    details = {"category": rule.category, "weight": rule.weight}
+
+    def result(status: Status, message: str, evidence=(), **more) -> RuleResult:
+        return RuleResult(rule.id, status, rule.severity, message, evidence, {**details, **more})
+
+    if view.call.transcript.source == "none":
+        return result("not_measurable", "录音中没有转写文本,无法检查该项")
+    if rule.uses_customer and view.customer_unseparated:
+        return result("not_measurable", "单声道录音未区分说话人,无法判断客户说了什么")
+    finding = _Evaluator(view, rule.tolerance).eval(rule.condition, view.whole)
+    evidence = tuple(dict.fromkeys(sorted((h.evidence() for h in finding.hits),
+                                          key=lambda e: (e.start, e.end, e.match))))
+    if rule.uses_anchor:
+        details["anchors"] = finding.anchors
+    details["matches"] = [h.explained() for h in sorted(finding.hits, key=lambda h: h.start) if h.match]
+    failed = finding.holds if rule.mode == "forbid" else not finding.holds
+    if not failed:
+        message = rule.pass_message
+        if rule.uses_anchor and finding.anchors == 0:
+            message += "(本通话未出现需要回应的情形)"
+        return result("pass", message, evidence)
+    message = rule.fail_message
+    if rule.mode == "forbid":
+        said = [h for h in sorted(finding.hits, key=lambda h: h.start) if h.match]
+        shown = [f"“{h.match}”({h.start:.1f}秒{',' + h.why if h.why else ''})" for h in said[:5]]
+        if len(said) > 5:
+            shown.append(f"等{len(said)}处")
+        if shown:
+            message += ":" + "、".join(shown)
+    else:
+        if finding.missing:
+            message += ":缺少" + "、".join(dict.fromkeys(finding.missing))
+        if finding.unanswered:
+            message += "(" + "、".join(f"{t:.1f}秒" for t in finding.unanswered) + ")"
+    return result("fail", message, evidence, missing=list(dict.fromkeys(finding.missing)))

@@ -1,0 +1,219 @@
+"""Utterance-level judgements (audit/intent.py) and the shipped intents of configs/rulebook.toml:
+speaker, question versus statement, negation, quoted speech, example similarity, explanations."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from audit import intent as meaning
+from audit.config import ConfigError
+from audit.rules import check_rulebook, dialogue_context
+from audit.textnorm import normalize
+from conftest import ROOT
+
+COMPANY = ("星河通信", "星河通讯")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return check_rulebook(ROOT / "configs" / "rulebook.toml")
+
+
+def _intent(rulebook, name: str) -> meaning.Intent:
+    (found,) = [i for i in rulebook.intents if i.name == name]
+    return found
+
+
+def _says(rulebook, name: str, text: str) -> list[meaning.IntentHit]:
+    return meaning.judge(_intent(rulebook, name), meaning.Reading.read(text, normalize(text)))
+
+
+def _status(rulebook, rule_id: str, *turns: str) -> str:
+    return rulebook.evaluate_one(rulebook.rule(rule_id), dialogue_context(list(turns), COMPANY)).status
+
+
+def test_clauses_split_on_punctuation_and_asr_spaces_and_know_questions():
+    text = "好的，您是想查话费，对吗？我帮您看一下"
+    read = meaning.Reading.read(text, normalize(text))
+    pieces = [(read.norm.text[c.start:c.end], c.question) for c in read.clauses]
+    # the tag question 对吗 makes the clause it follows a question too
+    assert pieces == [("好的", False), ("您是想查话费", True), ("对吗", True), ("我帮您看1下", False)]
+    spaced = "嗯 您是说退款还没到账是吧 我查一下"
+    read = meaning.Reading.read(spaced, normalize(spaced))
+    assert [c.question for c in read.clauses] == [False, True, False]
+    assert not meaning.Reading.read("差不多下周能好吧", normalize("差不多下周能好吧")).clauses[0].question
+
+
+def test_quoted_positions_are_found_in_normalised_text():
+    text = "短信上写着“你好，验证码是1234”。"
+    read = meaning.Reading.read(text, normalize(text))
+    quoted = "".join(read.norm.text[i] for i in sorted(read.quoted))
+    assert quoted == "你好验证码是1234"
+
+
+def test_shared_run_finds_the_longest_common_stretch():
+    assert meaning.shared_run("联系不上家人确实让人揪心", "现在联系不上她") == (0, 4)
+    assert meaning.shared_run("好的", "我想查话费") == (0, 0)
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("可能是系统延迟。", True),
+    ("差不多下周能好吧。", True),  # a bare 吧 softens a statement, it asks nothing
+    ("请问您是不是可能输错了密码？", False),  # a hedge in a question is no vague answer
+    ("可能我们之前沟通有些误会。", False),  # a softened apology
+    ("大概三个工作日到账。", False),  # attached to a concrete estimate
+    ("大概需要两到三个工作日。", False),  # a range is concrete too
+    ("您当时应该是在网上办理的，对吗？", False),  # a tag question asks the clause before it
+    ("这是不可能的事,我们会尽可能帮您。", False),  # other words
+])
+def test_hedge_is_a_statement_and_not_an_apology_or_estimate(shipped, text, fires):
+    assert bool(_says(shipped, "hedge", text)) is fires
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("我帮您转接到技术部门,请稍候。", True),
+    ("这个要退款专席处理,我再帮您转一下。", True),
+    ("不用帮您转接到别的部门,我这边就能办理。", False),  # negated
+    ("您可以通过转账的方式缴费。", False),  # 转账 is no transfer
+    ("我会把您的意见转告相关部门。", False),
+])
+def test_transfer_knows_negation_and_other_words(shipped, text, fires):
+    assert bool(_says(shipped, "transfer", text)) is fires
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("请您报一下银行卡卡号后四位和银行卡密码。", True),  # the password is asked for in full
+    ("我给您发一个验证码 您收到后念给我听一下", True),
+    ("麻烦您提供一下机主身份证号码的后四位。", False),  # partial
+    ("请不要把验证码告诉任何人,包括我们客服人员。", False),  # a warning
+    ("我们不会向您索要密码,也请您不要把密码告诉我。", False),  # negated
+    ("请您在页面上输入收到的验证码。", False),  # keypad entry the agent cannot hear
+])
+def test_secret_request_is_judged_item_by_item(shipped, text, fires):
+    assert bool(_says(shipped, "secret_request", text)) is fires
+
+
+def test_contradiction_is_turned_round_by_negation(shipped):
+    assert _says(shipped, "contradiction", "那是您看错了,那个是预授权。")
+    assert _says(shipped, "contradiction", "您这话就不对了,系统计费是不会错的。")
+    assert not _says(shipped, "contradiction", "您没有搞错,非常抱歉给您带来困扰。")
+    assert not _says(shipped, "contradiction", "我没有说是您搞错了,是系统的问题。")  # negated
+
+
+def test_example_similarity_scores_a_paraphrase_and_names_the_example(shipped):
+    (hit,) = _says(shipped, "empathy", "遇到这样的事谁都会生气")  # no pattern says it
+    assert hit.score == pytest.approx(7 / 9, abs=0.01)
+    assert "遇到这种事谁都会生气" in hit.reason
+    assert not _says(shipped, "empathy", "遇到问题您可以再打过来")
+
+
+def test_speaker_matters_a_customers_hedge_is_no_vague_answer(shipped):
+    assert _status(shipped, "text.forbidden.vague", "客户: 可能是我自己点错了吧。", "坐席: 我帮您查一下。") == "pass"
+    assert _status(shipped, "text.forbidden.vague", "客户: 多久到账?", "坐席: 也许三五天吧。") == "fail"
+
+
+def test_a_listed_forbidden_phrase_turned_round_by_a_negator_does_not_count(shipped):
+    assert _status(shipped, "text.forbidden.argue", "坐席: 不是说您搞错了,是系统升级的问题。") == "pass"
+    assert _status(shipped, "text.forbidden.argue", "坐席: 您搞错了,是系统升级的问题。") == "fail"
+    # 你 stays address even after a negator: polite_address does not skip negated hits
+    assert _status(shipped, "text.polite_address", "坐席: 这不是你的问题。") == "fail"
+
+
+def test_quoted_words_are_not_the_agents_own(shipped):
+    quoted = "坐席: 您收到的短信写着“你好，您的宽带已续费”，这是我们发的。"
+    assert _status(shipped, "text.polite_address", quoted) == "pass"
+    assert _status(shipped, "text.polite_address", "坐席: 你好，您的宽带已续费。") == "fail"
+
+
+def test_transfer_needs_a_customer_already_passed_around_or_two_transfers(shipped):
+    once = "坐席: 我帮您转接到宽带专席。"
+    assert _status(shipped, "text.transfers", "客户: 我想退订宽带。", once) == "pass"
+    assert _status(shipped, "text.transfers", "客户: 我已经被转了三个部门了!", once) == "fail"
+    assert _status(shipped, "text.transfers", "客户: 我已经被转了三个部门了!",
+                   "坐席: 非常抱歉,我直接帮您处理。") == "pass"
+
+
+def test_reading_out_a_card_tail_is_disclosure_not_verification(shipped):
+    disclose = ("客户: 我这个号码绑定的是哪张银行卡?", "坐席: 您这个号码绑定的是尾号六六一八的储蓄卡。")
+    assert _status(shipped, "text.identity_verification", *disclose) == "fail"
+    asked = ("客户: 我这个号码绑定的是哪张银行卡?", "坐席: 请提供一下机主身份证后四位。", "客户: 一二三四。",
+             "坐席: 谢谢,您这个号码绑定的是尾号六六一八的储蓄卡。")
+    assert _status(shipped, "text.identity_verification", *asked) == "pass"
+
+
+def test_a_finding_says_which_utterance_fired_and_why(shipped):
+    result = shipped.evaluate_one(shipped.rule("text.forbidden.negative"), dialogue_context(
+        ["客户: 能退吗?", "坐席: 那也没办法,下个月的续费已经帮您取消了。"], COMPANY))
+    assert result.status == "fail"
+    (match,) = result.details["matches"]
+    assert match["utterance"] == 1 and match["match"] == "也没办法"
+    assert match["intent"] == "负面拒绝 1.00" and match["by"].startswith("refusal: 句式")
+    text = "那也没办法,下个月的续费已经帮您取消了。"
+    assert text[slice(*match["span"])] == "也没办法"
+    assert "负面拒绝 1.00" in result.message
+    phrase = shipped.evaluate_one(shipped.rule("text.polite_address"), dialogue_context(["坐席: 你好。"]))
+    assert phrase.details["matches"][0]["phrase"] == "你好"
+
+
+def test_echo_of_the_customers_words_is_listening(shipped):
+    assert _status(shipped, "text.active_listening", "客户: 我妈妈的号码现在联系不上她了。",
+                   "坐席: 联系不上家人确实让人揪心,请提供机主身份证后四位。") == "pass"
+    assert _status(shipped, "text.active_listening", "客户: 我想查一下余额。", "坐席: 手机号后四位。") == "fail"
+
+
+INTENT_BOOK = '''
+version = 1
+[intents.sorry]
+label = "道歉"
+examples = ["给您添麻烦了"]
+[rules."t.sorry"]
+description = "道歉"
+category = "text"
+severity = "minor"
+weight = 1
+fail_message = "未道歉"
+require = { speaker = "agent", intent = "sorry" }
+examples = { pass = ["坐席: 真是给您添麻烦了"], fail = ["坐席: 好的"] }
+'''
+
+
+def _book(tmp_path, text: str):
+    path = tmp_path / "book.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return check_rulebook(path)
+
+
+def test_a_site_adds_an_intent_example_in_toml(tmp_path):
+    book = _book(tmp_path, INTENT_BOOK)
+    said = dialogue_context(["坐席: 实在给您添了麻烦"])
+    assert book.evaluate_one(book.rule("t.sorry"), said).status == "fail"  # 4 of 6 pairs < 0.75
+    lower = _book(tmp_path, INTENT_BOOK.replace('examples = ["给', 'threshold = 0.6\nexamples = ["给'))
+    assert lower.evaluate_one(lower.rule("t.sorry"), said).status == "pass"
+
+
+@pytest.mark.parametrize("change, key, reason", [
+    (('examples = ["给您添麻烦了"]', 'examples = ["麻烦"]'), "intents.sorry.examples[0]", "too short"),
+    (('examples = ["给您添麻烦了"]', ''), "intents.sorry", "give patterns"),
+    (('label = "道歉"', 'label = "道歉"\nthreshold = 0.2'), "intents.sorry.threshold", "outside"),
+    (('label = "道歉"', 'label = "道歉"\nmood = "ask"'), "intents.sorry.mood", "not one of"),
+    (('label = "道歉"', 'label = "道歉"\nwhat = 1'), "intents.sorry.what", "unknown key"),
+    (('label = "道歉"\n', ''), "intents.sorry.label", "missing"),
+    (('intent = "sorry"', 'intent = "sorrow"'), "rules.t.sorry.require.intent", "no intent named"),
+    (('label = "道歉"', "label = \"道歉\"\npatterns = ['(']"), "intents.sorry.patterns[0]", "not a valid"),
+])
+def test_intent_validation_names_file_and_key(tmp_path, change, key, reason):
+    with pytest.raises(ConfigError) as error:
+        _book(tmp_path, INTENT_BOOK.replace(*change))
+    assert error.value.key == key and reason in str(error.value) and "book.toml" in str(error.value)
+
+
+def test_an_exclamation_is_a_mood_of_its_own(tmp_path):
+    book = _book(tmp_path, INTENT_BOOK.replace('examples = ["给您添麻烦了"]',
+                                               "mood = \"exclamation\"\npatterns = ['麻烦']"))
+    (sorry,) = book.intents
+    said = "真是给您添麻烦了！"
+    assert meaning.judge(sorry, meaning.Reading.read(said, normalize(said)))
+    flat = "真是给您添麻烦了。"
+    assert not meaning.judge(sorry, meaning.Reading.read(flat, normalize(flat)))
