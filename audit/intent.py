@@ -22,8 +22,11 @@ What a plain phrase search cannot see is judged for each hit on the clause it st
 - **quoted speech**: words inside quotation marks are somebody else's.
 
 Exclusion patterns drop a hit that overlaps them (`可能我们之前沟通有些误会` is an apology, not a
-guess). The module knows nothing of rules or speakers: `audit.rules` asks it about one utterance.
-It sits below `audit.rules` and imports only `audit.textnorm`.
+guess); clause exclusions drop a hit whose clause holds them anywhere (`我们会在明天下午三点前联系您`
+names its time, so it is no promise without one, while `明天修好，我们会尽快联系您` still is), and a
+lead-clause pattern lets a clause that only leads into the hit's be read with it (`最晚下周五下午六点前，
+我们会给您回电话`). The module knows nothing of rules or speakers: `audit.rules` asks it about one
+utterance. It sits below `audit.rules` and imports only `audit.textnorm`.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class Intent:
     threshold: float
     mood: Mood
     negated: bool  # True: a negated hit counts too; False (default): it is turned round
+    clause_exclude: tuple[re.Pattern, ...] = ()  # a hit whose clause matches one of these is dropped
+    lead_clause: re.Pattern | None = None  # a clause before the hit's that matches this is read with it
 
 
 @dataclass(frozen=True)
@@ -192,11 +197,54 @@ class Reading:
             return any(c.exclaimed for c in touched)
         return any(c.question for c in touched) == (mood == "question")
 
-    def negated(self, start: int) -> bool:
-        """Whether a negator stands shortly before `start` in the same clause."""
+    def clause_holds(self, patterns: tuple[re.Pattern, ...], start: int, end: int,
+                     lead: re.Pattern | None = None) -> bool:
+        """Whether one of `patterns` matches in a clause the span [start, end) touches.
+
+        Parameters
+        ----------
+        patterns : tuple of re.Pattern
+            Searched in each touched clause on its own.
+        start, end : int
+            The span, in the normalised text.
+        lead : re.Pattern, optional
+            A clause just before the first touched one that matches this is searched too: it only
+            leads into the span's clause (最晚下周五下午六点前，我们会给您回电话).
+
+        Returns
+        -------
+        bool
+        """
+        text = self.norm.text
+        touched = [i for i, c in enumerate(self.clauses) if c.start < end and start < c.end]
+        if touched and touched[0] > 0 and lead is not None:
+            before = self.clauses[touched[0] - 1]
+            if lead.search(text, before.start, before.end):
+                touched.insert(0, touched[0] - 1)
+        return any(p.search(text, self.clauses[i].start, self.clauses[i].end)
+                   for i in touched for p in patterns)
+
+    def negated(self, start: int, straddling: bool = False) -> bool:
+        """Whether a negator stands shortly before `start` in the same clause.
+
+        Parameters
+        ----------
+        start : int
+            Position in the normalised text.
+        straddling : bool
+            Count a negator that `start` cuts in two as well (不|是来电显示: a run of shared
+            characters may begin inside the negator).
+
+        Returns
+        -------
+        bool
+        """
         clause = self.clause_at(start)
-        before = self.norm.text[max(clause.start, start - NEGATION_REACH):start]
-        return bool(_NEGATOR.search(before))
+        text, first = self.norm.text, max(clause.start, start - NEGATION_REACH)
+        if _NEGATOR.search(text[first:start]):
+            return True
+        return straddling and any(m.start() < start < m.end() for m in _NEGATOR.finditer(
+            text, first, min(clause.end, start + NEGATION_REACH)))
 
 
 def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
@@ -213,8 +261,8 @@ def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
     -------
     list of IntentHit
         Non-overlapping hits in text order; where hits overlap the best score is kept. A hit in
-        quoted words, overlapping an exclusion, in the wrong mood or (unless ``intent.negated``)
-        turned round by a negator is dropped.
+        quoted words, overlapping an exclusion, in a clause holding a clause exclusion, in the wrong
+        mood or (unless ``intent.negated``) turned round by a negator is dropped.
     """
     text = utterance.norm.text
     # a pattern runs on the whole utterance and on each clause, so ^ and $ also mean a clause's edges
@@ -236,6 +284,9 @@ def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
         if hit.start in utterance.quoted:
             continue
         if any(s < hit.end and hit.start < e for s, e in excluded):
+            continue
+        if intent.clause_exclude and utterance.clause_holds(intent.clause_exclude, hit.start, hit.end,
+                                                            intent.lead_clause):
             continue
         if not utterance.in_mood(intent.mood, hit.start, hit.end):
             continue

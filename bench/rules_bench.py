@@ -1,12 +1,16 @@
 """Precision and recall of the text rules (and the golden-30-s opening) on labelled dialogues.
 
-A rule "detects" a violation when it fails. Four labelled sets, all read from the repo:
+A rule "detects" a violation when it fails. Five labelled sets, all read from the repo:
 
 - `own`: `tests/data/dialogues.toml`, written with the rulebook (a dialogue's `fails` lists the rules
   a reviewer fails; every other rule should pass);
 - `dev-tuning` and `dev-held-aside`: `fixtures/text-dev/`, 51 sidecar transcripts labelled from the
-  norms by someone who had not seen the rulebook, split once (see `split_dev`);
-- `eval`: `fixtures/text-eval/`, written the same way by another person, run only to report.
+  norms by someone who had not seen the rulebook, split once (see `split_dev`); since round 2 of
+  issue 15 all 51 are tuned on, the split is kept so the figures stay comparable;
+- `eval`: `fixtures/text-eval/`, written the same way by another person; independent in round 1,
+  looked at then, so tuning data since round 2;
+- `eval2`: `fixtures/text-eval2/`, written the same way by someone who has seen no rule: the
+  independent figure, run only to report.
 
 A sidecar set labels each rule `fail`, `pass` or `na` (the rule does not apply). `na` counts as
 "should not fail": a rule that fails where it does not apply accuses the agent falsely, while its
@@ -15,7 +19,7 @@ TP/FP/FN/TN per rule and overall for each set; disagreements are listed only for
 (`--show` lists others). The exit status is 1 when a rule of the `own` set falls below the target
 (0.95) by category, as before.
 
-    .venv/bin/python bench/rules_bench.py [--rulebook FILE] [--show SET ...]
+    .venv/bin/python bench/rules_bench.py [--rulebook FILE] [--sets SET ...] [--show SET ...]
 """
 
 from __future__ import annotations
@@ -40,10 +44,16 @@ DEFAULT_RULEBOOK = ROOT / "configs" / "rulebook.toml"
 DEFAULT_DIALOGUES = ROOT / "tests" / "data" / "dialogues.toml"
 DEV_DIR = ROOT / "fixtures" / "text-dev"
 EVAL_DIR = ROOT / "fixtures" / "text-eval"
+EVAL2_DIR = ROOT / "fixtures" / "text-eval2"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
-TUNING_SETS = ("own", "dev-tuning")
+TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval")  # eval2 is never tuned on
+# what each set is, printed with its table
+ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
+         "dev-held-aside": "held aside in round 1, tuned on since round 2",
+         "eval": "independent in round 1, tuned on since round 2",
+         "eval2": "INDEPENDENT: written without the rules, never tuned on"}
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ def _table(title: str, tallies: dict[str, Tally]) -> None:
 def report(name: str, judgements: list[Judgement], show: bool) -> dict[str, Tally]:
     """Print one set's tables (and its disagreements when `show`); the per-category tallies."""
     dialogues = {j.dialogue.id for j in judgements}
-    print(f"\n=== {name}: {len(dialogues)} dialogues, {len(judgements)} judgements, "
+    print(f"\n=== {name} ({ROLES[name]}): {len(dialogues)} dialogues, {len(judgements)} judgements, "
           f"{sum(j.expected_fail for j in judgements)} labelled violations")
     _table("rule", tally(judgements, lambda j: j.rule_id))
     by_category = tally(judgements, lambda j: j.category)
@@ -209,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", nargs="*", default=list(TUNING_SETS),
                         help="sets whose disagreements are listed (default: the tuning sets)")
     parser.add_argument("--sets", nargs="*", default=None,
-                        help="sets to run (default: all present); tune with: --sets own dev-tuning")
+                        help="sets to run (default: all present); tune with: "
+                             "--sets own dev-tuning dev-held-aside eval")
     args = parser.parse_args(argv)
     config = load_config()
     rulebook = check_rulebook(args.rulebook)
@@ -218,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     tuning, held = split_dev(load_sidecar_set(DEV_DIR, names))
     sets = {"own": load_dialogues(args.dialogues, rulebook, names), "dev-tuning": tuning,
             "dev-held-aside": held}
-    if EVAL_DIR.is_dir() and any(EVAL_DIR.glob("*.labels.json")):
-        sets["eval"] = load_sidecar_set(EVAL_DIR, names)
+    for name, folder in (("eval", EVAL_DIR), ("eval2", EVAL2_DIR)):
+        if folder.is_dir() and any(folder.glob("*.labels.json")):
+            sets[name] = load_sidecar_set(folder, names)
     below = []
     for name, dialogues in sets.items():
         if args.sets is not None and name not in args.sets:

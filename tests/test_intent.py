@@ -158,8 +158,13 @@ def test_a_finding_says_which_utterance_fired_and_why(shipped):
 
 
 def test_echo_of_the_customers_words_is_listening(shipped):
-    assert _status(shipped, "text.active_listening", "客户: 我妈妈的号码现在联系不上她了。",
-                   "坐席: 联系不上家人确实让人揪心,请提供机主身份证后四位。") == "pass"
+    assert _status(shipped, "text.active_listening", "客户: 我家宽带从昨晚就上不了网。",
+                   "坐席: 从昨晚就上不了网确实着急,请提供机主身份证后四位。") == "pass"
+    # four shared characters are too often a set phrase or a retort, and a denial is no restatement
+    assert _status(shipped, "text.active_listening", "客户: 我记得很清楚。",
+                   "坐席: 系统里记录得很清楚。") == "fail"
+    assert _status(shipped, "text.active_listening", "客户: 我上个月退订的是来电显示。",
+                   "坐席: 您退订的是彩铃,不是来电显示。") == "fail"
     assert _status(shipped, "text.active_listening", "客户: 我想查一下余额。", "坐席: 手机号后四位。") == "fail"
 
 
@@ -202,6 +207,9 @@ def test_a_site_adds_an_intent_example_in_toml(tmp_path):
     (('label = "道歉"\n', ''), "intents.sorry.label", "missing"),
     (('intent = "sorry"', 'intent = "sorrow"'), "rules.t.sorry.require.intent", "no intent named"),
     (('label = "道歉"', "label = \"道歉\"\npatterns = ['(']"), "intents.sorry.patterns[0]", "not a valid"),
+    (('label = "道歉"', "label = \"道歉\"\nnot_in_clause = ['(']"), "intents.sorry.not_in_clause[0]",
+     "not a valid"),
+    (('label = "道歉"', "label = \"道歉\"\nlead_clause = '前$'"), "intents.sorry.lead_clause", "only means"),
 ])
 def test_intent_validation_names_file_and_key(tmp_path, change, key, reason):
     with pytest.raises(ConfigError) as error:
@@ -217,3 +225,125 @@ def test_an_exclamation_is_a_mood_of_its_own(tmp_path):
     assert meaning.judge(sorry, meaning.Reading.read(said, normalize(said)))
     flat = "真是给您添麻烦了。"
     assert not meaning.judge(sorry, meaning.Reading.read(flat, normalize(flat)))
+
+
+# --- round 2 of issue 15: meanings taught from text-dev and text-eval, each with its traps ---------
+
+def test_a_clause_exclusion_looks_at_the_hits_clause_and_a_clause_leading_into_it(tmp_path):
+    book = _book(tmp_path, INTENT_BOOK.replace(
+        'examples = ["给您添麻烦了"]',
+        "patterns = ['联系您']\nnot_in_clause = ['明天|\\\\d+点']\nlead_clause = '前$'"))
+    (promise,) = book.intents
+    assert promise.clause_exclude and promise.lead_clause is not None
+
+    def fires(text: str) -> bool:
+        return bool(meaning.judge(promise, meaning.Reading.read(text, normalize(text))))
+
+    assert not fires("我们明天联系您")  # the promise's own clause names the time
+    assert fires("明天师傅上门，费用的事我们再联系您")  # the time belongs to another statement
+    assert not fires("明天下午三点前，我们会联系您")  # a time bound said first leads into the promise
+    assert fires("百分之百明天修好 我们会尽快联系您")  # no bound: a separate statement
+
+
+def test_a_phrase_list_may_skip_utterances_by_regex(tmp_path):
+    skipping = "require = { speaker = \"agent\", any = [\"请\"], not_regex = '工号' }"
+    book = _book(tmp_path, INTENT_BOOK.replace('require = { speaker = "agent", intent = "sorry" }', skipping))
+    rule = book.rule("t.sorry")
+    assert book.evaluate_one(rule, dialogue_context(["坐席: 您好,工号0086,请问有什么可以帮您?"])).status == "fail"
+    assert book.evaluate_one(rule, dialogue_context(["坐席: 请您稍等。"])).status == "pass"
+
+
+@pytest.mark.parametrize("turns, status", [
+    # bare commands are curt even when a polite word is said elsewhere
+    (("坐席: 您好,请问有什么可以帮您?", "客户: 我要退会员。", "坐席: 会员是商家的,您找商家去。", "坐席: 感谢来电。"), "fail"),
+    (("坐席: 您好,请问有什么可以帮您?", "客户: 多扣了钱。", "坐席: 你先别说了,我给你发了验证码。", "坐席: 谢谢。"), "fail"),
+    (("坐席: 星河通信 工号2214 说吧什么事", "客户: 查话费", "坐席: 请稍等 八十元"), "fail"),
+    (("坐席: 您好,请问有什么可以帮您?", "客户: 什么时候有结果?", "坐席: 请您等通知吧。"), "fail"),
+    # an opening formula, the first agent's or a second desk's, does not rescue a curt call
+    (("坐席: 您好,工号6277,请问有什么可以帮您?", "坐席: 那给您转投诉。", "坐席: 投诉组 请讲", "坐席: 登记了"), "fail"),
+    # announcing the end politely is no command
+    (("坐席: 您好,请问有什么可以帮您?", "坐席: 请您稍等。", "坐席: 好的,那没别的事我就先挂了啊。"), "pass"),
+])
+def test_politeness_fails_curt_commands_and_skips_opening_formulas(shipped, turns, status):
+    assert _status(shipped, "text.politeness", *turns) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("坐席: 我帮您转接过去。", "坐席: 这个得套餐变更组处理,我再给您接过去。"), "fail"),
+    (("客户: 我已经被转了五次了!", "坐席: 那给您转投诉部门。"), "fail"),
+    # a third agent introducing themselves: two transfers, whatever the wording
+    (("坐席: 您好,工号1001。", "坐席: 您好,宽带专席,工号2002。", "坐席: 您好,投诉组,工号3003。"), "fail"),
+    (("坐席: 您好,工号1001。", "坐席: 您好,宽带专席,工号2002。"), "pass"),  # one transfer
+    (("客户: 是要转账吗?", "坐席: 不用,我给您转告技术部门。"), "pass"),  # 转账 / 转告
+    (("客户: 我都转了三次了!", "坐席: 我给您转携号转网专席。"), "fail"),  # a desk named after porting
+    (("客户: 我都转了三次了!", "坐席: 携号转网可以在这里直接办,不用转。"), "pass"),
+])
+def test_transfers_in_other_words(shipped, turns, status):
+    assert _status(shipped, "text.transfers", *turns) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    # verification in other words: the registered contact number, 核对 of identity
+    (("客户: 我家宽带断了。", "坐席: 麻烦您报一下宽带登记的联系电话。", "客户: 一三九零七五五二三一八。",
+      "坐席: 好的,核对上了,我看到您的宽带现在是断开的。"), "pass"),
+    (("客户: 我想查一下我家宽带到期时间。", "坐席: 我核对一下身份,请输入服务密码。",
+      "坐席: 您的宽带是明年一月到期。"), "pass"),
+    # an account's figures read out for a number the caller only named
+    (("客户: 帮我查一下一三六一二三四九八七六这个号码最近有没有充值。", "坐席: 这个号码本月五号充值了两百元。"), "fail"),
+    (("客户: 我的副卡怎么停了?", "坐席: 号码。", "客户: 一五八二二六七三三零一。", "坐席: 欠费了,欠了六十二。"), "fail"),
+    (("客户: 我手机丢了,帮我停一下机。", "坐席: 已经为您办理挂失停机。"), "fail"),
+    # a look-up of coverage or store hours touches no account
+    (("客户: 翠湖花园能装宽带吗?我叫刘洋,电话一三九一二三四五六七八。", "坐席: 我查到翠湖花园已经覆盖了光纤。"), "pass"),
+])
+def test_identity_verification_in_other_words(shipped, turns, status):
+    assert _status(shipped, "text.identity_verification", *turns) == status
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("麻烦您提供一下机主身份证后四位，还有这张银行卡的取款密码。", True),  # added to a partial item
+    ("您把刚收到的那串六位数字念给我听一下。", True),  # the code named by what it is
+    ("请报一下您刚收到的短信里的数字。", True),
+    ("请提供身份证后四位，密码和验证码千万不要告诉任何人。", False),
+    ("请您在手机上输入收到的那串数字。", False),
+])
+def test_secret_request_in_other_words(shipped, text, fires):
+    assert bool(_says(shipped, "secret_request", text)) is fires
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("你们的APP怎么回事，我交了三次话费都显示失败！", True),
+    ("你们这是抢钱吗？我根本没怎么用！", True),
+    ("你们怎么乱扣费", True),
+    ("我想问问怎么回事。", False),  # a plain question
+    ("能帮我看看怎么回事吗？", False),
+    ("不着急，你慢慢查。", False),  # calm
+    ("那就好，吓死我了。", False),  # relief once the worry is answered
+])
+def test_upset_is_not_a_plain_question_calm_or_relief(shipped, text, fires):
+    assert bool(_says(shipped, "upset", text)) is fires
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("坐席: 我保证明天一定给您修好 我们会尽快处理 回头给您回电话",), "fail"),  # 明天 is the repair's
+    (("坐席: 我已经记录了您的诉求,回头我们再联系您。",), "fail"),
+    (("坐席: 最晚下周五下午六点前,我们会给您回电话告知测试结果。",), "pass"),
+    (("坐席: 这次我直接帮您跟进,不再给您转接了。",), "pass"),  # taken on now, no later promise
+])
+def test_commitment_time_is_judged_on_the_promises_own_clause(shipped, turns, status):
+    assert _status(shipped, "text.commitment_time", *turns) == status
+
+
+@pytest.mark.parametrize("rule_id, said, status", [
+    ("text.forbidden.shirk", "这个不归我们客服管,我给您转到宽带部门。", "fail"),
+    ("text.forbidden.shirk", "补卡要带什么这个您得自己去营业厅问,我们客服不管这个。", "fail"),
+    ("text.forbidden.shirk", "建基站不是我们客服能决定的。", "fail"),
+    ("text.forbidden.shirk", "补卡需要本人带身份证到营业厅办理,我把地址发给您。", "pass"),
+    ("text.forbidden.negative", "你那个小区不行 没覆盖 装不了", "fail"),
+    ("text.forbidden.negative", "没办法 你要投诉就投诉", "fail"),
+    ("text.forbidden.negative", "您看这样行不行?", "pass"),  # a question, no refusal
+    ("text.forbidden.vague", "不是这样的,我们的线路没有问题。应该明天能好吧。", "fail"),
+    ("text.forbidden.jargon", "这个要看铁塔那边的站点规划,还要等网优评估。", "fail"),
+    ("text.forbidden.jargon", "已经转到二线,也就是技术支持的同事那里。", "pass"),  # explained
+])
+def test_forbidden_families_in_other_words(shipped, rule_id, said, status):
+    assert _status(shipped, rule_id, "客户: 那怎么办?", "坐席: " + said) == status

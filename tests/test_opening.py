@@ -91,6 +91,9 @@ def _params(config):
         "下午好，星河通信客服，工号1045，请问有什么可以帮您？",  # a greeting of the time of day
         "早上好 歡迎致電星河通信 工號四四七一 請問有什麼可以為您效勞",  # 为您效劳 offers help
         "您好,星河通信,0086号客服专员为您服务,请问您需要办理什么业务?",  # NNNN号客服专员
+        # the offer made with 你 is still an offer (text.polite_address judges the 你)
+        "你好 星河通訊客服中心 工號0451 請問有什麼可以幫你",
+        "您好，星河通信，工号2233，请问有什么能为您做的？",
     ],
 )
 def test_asr_spellings_still_count(config, text):

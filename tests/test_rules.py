@@ -678,15 +678,10 @@ def test_labelled_dialogues_reach_the_target_per_category(bench, judgements):
 
 # --- the independent dev dialogues (fixtures/text-dev, tuning part) -----------------------------
 
-# Where the rules and the tuning part's labels disagree, and why. The held-aside part and
-# fixtures/text-eval are only measured (bench/rules_bench.py), never pinned here.
-KNOWN_DEV_DISAGREEMENTS = {
-    # the labeller counts the agent's 好的 as a backchannel; fixtures/calls/truth.json does not, and
-    # the repo's truth wins (configs/rulebook.toml, text.active_listening)
-    ("t025", "text.active_listening"),
-    # the agent takes up the customer's words (记得很清楚) while contradicting them
-    ("t073", "text.active_listening"),
-}
+# Where the rules and the tuning part's labels disagree, and why: none since round 2 of issue 15
+# (好的 is a backchannel, as the labels count it; an echo is five characters, not 记得很清楚's four).
+# The held-aside part and the text-eval sets are only measured (bench/rules_bench.py), never pinned.
+KNOWN_DEV_DISAGREEMENTS: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(scope="module")

@@ -122,6 +122,7 @@ class CallView:
         self._judged: dict[tuple[str, int], list[meaning.IntentHit]] = {}
         self._times: dict[int, list[tuple[float, float]]] = {}
         self.char_readings: dict[int, list[frozenset[str]]] = {}
+        self._sounds: dict[int, frozenset[str]] = {}
         self.end_s = max([call.recording.duration_s] + [u.end for u in self.utterances])
         everyone = {u.speaker for u in self.utterances} | {"agent", "customer", "unknown"}
         self.speakers = {"agent": set(call.agent_speakers), "customer": {"customer"}, "either": everyone}
@@ -165,6 +166,12 @@ class CallView:
         if index not in self.char_readings:
             self.char_readings[index] = [char_readings(char) for char in self.norms[index].with_numerals]
         return self.char_readings[index]
+
+    def sounds(self, index: int) -> frozenset[str]:
+        """Every pinyin reading heard anywhere in an utterance: a cheap test before homophone search."""
+        if index not in self._sounds:
+            self._sounds[index] = frozenset().union(*self.readings(index))
+        return self._sounds[index]
 
     def context(self, index: int) -> _Hit:
         u = self.utterances[index]
@@ -243,6 +250,8 @@ class _Evaluator:
         for index in scope.utterances:
             if self.view.utterances[index].speaker not in speakers:
                 continue
+            if node.exclude is not None and node.exclude.search(self.view.norms[index].text):
+                continue
             for phrase in node.phrases:
                 for start, end in self.find(index, phrase):
                     if self.view.quoted(index, start):
@@ -284,6 +293,9 @@ class _Evaluator:
         """Spans where every character is the phrase's or sounds like it (same pinyin and tone)."""
         text, heard = self.view.norms[index].text, self.view.readings(index)
         meant = [char_readings(char) for char in phrase.spoken]
+        sounds = self.view.sounds(index)
+        if not all(char in text or readings & sounds for char, readings in zip(phrase.needle, meant)):
+            return []  # some character of the phrase is neither written nor heard anywhere here
         size, found = len(phrase.needle), []
         first, first_sounds = phrase.needle[0], meant[0]
         for start in range(len(text) - size + 1):
@@ -333,7 +345,8 @@ class _Evaluator:
                     or utterances[index - 1].speaker == utterances[index].speaker:
                 continue
             start, end = meaning.shared_run(norms[index].text, norms[index - 1].text)
-            if end - start >= node.length:
+            # 不是来电显示 takes the customer's words up to deny them: a contradiction, not a restatement
+            if end - start >= node.length and not self.view.read(index).negated(start, straddling=True):
                 hit = self.view.hit(index, start, end, f"echo of utterance {index - 1}",
                                     f"复述对方原话 {end - start}字")
                 if scope.start <= hit.start <= scope.end:

@@ -39,10 +39,11 @@ from audit.textnorm import normalize, normalize_pattern
 _TOP_KEYS = ("version", "categories", "dictionary", "phrases", "intents", "conditions", "rules")
 _RULE_STRUCTURE = ("forbid", "require", "examples")
 _KINDS = ("any", "all", "none", "regex", "intent", "echo", "event", "and", "or", "not", "after")
-_INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "threshold", "mood", "negated")
+_INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause", "lead_clause",
+                "threshold", "mood", "negated")
 _COMMON = ("speaker", "window", "label")
 _MODIFIERS = {
-    "any": ("at_least", "more_than", "skip_negated"),
+    "any": ("at_least", "more_than", "skip_negated", "not_regex"),
     "all": (),
     "none": (),
     "regex": ("not_regex", "more_than"),
@@ -129,6 +130,11 @@ class _Loader:
             raise self.fail(key, "give patterns = [...] or examples = [...] (or both)")
         exclude = tuple(self.regex(p, f"{key}.not_patterns[{i}]") for i, p in
                         enumerate(self.strings(table.get("not_patterns", []), f"{key}.not_patterns")))
+        in_clause = self.strings(table.get("not_in_clause", []), f"{key}.not_in_clause")
+        clause_exclude = tuple(self.regex(p, f"{key}.not_in_clause[{i}]") for i, p in enumerate(in_clause))
+        lead = self.regex(table["lead_clause"], f"{key}.lead_clause") if "lead_clause" in table else None
+        if lead is not None and not clause_exclude:
+            raise self.fail(f"{key}.lead_clause", "only means something with not_in_clause = [...]")
         threshold = meaning.DEFAULT_THRESHOLD
         if "threshold" in table:
             threshold = self.scalar(table["threshold"], f"{key}.threshold", whole=False)
@@ -141,7 +147,7 @@ class _Loader:
         if not isinstance(negated, bool):
             raise self.fail(f"{key}.negated", "must be true or false")
         return meaning.Intent(name, label.strip(), patterns, tuple(examples), exclude, threshold,
-                              mood, negated)
+                              mood, negated, clause_exclude, lead)
 
     def rule(self, rule_id: str, table: object, categories: tuple[str, ...]) -> Rule:
         key = f"rules.{rule_id}"
@@ -233,7 +239,8 @@ class _Loader:
             skip_negated = table.get("skip_negated", False)
             if not isinstance(skip_negated, bool):
                 raise self.fail(f"{key}.skip_negated", "must be true or false")
-            return PhraseNode(frame, kind, phrases, at_least, more_than, skip_negated)
+            exclude = self.regex(table["not_regex"], f"{key}.not_regex") if "not_regex" in table else None
+            return PhraseNode(frame, kind, phrases, at_least, more_than, skip_negated, exclude)
         if kind == "regex":
             pattern = self.regex(table["regex"], f"{key}.regex")
             exclude = self.regex(table["not_regex"], f"{key}.not_regex") if "not_regex" in table else None

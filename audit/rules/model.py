@@ -90,6 +90,7 @@ class PhraseNode:
     at_least: int = 1  # distinct phrases of the list, for `any`
     more_than: int | None = None  # utterances with a hit, for `any`
     skip_negated: bool = False  # a hit a negator turns round (不是说您错了) does not count
+    exclude: re.Pattern | None = None  # `any` only: an utterance where this matches is skipped (SCA notRegex)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class IntentNode:
 @dataclass(frozen=True)
 class EchoNode:
     """An utterance that takes up at least `length` consecutive characters of the utterance just
-    before it, when someone else said that one (the agent restating the customer's words)."""
+    before it, when someone else said that one (the agent restating the customer's words); words a
+    negator turns round (不是来电显示) are a contradiction and do not count."""
 
     frame: Frame
     length: int
