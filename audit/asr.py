@@ -1,4 +1,4 @@
-"""Transcribe the speech of a call with openai-whisper, packed into Whisper's 30-second windows.
+"""Transcribe the speech of a call with Whisper, packed into Whisper's 30-second windows.
 
 Whisper always decodes 30-second windows. The speech the VAD found on each channel (padded, short
 gaps kept so no word is cut) is laid end to end, both sides in the order they spoke, into as few
@@ -8,18 +8,22 @@ channel, which samples), so every segment and word time is mapped back to the re
 piecewise offset map) and gets its speaker from its channel; text that runs over the seam between
 two pieces is split there, so no utterance spans audio the model never heard.
 
-Windows go to `model.decode` in batches rather than through `whisper.transcribe`: transcribe cannot
+Two engines run the same weights: openai-whisper (PyTorch, the default) and faster-whisper
+(CTranslate2, int8 on a CPU). With openai-whisper, windows go to `model.decode` in batches rather
+than through `whisper.transcribe`: transcribe cannot
 batch, encodes a window again for every fallback temperature, and decodes a window a second time
 from its last word whenever the window does not end on a timestamp (most full, packed windows do
 not). Here every window is encoded once and decoded once per temperature it needs (whisper's own
-fallback rule), and its words are timed with whisper's own `add_word_timestamps`.
+fallback rule), and its words are timed with whisper's own `add_word_timestamps`. faster-whisper
+decodes window by window with its own `transcribe`, with the same fallback rule and thresholds.
 
-Output Whisper is known to invent (subtitle boilerplate, repetition loops, text with no speech
-under it) is dropped before any check sees it, and kept in the record with the reason.
+Output Whisper is known to invent (subtitle boilerplate, an echo of the prompt, repetition loops,
+guesses it is unsure of word by word, as on tones and music, text with no speech under it) is dropped before any check sees it, and kept in the record with the reason.
 """
 
 from __future__ import annotations
 
+import abc
 import bisect
 import dataclasses
 import logging
@@ -27,10 +31,12 @@ import re
 import zlib
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 import numpy as np
 
 from audit.config import AsrConfig
+from audit.models import is_ct2_folder, load_openai_whisper, locate, models_dir, reference, split_reference
 from audit.records import ChannelSpeech, DroppedText, Interval, Transcript, Utterance, Word
 from audit.textnorm import normalize, normalize_phrase, to_simplified
 
@@ -189,46 +195,64 @@ def _batches(windows: list[Window], size: int) -> list[list[Window]]:
 # --- decoding ------------------------------------------------------------------------------------
 
 
-class WhisperTranscriber:
-    """One loaded Whisper model and the settings to run it on call audio."""
+class Transcriber(abc.ABC):
+    """One loaded Whisper model (of either engine) and the settings to run it on call audio.
+
+    The engines share everything but the decoding of a window: the packing of speech into
+    windows, the mapping of segment and word times back to the recording, the hallucination
+    filters and the simplified-Chinese text.
+
+    Parameters
+    ----------
+    asr : AsrConfig
+        The `[asr]` settings.
+    model : str or None
+        A model name or path (see `audit.models.locate`); default `[asr] model`.
+    device : str or None
+        "auto", "cpu", "cuda" or "cuda:N"; default `[asr] device`.
+    """
+
+    engine: str  # one of audit.models.ENGINES
 
     def __init__(self, asr: AsrConfig, model: str | None = None, device: str | None = None):
-        import torch
-        import whisper
-        from whisper.decoding import DecodingOptions
-        from whisper.tokenizer import get_tokenizer
-
         self.asr = asr
-        self.model_name = model or asr.model
+        name = model or asr.model
+        self.model_name = reference(self.engine, name)  # names the model in summaries and the skip key
         self.device = resolve_device(device or asr.device)
+        target = locate(name, self.engine, models_dir(asr.models_dir))
         try:
-            self.model = whisper.load_model(self.model_name, device=self.device)
-        except Exception as error:  # whisper raises RuntimeError, URLError, OSError, pickle errors
-            raise AsrUnavailable(f"cannot load Whisper model {self.model_name!r}: {error}") from None
-        fp16 = self.device.startswith("cuda")
-        self.dtype = torch.float16 if fp16 else torch.float32
-        self.batch_windows = asr.cuda_batch_windows if fp16 else asr.cpu_batch_windows
-        self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
-                                       language=asr.language, task="transcribe")
-        # The prompt goes with every window: windows are independent (no conditioning on text).
-        self.options = DecodingOptions(task="transcribe", language=asr.language,
-                                       prompt=asr.initial_prompt or None, fp16=fp16)
+            self._load(target)
+        except AsrUnavailable:
+            raise
+        except Exception as error:  # RuntimeError, URLError, OSError, pickle and conversion errors
+            raise AsrUnavailable(f"cannot load Whisper model {name!r} ({self.engine}): {error}") from None
         self._blocklist = tuple(p for p in (normalize_phrase(b) for b in asr.blocklist) if p)
+        self._prompt = normalize_phrase(asr.initial_prompt)
         self._repeat = re.compile(r"(.{1,16}?)\1{%d,}" % asr.max_repeats)
+
+    @abc.abstractmethod
+    def _load(self, target: str) -> None:
+        """Load the model `target` (a path or a name, see `audit.models.locate`) on `self.device`."""
+
+    @abc.abstractmethod
+    def _reset_sampling(self) -> None:
+        """Seed the sampling of the fallback temperatures."""
+
+    @abc.abstractmethod
+    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
+        """(utterance, reason it is dropped or "") of every segment decoded from these windows."""
 
     def windows(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> list[Window]:
         """The call's speech, both channels, packed into windows."""
         return pack_windows(speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s))
 
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
-        import torch
-
         windows = self.windows(audio_16k, speech)
         if not windows:
             return Transcript(source="none", utterances=())
         # The fallback temperatures sample; a fixed seed per call makes a call's transcript depend
         # on its audio only, not on which worker or model process ran it or what ran there before.
-        torch.manual_seed(0)
+        self._reset_sampling()
         kept: list[Utterance] = []
         dropped: list[DroppedText] = []
         for batch in _batches(windows, self.batch_windows):
@@ -239,6 +263,66 @@ class WhisperTranscriber:
                     kept.append(utterance)
         kept.sort(key=lambda u: (u.start, u.end))
         return Transcript(source="whisper", utterances=tuple(kept), dropped=tuple(dropped))
+
+    def _placed(self, window: Window, segments: list[dict]):
+        """The segments of a window (window time) as utterances in recording time, each with the
+        reason it is dropped or ""."""
+        for segment in segments:
+            for piece, part in split_at_seams(segment, window):
+                utterance = _utterance(part, piece.speech.channel.speaker)
+                yield utterance, self._hallucination(part, utterance, piece.speech.intervals)
+
+    def _judged_non_speech(self, no_speech_prob: float, avg_logprob: float) -> bool:
+        return no_speech_prob > self.asr.no_speech_threshold and avg_logprob < self.asr.logprob_threshold
+
+    def _hallucination(self, segment: dict, utterance: Utterance, speech: tuple[Interval, ...]) -> str:
+        """Why this segment is not believable as speech, or '' when it is."""
+        text = normalize(utterance.text).text
+        if not text:
+            return "no text"
+        if any(phrase in text for phrase in self._blocklist):
+            return "known subtitle/boilerplate text"
+        if self._prompt and (self._prompt in text or (
+                len(text) >= self.asr.prompt_echo_min_chars and text in self._prompt)):
+            return "echo of the initial prompt"
+        if self._repeat.search(text) or _compression_ratio(text) > self.asr.compression_ratio_threshold:
+            return "repetition loop"
+        if self._judged_non_speech(segment["no_speech_prob"], segment["avg_logprob"]):
+            return "model judged it non-speech"
+        sure = [w["probability"] for w in segment.get("words") or () if "probability" in w]
+        if sure and float(np.mean(sure)) < self.asr.min_word_probability:
+            return "unsure guess (low word probabilities)"
+        duration = max(utterance.end - utterance.start, 1e-3)
+        if overlap_s(utterance.start, utterance.end, speech) / duration < self.asr.min_speech_overlap:
+            return "no speech under the text"
+        return ""
+
+
+class WhisperTranscriber(Transcriber):
+    """The openai-whisper engine (PyTorch): windows decoded in batches, fp16 on CUDA."""
+
+    engine = "openai-whisper"
+
+    def _load(self, target: str) -> None:
+        import torch
+        from whisper.decoding import DecodingOptions
+        from whisper.tokenizer import get_tokenizer
+
+        asr = self.asr
+        self.model = load_openai_whisper(target, self.device)
+        fp16 = self.device.startswith("cuda")
+        self.dtype = torch.float16 if fp16 else torch.float32
+        self.batch_windows = asr.cuda_batch_windows if fp16 else asr.cpu_batch_windows
+        self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
+                                       language=asr.language, task="transcribe")
+        # The prompt goes with every window: windows are independent (no conditioning on text).
+        self.options = DecodingOptions(task="transcribe", language=asr.language,
+                                       prompt=asr.initial_prompt or None, fp16=fp16)
+
+    def _reset_sampling(self) -> None:
+        import torch
+
+        torch.manual_seed(0)
 
     def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
         import torch
@@ -251,10 +335,7 @@ class WhisperTranscriber:
                 add_word_timestamps(segments=segments, model=self.model, tokenizer=self.tokenizer,
                                     mel=mel, num_frames=window.samples // MEL_HOP,
                                     last_speech_timestamp=0.0)
-            for segment in segments:
-                for piece, part in split_at_seams(segment, window):
-                    utterance = _utterance(part, piece.speech.channel.speaker)
-                    yield utterance, self._hallucination(part, utterance, piece.speech.intervals)
+            yield from self._placed(window, segments)
 
     def _mel(self, audio: np.ndarray):
         """Log-mel of one window, zero-padded to 30 s as Whisper was trained."""
@@ -290,24 +371,67 @@ class WhisperTranscriber:
                   or result.avg_logprob < asr.logprob_threshold)
         return failed and not self._judged_non_speech(result.no_speech_prob, result.avg_logprob)
 
-    def _judged_non_speech(self, no_speech_prob: float, avg_logprob: float) -> bool:
-        return no_speech_prob > self.asr.no_speech_threshold and avg_logprob < self.asr.logprob_threshold
 
-    def _hallucination(self, segment: dict, utterance: Utterance, speech: tuple[Interval, ...]) -> str:
-        """Why this segment is not believable as speech, or '' when it is."""
-        text = normalize(utterance.text).text
-        if not text:
-            return "no text"
-        if any(phrase in text for phrase in self._blocklist):
-            return "known subtitle/boilerplate text"
-        if self._repeat.search(text) or _compression_ratio(text) > self.asr.compression_ratio_threshold:
-            return "repetition loop"
-        if self._judged_non_speech(segment["no_speech_prob"], segment["avg_logprob"]):
-            return "model judged it non-speech"
-        duration = max(utterance.end - utterance.start, 1e-3)
-        if overlap_s(utterance.start, utterance.end, speech) / duration < self.asr.min_speech_overlap:
-            return "no speech under the text"
-        return ""
+class FasterWhisperTranscriber(Transcriber):
+    """The faster-whisper engine (CTranslate2): int8 on a CPU, float16 on CUDA by default.
+
+    Each window is decoded by faster-whisper's own `transcribe` (one window is one 30-s chunk to
+    it), with whisper's fallback rule and thresholds, the same prompt on every window and word
+    timestamps on. A window it judges silence (the no-speech rule) yields no segment at all, so
+    unlike the openai-whisper engine it leaves nothing in the dropped texts for it.
+    """
+
+    engine = "faster-whisper"
+    batch_windows = 1  # faster-whisper's transcribe takes one window at a time
+
+    def _load(self, target: str) -> None:
+        import torch
+        from faster_whisper import WhisperModel, available_models
+
+        asr = self.asr
+        path = Path(target)
+        if not is_ct2_folder(path) and target not in available_models():
+            raise AsrUnavailable(f"the faster-whisper engine needs a CTranslate2 model folder "
+                                 f"(model.bin, config.json) or a model name, not {target!r}")
+        cuda = self.device.startswith("cuda")
+        _, _, index = self.device.partition(":")
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every window at INFO
+        self.model = WhisperModel(target, device="cuda" if cuda else "cpu", device_index=int(index or 0),
+                                  compute_type=asr.cuda_compute_type if cuda else asr.cpu_compute_type,
+                                  cpu_threads=torch.get_num_threads())
+
+    def _reset_sampling(self) -> None:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)
+
+    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
+        asr = self.asr
+        for window in batch:
+            segments, _ = self.model.transcribe(
+                window.audio(audio_16k), language=asr.language, task="transcribe",
+                beam_size=asr.beam_size, best_of=1, temperature=list(FALLBACK_TEMPERATURES),
+                compression_ratio_threshold=asr.compression_ratio_threshold,
+                log_prob_threshold=asr.logprob_threshold, no_speech_threshold=asr.no_speech_threshold,
+                condition_on_previous_text=False, initial_prompt=asr.initial_prompt or None,
+                without_timestamps=False, word_timestamps=True, vad_filter=False)
+            yield from self._placed(window, [_faster_segment(s) for s in segments])
+
+
+def load_transcriber(asr: AsrConfig, model: str | None = None, device: str | None = None) -> Transcriber:
+    """The transcriber of the engine `model` names (`[engine:]model`, see `audit.models`), by
+    default `[asr] engine` and `[asr] model`."""
+    engine, name = split_reference(model or asr.model, asr.engine)
+    kind = WhisperTranscriber if engine == "openai-whisper" else FasterWhisperTranscriber
+    return kind(asr, name, device)
+
+
+def _faster_segment(segment) -> dict:
+    """A faster-whisper segment as the dict the openai-whisper engine's segments are (window seconds)."""
+    return {"start": segment.start, "end": max(segment.end, segment.start), "text": segment.text,
+            "words": [{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                      for w in segment.words or ()],
+            "no_speech_prob": segment.no_speech_prob, "avg_logprob": segment.avg_logprob}
 
 
 def _segments(result, tokenizer, content_s: float) -> list[dict]:

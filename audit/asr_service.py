@@ -64,15 +64,17 @@ class ServiceHandle:
     replies: tuple[Queue, ...]
     next_reply: Synchronized  # hands each worker its own reply queue
     model_name: str
+    engine: str
     device: str
 
 
 class RemoteTranscriber:
-    """Stands in for `WhisperTranscriber` in a worker: the same `transcribe`, run by a model process."""
+    """Stands in for a `Transcriber` in a worker: the same `transcribe`, run by a model process."""
 
     def __init__(self, handle: ServiceHandle):
         self.handle = handle
         self.model_name = handle.model_name
+        self.engine = handle.engine
         self.device = handle.device
         self._reply: int | None = None
         self._sent = 0
@@ -118,8 +120,8 @@ class ModelService:
         for device in devices:
             self._busy.append(context.Array("q", [-1, 0, 0]))  # reply queue, ticket of the call in hand
             self._processes.append(self._start(device, len(self._busy) - 1, requests, replies))
-        names = [self._ready() for _ in devices]
-        self.handle = ServiceHandle(requests, replies, context.Value("q", 0), names[0],
+        names = [self._ready() for _ in devices]  # (model name, engine) of each
+        self.handle = ServiceHandle(requests, replies, context.Value("q", 0), *names[0],
                                     ",".join(devices))
         self._devices = devices
         self._watcher = threading.Thread(target=self._watch, name="model-service-watch", daemon=True)
@@ -133,7 +135,7 @@ class ModelService:
         process.start()
         return process
 
-    def _ready(self) -> str:
+    def _ready(self) -> tuple[str, str]:
         try:
             ok, value = self._status.get(timeout=READY_TIMEOUT_S)
         except queue.Empty:
@@ -201,15 +203,15 @@ def _serve(asr: AsrConfig, model: str | None, device: str, threads: int, request
     """(model process) Load the model, then transcribe calls until told to stop or orphaned."""
     import torch
 
-    from audit.asr import WhisperTranscriber
+    from audit.asr import load_transcriber
 
     torch.set_num_threads(threads)
     try:
-        transcriber = WhisperTranscriber(asr, model, device)
+        transcriber = load_transcriber(asr, model, device)
     except AsrUnavailable as error:
         status.put((False, str(error)))
         return
-    status.put((True, transcriber.model_name))
+    status.put((True, (transcriber.model_name, transcriber.engine)))
     while True:
         try:
             request = requests.get(timeout=POLL_S)

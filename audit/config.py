@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 import types
@@ -77,6 +78,7 @@ class AsrConfig:
     min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
     max_repeats: int = field(default=4, metadata=value_range(1, 50))
     prompt_echo_min_chars: int = field(default=4, metadata=value_range(1, 50))
+    min_word_probability: float = field(default=0.15, metadata=value_range(0.0, 1.0))
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
@@ -143,6 +145,25 @@ class MetadataConfig:
 
 
 @dataclass(frozen=True)
+class DecodeConfig:
+    """What a recording must be to be audited at all (checked before its audio is read)."""
+
+    min_sample_rate: int = field(default=8000, metadata=value_range(1000, 384000))
+    max_sample_rate: int = field(default=48000, metadata=value_range(1000, 384000))
+    max_duration_s: float = field(default=14400.0, metadata=value_range(1.0, 86400.0))
+    max_invalid_share: float = field(default=0.05, metadata=value_range(0.0, 1.0))  # NaN/inf samples
+
+
+@dataclass(frozen=True)
+class AgreementConfig:
+    """How far a transcript (sidecar or Whisper) may disagree with the audio it describes."""
+
+    min_speech_s: float = field(default=0.5, metadata=value_range(0.0, 60.0))  # voice activity in the call
+    slack_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))  # timing tolerance at the edges
+    min_speech_share: float = field(default=0.5, metadata=value_range(0.0, 1.0))  # of each utterance
+
+
+@dataclass(frozen=True)
 class TextConfig:
     rulebook: str = "rulebook.toml"  # the text rulebook, relative to the config file naming it
 
@@ -151,6 +172,7 @@ class TextConfig:
 class ReportConfig:
     mask_pii: bool = True  # phone, ID and bank card numbers keep only their last 4 digits in the report
     clip_context_s: float = field(default=1.5, metadata=value_range(0.0, 10.0))
+    max_evidence: int = field(default=20, metadata=value_range(1, 1000))  # per finding; the rest counted
 
 
 @dataclass(frozen=True)
@@ -170,6 +192,8 @@ class RuleConfig:
 class Config:
     company: CompanyConfig
     channels: ChannelsConfig
+    decode: DecodeConfig
+    agreement: AgreementConfig
     vad: VadConfig
     asr: AsrConfig
     timing: TimingConfig
@@ -201,12 +225,13 @@ def load_config(path: Path | str | None = None) -> Config:
     origin = str(DEFAULT_CONFIG)
     rulebook_base = DEFAULT_CONFIG.parent
     if path is not None:
-        overlay = read_toml(Path(path))
+        path = Path(path).resolve()  # stored with the run: reports and workers start elsewhere
+        overlay = read_toml(path)
         merged = _deep_merge(merged, overlay)
         files.append(str(path))
         origin = str(path)
         if "rulebook" in overlay.get("text", {}):
-            rulebook_base = Path(path).parent
+            rulebook_base = path.parent
     return _build_config(merged, origin, tuple(files), rulebook_base)
 
 
@@ -218,6 +243,10 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(path, "", "file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, "", f"not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, "", f"not UTF-8 text (byte {error.start}): save it as UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a folder, not a TOML file") from None
     except OSError as error:
         raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
 
@@ -237,8 +266,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.prosody import ProsodyConfig
     from audit.rules import check_rulebook
 
-    known = {"company", "channels", "vad", "asr", "timing", "prosody", "metadata", "text", "report",
-             "scoring", "rules"}
+    known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",
+             "text", "report", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -247,6 +276,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
         for name, cls in (
             ("company", CompanyConfig),
             ("channels", ChannelsConfig),
+            ("decode", DecodeConfig),
+            ("agreement", AgreementConfig),
             ("vad", VadConfig),
             ("asr", AsrConfig),
             ("timing", TimingConfig),
@@ -319,9 +350,39 @@ def build_section(cls: type, table: Any, origin: str, prefix: str) -> Any:
             continue
         values[spec.name] = _convert(hints[spec.name], table[spec.name], origin, key, spec.metadata)
     section = cls(**values)
-    for name, reason in getattr(section, "problems", lambda: [])():
+    for name, reason in [*inverted_bands(section), *getattr(section, "problems", lambda: [])()]:
         raise ConfigError(origin, f"{prefix}.{name}", reason)
     return section
+
+
+def inverted_bands(section: Any) -> list[tuple[str, str]]:
+    """Each `..min..` setting above its `..max..` partner (`min_cpm` and `max_cpm`,
+    `pitch_min_hz` and `pitch_max_hz`): a band nothing can fall inside.
+
+    Parameters
+    ----------
+    section : dataclass instance
+        A built config section.
+
+    Returns
+    -------
+    list of (str, str)
+        The `min` key and the reason, for each inverted pair.
+    """
+    values = {spec.name: getattr(section, spec.name) for spec in fields(section)}
+    problems = []
+    for name, low in values.items():
+        parts = name.split("_")
+        for index in (i for i, part in enumerate(parts) if part == "min"):
+            partner = "_".join([*parts[:index], "max", *parts[index + 1:]])
+            high = values.get(partner)
+            if _is_number(low) and _is_number(high) and low > high:
+                problems.append((name, f"{low!r} is above {partner} = {high!r}: the band is empty"))
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _convert(kind: Any, value: Any, origin: str, key: str, meta: typing.Mapping) -> Any:
@@ -355,6 +416,8 @@ def _convert(kind: Any, value: Any, origin: str, key: str, meta: typing.Mapping)
             raise ConfigError(origin, key, f"must be a number, got {value!r}")
         if kind is int and not isinstance(value, int):
             raise ConfigError(origin, key, f"must be a whole number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf, and every comparison with nan is false
+            raise ConfigError(origin, key, f"must be a finite number, got {value!r}")
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ConfigError(origin, key, f"{value!r} is outside the allowed range [{lo}, {hi}]")

@@ -6,17 +6,18 @@ decode -> channels -> speech (VAD) -> transcript (Whisper or sidecar) -> metrics
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from pathlib import Path
 
 from audit import decode as decoding
 from audit import sidecar
+from audit.agreement import disagreements
 from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, Transcriber, load_transcriber
 from audit.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.checks import CallContext, run_checks
 from audit.config import Config
-from audit.records import CallAudit, CallMeta, ChannelSpeech, Transcript
+from audit.records import CallAudit, CallMeta, ChannelSpeech, RuleResult, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech, load_vad
 from audit.prosody import measure_prosody
@@ -106,8 +107,17 @@ def load_models(config: Config) -> None:
 
 
 def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
+    """Audit one recording: decode, find speech, transcribe, measure, check and score.
+
+    Raises
+    ------
+    AuditError
+        When the recording cannot be audited: unreadable, refused by `[decode]`, a broken sidecar,
+        or a transcript and metadata that do not describe this audio (`audit.agreement`): a call
+        is never judged on evidence its recording does not hold.
+    """
     try:
-        recording = decoding.decode(job.path)
+        recording = decoding.decode(job.path, config.decode)
         meta = sidecar.read_meta(job.path).filled_from(job.meta)
     except (decoding.DecodeError, sidecar.SidecarError) as error:
         raise AuditError(str(error)) from None
@@ -120,6 +130,9 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         transcript = asr.transcript(job.path, audio_16k, speech)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
+    problems = disagreements(info.duration_s, speech, transcript, meta, config.agreement)
+    if problems:
+        raise AuditError(f"not judged: {'; '.join(problems)}")
     timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
     prosody = measure_prosody(audio_16k, speech, transcript, config.prosody)
     context = CallContext(
@@ -135,7 +148,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         events=tuple(sorted(timing.events() + prosody.events(), key=lambda e: e.start)),
         answer_latest_s=timing.answer_latest_s,
     )
-    results = run_checks(context, config)
+    results = capped(run_checks(context, config), config.report.max_evidence)
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,
@@ -150,6 +163,16 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         subscores=subscores,
         verdict=verdict,
     )
+
+
+def capped(results: tuple[RuleResult, ...], limit: int) -> tuple[RuleResult, ...]:
+    """Each result with its first `limit` evidence items (in the check's own order); `details`
+    keeps how many there were (`evidence_total`), so a call of 50,000 short utterances gives a
+    bounded record and report."""
+    return tuple(
+        replace(r, evidence=r.evidence[:limit], details={**r.details, "evidence_total": len(r.evidence)})
+        if len(r.evidence) > limit else r
+        for r in results)
 
 
 def call_metrics(call: CallContext) -> dict:

@@ -32,6 +32,7 @@ class RecordingInfo:
     channels: int
     sha256: str
     format: str  # container/codec as decoded, e.g. "WAV/ULAW"
+    notes: tuple[str, ...] = ()  # what decoding had to repair (an unfinalised header, NaN samples)
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,20 @@ page's own script, so markup in a transcript is shown as text and could not run 
 through. Privacy: phone, ID and bank card numbers in the text keep only their last four digits
 (`mask_pii`); the audio is copied unaltered. Speed: a recording is decoded once per build, and a
 call whose record, options and templates have not changed since the last build is skipped
-(`report/build.json`).
+(`report/build.json`). Faults: the build holds the output folder's lock (one writer at a time,
+runs included); a call record that is missing or corrupt is written again from the results
+database first; a full disk stops the build with `OutputFull` and leaves no temporary file.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import io
 import json
 import logging
 import math
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -38,9 +41,16 @@ import soundfile
 from jinja2 import DictLoader, Environment, StrictUndefined
 
 from audit import decode as decoding
-from audit.config import Config, load_config
+from audit.config import Config, DecodeConfig, load_config
+from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full, read_record,
+                         record_path, write_file, write_text)
 
 log = logging.getLogger(__name__)
+
+
+class ReportError(Exception):
+    """The output folder holds nothing a report can be built from; the message says why."""
+
 
 MANIFEST_NAME = "build.json"
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
@@ -51,13 +61,19 @@ SPEAKER_CLASSES = {"agent", "customer", "unknown"}  # CSS classes; anything else
 # --- privacy: phone, ID and bank card numbers ---------------------------------------------------
 
 # Digits as ASR and transcribers write them: ASCII, full-width, and read digit by digit in Chinese
-# (幺 is "one" on the phone), as in audit.textnorm. A trailing X ends an ID number.
-_DIGIT_CHARS = "0-9０-９零〇一二三四五六七八九幺"
-_TO_ASCII = str.maketrans("０１２３４５６７８９零〇一二三四五六七八九幺x", "0123456789001234567891X")
+# (幺 is "one" on the phone, 两 "two"), also in the financial numerals (壹贰叁, 貳參陸 traditional),
+# as in audit.textnorm. A trailing X ends an ID number.
+_SPELLED = "０１２３４５６７８９" "零〇一二三四五六七八九幺两" "壹贰叁肆伍陆柒捌玖貳參陸"
+_AS_ASCII = "0123456789" "0012345678912" "123456789236"
+_DIGIT_CHARS = "0-9" + _SPELLED
+_TO_ASCII = str.maketrans(_SPELLED + "x", _AS_ASCII + "X")
 _DIGIT_GROUP = re.compile(f"[{_DIGIT_CHARS}]+(?:[Xx](?![A-Za-z]))?")
-# Characters that join digit groups into one written number (138 1234 5678, 0755-1234567).
-# Commas do not: they separate things said one after the other.
-_JOINERS = " \u3000-\u2010\u2011\u2013\u2014\uff0d"
+# Characters that join digit groups into one written number (138 1234 5678, 0755-1234567,
+# 138.1234.5678, 138，1234，5678, the underscores a file name's spaces become in a call id), up to
+# two between groups (138  1234  5678, in__138__1234). Only a run that reads as a phone, ID or
+# card number is masked, so lists of short numbers stay as they are.
+_JOINERS = " \u3000-_.,，、\u2010\u2011\u2013\u2014\uff0d\uff0e"
+MAX_JOINERS = 2
 _SENSITIVE = re.compile(
     r"(?:86)?1[3-9]\d{9}"  # mobile, optionally +86
     r"|0\d{9,11}"  # landline with its area code
@@ -82,10 +98,11 @@ def mask_numbers(text: str) -> str:
 
 
 def _digit_runs(text: str):
-    """Consecutive digit groups separated by exactly one joining character."""
+    """Consecutive digit groups separated by one or two joining characters."""
     run: list[re.Match] = []
     for group in _DIGIT_GROUP.finditer(text):
-        if run and not (group.start() == run[-1].end() + 1 and text[run[-1].end()] in _JOINERS):
+        gap = text[run[-1].end(): group.start()] if run else ""
+        if run and not (0 < len(gap) <= MAX_JOINERS and all(c in _JOINERS for c in gap)):
             yield run
             run = []
         run.append(group)
@@ -97,11 +114,13 @@ def _sensitive_numbers(run: list[re.Match]):
     """Character positions of each sensitive number in a run, the longest from each group first.
 
     Groups are tried together and alone, so a phone number written next to an ID number with only
-    a space between them is still found as two numbers.
+    a space between them is still found as two numbers. A group that is a whole number by itself
+    is taken alone (`13812345678_0930`: a phone number and a time, not a 15-digit card).
     """
     first = 0
     while first < len(run):
-        for last in range(len(run), first, -1):
+        alone = _SENSITIVE.fullmatch(run[first].group().translate(_TO_ASCII))
+        for last in range(first + 1 if alone else len(run), first, -1):
             groups = run[first:last]
             if _SENSITIVE.fullmatch("".join(g.group().translate(_TO_ASCII) for g in groups)):
                 yield [i for g in groups for i in range(g.start(), g.end())]
@@ -148,7 +167,7 @@ class Audio:
     sample_rate: int
 
 
-def load_audio(record: dict) -> tuple[Audio | None, str]:
+def load_audio(record: dict, limits: DecodeConfig) -> tuple[Audio | None, str]:
     """Decode the call's recording once; (None, why) when it is gone, unreadable or changed.
 
     A recording whose SHA-256 differs from the record's was replaced after the audit: its audio
@@ -158,7 +177,7 @@ def load_audio(record: dict) -> tuple[Audio | None, str]:
     if not path.exists():
         return None, f"The recording is not at {path} any more; no audio in this page."
     try:
-        recording = decoding.decode(path)
+        recording = decoding.decode(path, limits)
     except decoding.DecodeError as error:
         return None, f"The recording {path} cannot be decoded ({error}); no audio in this page."
     if recording.info.sha256 != record["recording"]["sha256"]:
@@ -206,17 +225,11 @@ class ClipWriter:
 
 
 def _write_audio(path: Path, samples: np.ndarray, sample_rate: int, fmt: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    soundfile.write(temporary, samples, sample_rate, format=fmt, subtype="PCM_16")
-    os.replace(temporary, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary name, so a reviewer opening the report mid-build sees whole pages."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    """Encode in memory, then write through a temporary name (`store.write_file`): a full disk is
+    then an OSError saying so, not a libsndfile error, and leaves no half file behind."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, format=fmt, subtype="PCM_16")
+    write_file(path, buffer.getvalue())
 
 
 # --- text with highlights -----------------------------------------------------------------------
@@ -347,11 +360,20 @@ class CallContent:
                             self._pieces(item["text"], marks), clip, utterance)
 
     def _utterance_of(self, item: dict) -> int | None:
-        """The transcript utterance an evidence item quotes: same speaker and text, nearest in time."""
+        """The transcript utterance an evidence item quotes: same speaker and text, nearest in time.
+
+        The candidates are in transcript (start) order: the one starting last before the item and
+        the next are the nearest, found by bisection (thousands of identical short utterances stay
+        cheap).
+        """
         candidates = self._by_text.get((item["speaker"], item["text"]), [])
+        if not candidates:
+            return None
         middle = (item["start"] + item["end"]) / 2
-        return min(candidates, default=None, key=lambda i: abs(
-            (self.utterances[i]["start"] + self.utterances[i]["end"]) / 2 - middle))
+        at = bisect.bisect_right(candidates, item["start"], key=lambda i: self.utterances[i]["start"])
+        near = candidates[max(0, at - 2): at + 1]
+        return min(near, key=lambda i: abs((self.utterances[i]["start"] + self.utterances[i]["end"]) / 2
+                                           - middle))
 
     def _share(self, item: dict, utterance: int | None) -> float:
         if utterance is None:
@@ -945,6 +967,7 @@ class BuildSettings:
     mask_pii: bool
     clip_context_s: float
     bands: Bands
+    decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -953,7 +976,7 @@ class BuildSettings:
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, templates and scripts."""
         return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
-                           "bands": self.bands.__dict__, "templates": TEMPLATES, "style": STYLE,
+                           "bands": self.bands.__dict__, "decode": self.decode.__dict__, "templates": TEMPLATES, "style": STYLE,
                            "scripts": [INDEX_SCRIPT, CALL_SCRIPT]}, sort_keys=True).encode()
 
 
@@ -982,17 +1005,19 @@ def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> s
     return stem
 
 
-def plan_pages(out: Path, summary: dict, settings: BuildSettings) -> dict[str, PagePlan]:
-    """A page for each call of the run that has a record."""
-    key, plans = settings.key(), {}
+def plan_pages(out: Path, summary: dict, settings: BuildSettings) -> tuple[dict[str, PagePlan], dict[str, str]]:
+    """A page for each call of the run with a readable record; why not, for each call without."""
+    key, plans, problems = settings.key(), {}, {}
     for row in summary["calls"]:
-        record_path = out / "calls" / f"{row['call_id']}.json"
-        if record_path.exists():
-            raw = record_path.read_bytes()
-            record = json.loads(raw)
-            stem = page_stem(record["call_id"], record["recording"]["sha256"], settings.shown)
-            plans[row["call_id"]] = PagePlan(record_path, stem, hashlib.sha256(key + raw).hexdigest())
-    return plans
+        path = record_path(out, row["call_id"])
+        record = read_record(path)
+        if record is None or record.get("call_id") != row["call_id"]:
+            problems[row["call_id"]] = f"its record {path.name} is missing or unreadable"
+            continue
+        stem = page_stem(record["call_id"], record["recording"]["sha256"], settings.shown)
+        raw = path.read_bytes()
+        plans[row["call_id"]] = PagePlan(path, stem, hashlib.sha256(key + raw).hexdigest())
+    return plans, problems
 
 
 def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
@@ -1000,7 +1025,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
     record = json.loads(plan.record_path.read_text(encoding="utf-8"))
     folder, stem, shown = settings.folder, plan.stem, settings.shown
     shutil.rmtree(folder / "clips" / stem, ignore_errors=True)  # clips of an earlier audit
-    audio, problem = load_audio(record)
+    audio, problem = load_audio(record, settings.decode)
     clips, audio_href = None, ""
     if audio is not None:
         clips = ClipWriter(audio, folder / "clips" / stem, f"../clips/{quote(stem)}",
@@ -1020,7 +1045,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
         transcript=content.transcript(), dropped=content.dropped())
-    _write_text(folder / "calls" / f"{stem}.html", html)
+    write_text(folder / "calls" / f"{stem}.html", html)
 
 
 def _facts(record: dict, shown: Callable[[str], str]) -> list[tuple[str, str]]:
@@ -1037,6 +1062,8 @@ def build_page_or_reason(settings: BuildSettings, plan: PagePlan) -> str | None:
     try:
         build_call_page(settings, plan)
     except Exception as error:
+        if output_full(error):  # every page after it would fail the same way: stop the build
+            raise
         log.exception("report: cannot build the page of %s", plan.record_path)
         return f"{type(error).__name__}: {error}"
     return None
@@ -1082,7 +1109,7 @@ def write_index(summary: dict, pages: dict[str, str], problems: dict[str, str],
         errors=[{"name": shown(e["call_id"]), "path": shown(e["path"]), "reason": shown(e["reason"])}
                 for e in summary["errors"]])
     index = settings.folder / "index.html"
-    _write_text(index, html)
+    write_text(index, html)
     return index
 
 
@@ -1115,22 +1142,67 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
     `config` gives the bands the prosody pictures draw; by default the config the run audited with
     (summary.json names its files). A call whose record and settings are those of the last build
     is not built again (`report/build.json`), so running this after every resumed run is cheap.
+
+    Raises
+    ------
+    RunLocked
+        When another run or report build holds the output folder.
+    ReportError
+        When `OUT/summary.json` is missing or unreadable.
+    OutputFull
+        When the disk fills up (or turns read-only) during the build.
     """
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    bands = Bands.of(config or run_config(summary))
-    settings = BuildSettings(out / "report", mask_pii, clip_context_s, bands)
+    with OutputLock(out, "audit report"):
+        try:
+            return _build_report(out, config, mask_pii, clip_context_s, workers)
+        except Exception as error:
+            if not output_full(error):
+                raise
+            raise OutputFull(f"the report stopped: {out} cannot take more writes ({error}); free "
+                             "space and run `audit report` again") from None
+
+
+def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context_s: float,
+                  workers: int) -> Path:
+    summary_path = out / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
+                          "writes it again") from None
+    config = config or run_config(summary)
+    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode)
+    if (out / DB_NAME).exists():
+        db = ResultsDB(out)
+        try:
+            db.restore_records(out, [row["call_id"] for row in summary["calls"]])
+        finally:
+            db.close()
     manifest = settings.folder / MANIFEST_NAME
-    previous = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
-    plans = plan_pages(out, summary, settings)
+    previous = _previous_build(manifest)
+    plans, unreadable = plan_pages(out, summary, settings)
     todo = [p for p in plans.values() if previous.get(p.stem) != p.fingerprint
             or not (settings.folder / "calls" / f"{p.stem}.html").exists()]
     failed = build_pages(todo, settings, workers)
     built = {call_id: plan for call_id, plan in plans.items() if plan.stem not in failed}
-    problems = {call_id: failed[plan.stem] for call_id, plan in plans.items() if plan.stem in failed}
+    problems = unreadable | {call_id: failed[plan.stem] for call_id, plan in plans.items()
+                             if plan.stem in failed}
     index = write_index(summary, {call_id: plan.href for call_id, plan in built.items()}, problems, settings)
     current = {plan.stem: plan.fingerprint for plan in built.values()}
     remove_stale(settings.folder, previous, current)
-    _write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
+    write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
     log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
-             len(failed), index)
+             len(failed) + len(unreadable), index)
     return index
+
+
+def _previous_build(manifest: Path) -> dict[str, str]:
+    """The last build's page fingerprints; empty (everything is built again) when unreadable."""
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        log.warning("report: %s is unreadable (%s); every page is built again", manifest, error)
+        return {}
+    return previous if isinstance(previous, dict) else {}

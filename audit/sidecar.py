@@ -105,10 +105,14 @@ def read_manifest(path: Path) -> dict[str, CallMeta]:
 
 def _load_json(path: Path) -> dict:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as the manifest allows
     except (OSError, UnicodeDecodeError) as error:
         raise SidecarError(f"{path.name}: cannot read: {error}") from None
     except json.JSONDecodeError as error:
+        raise SidecarError(f"{path.name}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise SidecarError(f"{path.name}: not valid JSON: nested too deeply") from None
+    except ValueError as error:  # an integer of more than 4300 digits
         raise SidecarError(f"{path.name}: not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise SidecarError(f"{path.name}: must hold a JSON object")
@@ -122,9 +126,16 @@ def _get(table: Any, key: str, kind: type | tuple, path: Path, where: str) -> An
     value = table[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise SidecarError(f"{path.name}: {field} has the wrong type ({type(value).__name__})")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, (int, float)) and not _finite(value):
         raise SidecarError(f"{path.name}: {field} is not a finite number")
     return value
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _span(item: Any, path: Path, where: str) -> tuple[float, float]:
@@ -141,8 +152,11 @@ def _utterance(item: Any, path: Path, where: str) -> Utterance:
         raise SidecarError(f"{path.name}: {where}.speaker is {speaker!r}, not agent or customer")
     start, end = _span(item, path, where)
     text = _get(item, "text", str, path, where)
+    listed = item.get("words")
+    if listed is not None and not isinstance(listed, list):
+        raise SidecarError(f"{path.name}: {where}.words has the wrong type ({type(listed).__name__})")
     words = []
-    for i, word in enumerate(item.get("words") or []):
+    for i, word in enumerate(listed or []):
         word_where = f"{where}.words[{i}]"
         word_start, word_end = _span(word, path, word_where)
         words.append(Word(word_start, word_end, _get(word, "text", str, path, word_where)))
@@ -153,6 +167,6 @@ def _optional_time(document: dict, key: str, where: str) -> float | None:
     value = document.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise SidecarError(f"{where}: {key} must be a number of seconds")
     return float(value)

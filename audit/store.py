@@ -1,22 +1,111 @@
-"""Write the per-call record (`OUT/calls/<call-id>.json`) and the run summary (`OUT/summary.json`).
+"""The output folder: its lock, the per-call records (`OUT/calls/<call-id>.json`), the run summary
+(`OUT/summary.json`) and the results database (`OUT/audit.sqlite`).
 
 The call record is a contract that dashboards and other tools read: the names in
 `call_record` are kept stable under schema `call-audit/1`; new fields are only ever added.
-Files are written to a temporary name and renamed, so a reader never sees half a record.
+Files are written to a temporary name and renamed, so a reader never sees half a record. The
+database is the truth about each call: a call is either in `calls` (its current verdict) or in
+`errors` (why its latest audit failed), never both, and a record file that is missing or corrupt
+is written again from the database (`restore_records`).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import logging
 import os
+import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from audit.records import CallAudit, Evidence, Utterance
 
+log = logging.getLogger(__name__)
+
 CALL_SCHEMA = "call-audit/1"
 SUMMARY_SCHEMA = "audit-run/1"
+LOCK_NAME = ".audit.lock"
+# The errors that mean the output folder cannot take more writes: the run stops rather than
+# failing every call that follows.
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+class OutputError(Exception):
+    """The output folder cannot be used or cannot take more writes; the message says why."""
+
+
+class OutputFull(OutputError):
+    """The output's disk filled up (or turned read-only) during a run."""
+
+
+class RunLocked(Exception):
+    """Another audit process (a run or a report build) is using this output folder."""
+
+
+def check_output_folder(out: Path) -> None:
+    """Create `out` when missing and prove it can be written, before any work is done.
+
+    Raises
+    ------
+    OutputError
+        When `out` is a file, sits under a file, or cannot be written (read-only, no permission).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except FileExistsError:
+        raise OutputError(f"--out {out} is a file, not a folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"--out {out} lies under a file, not a folder") from None
+    except OSError as error:
+        raise OutputError(f"--out {out} cannot be written: {error.strerror}") from None
+
+
+def output_full(error: BaseException) -> bool:
+    """Whether `error` says the output's disk is full or read-only (OS or SQLite)."""
+    if isinstance(error, OSError):
+        return error.errno in FULL_ERRNOS
+    return isinstance(error, sqlite3.OperationalError) and any(
+        phrase in str(error) for phrase in ("disk is full", "readonly database", "disk I/O error"))
+
+
+class OutputLock:
+    """An exclusive, crash-safe lock on the output folder (released by the OS if the holder dies).
+
+    Held by `audit run` for the whole run and by the report build, so two processes never write
+    the same folder at once; the second is refused with `RunLocked` naming the holder.
+    """
+
+    def __init__(self, out: Path, purpose: str = "audit run"):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / LOCK_NAME
+        self.purpose = purpose
+        self.handle = open(self.path, "a+")
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise RunLocked(f"{self.path.parent} is in use by another audit process ({holder}); "
+                            "wait for it to finish or use another --out folder") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{self.purpose}, pid {os.getpid()}, started "
+                          f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
 
 
 def _t(seconds: float | None) -> float | None:
@@ -52,6 +141,7 @@ def call_record(audit: CallAudit) -> dict:
             "channels": recording.channels,
             "sha256": recording.sha256,
             "format": recording.format,
+            "notes": list(recording.notes),  # what decoding repaired (NaN samples, an open header)
         },
         "meta": asdict(audit.meta),
         "transcript_source": audit.transcript.source,
@@ -78,12 +168,38 @@ def call_record(audit: CallAudit) -> dict:
 
 
 def write_json(path: Path, document: dict) -> None:
+    """Write `document` to `path` atomically; on any failure (a full disk) no temporary file stays."""
+    write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    write_file(path, text.encode("utf-8"))
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file renamed over it, so a reader never sees
+    half a file; the temporary file is removed when the write fails (a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, ensure_ascii=False, indent=2)
-        handle.write("\n")
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def record_path(out: Path, call_id: str) -> Path:
+    return out / "calls" / f"{call_id}.json"
+
+
+def read_record(path: Path) -> dict | None:
+    """The call record at `path`, or None when it is missing or not a readable record."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "call_id" in record else None
 
 
 # --- the results database -----------------------------------------------------------------------
@@ -155,6 +271,11 @@ MIGRATIONS = (
     ALTER TABLE calls ADD COLUMN inputs_sha256 TEXT;
     ALTER TABLE errors ADD COLUMN inputs_sha256 TEXT;
     """,
+    # v3: a call is in calls or in errors, never both. Earlier versions kept the old verdict of a
+    # call whose later audit failed; the failure is the newer fact (a success deleted the error).
+    """
+    DELETE FROM calls WHERE call_id IN (SELECT call_id FROM errors);
+    """,
 )
 
 
@@ -172,8 +293,6 @@ class ResultsDB:
     """
 
     def __init__(self, out: Path):
-        import sqlite3
-
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / DB_NAME
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -250,11 +369,39 @@ class ResultsDB:
 
     def save_error(self, call_id: str, path: str, audio_sha256: str | None, inputs_sha256: str,
                    config_sha256: str, run_id: int, reason: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO errors (call_id, path, audio_sha256, config_sha256, run_id, at, reason,"
-            " inputs_sha256) VALUES (?,?,?,?,?,?,?,?)",
-            (call_id, path, audio_sha256, config_sha256, run_id, _now(), reason, inputs_sha256),
-        )
+        """Record why the call's latest audit failed; its earlier verdict, if any, is dropped with
+        its results and metrics (a call's current state is one thing)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM calls WHERE call_id = ?", (call_id,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO errors (call_id, path, audio_sha256, config_sha256, run_id, at,"
+                " reason, inputs_sha256) VALUES (?,?,?,?,?,?,?,?)",
+                (call_id, path, audio_sha256, config_sha256, run_id, _now(), reason, inputs_sha256),
+            )
+
+    def holder(self, call_id: str) -> str | None:
+        """The recording path stored under `call_id` (audited or failed), if any."""
+        row = self.db.execute("SELECT path FROM calls WHERE call_id = ? UNION ALL "
+                              "SELECT path FROM errors WHERE call_id = ?", (call_id, call_id)).fetchone()
+        return row[0] if row else None
+
+    def restore_records(self, out: Path, call_ids: list[str]) -> list[str]:
+        """Write again, from the database, each record of `call_ids` whose file is missing or
+        corrupt (truncated, deleted, edited into invalid JSON); returns the call ids restored."""
+        restored = []
+        for chunk in _chunks(call_ids):
+            marks = ",".join("?" * len(chunk))
+            for call_id, text in self.db.execute(
+                    f"SELECT call_id, record FROM calls WHERE call_id IN ({marks})", chunk):
+                path = record_path(out, call_id)
+                found = read_record(path)
+                if found is None or found.get("call_id") != call_id:
+                    write_json(path, json.loads(text))
+                    restored.append(call_id)
+        if restored:
+            log.warning("rewrote %d call records that were missing or corrupt from the database: %s",
+                        len(restored), ", ".join(restored[:10]) + (" ..." if len(restored) > 10 else ""))
+        return restored
 
     @contextmanager
     def _transaction(self):
@@ -302,30 +449,23 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def run_status(out: Path) -> dict:
-    """What ran, what failed and what is left, read from the results database."""
-    from audit.batch import discover
-
+def stored_status(out: Path) -> dict:
+    """What ran and what became of each call, read from the results database: `runs`, `calls`
+    (how many have a current verdict), `verdicts`, `errors`, `known` (every call id with a
+    current state) and `roots` (the paths the last run was given)."""
     db = ResultsDB(out)
     try:
         runs = db.db.execute(
             "SELECT run_id, started_at, finished_at, status, files, audited, skipped, errors"
             " FROM runs ORDER BY run_id").fetchall()
         verdicts = dict(db.db.execute("SELECT verdict, count(*) FROM calls GROUP BY verdict").fetchall())
-        calls = sum(verdicts.values())
         errors = db.db.execute("SELECT call_id, reason FROM errors ORDER BY call_id").fetchall()
-        left: list[str] = []
-        if runs:
-            roots = json.loads(db.db.execute(
-                "SELECT roots FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()[0])
-            existing = [Path(r) for r in roots if Path(r).exists()]
-            jobs = discover(existing) if existing else []
-            done = {row[0] for row in db.db.execute("SELECT call_id FROM calls")}
-            failed = {call_id for call_id, _ in errors}
-            left = [job.call_id for job in jobs if job.call_id not in done | failed]
+        known = {row[0] for row in db.db.execute("SELECT call_id FROM calls UNION SELECT call_id FROM errors")}
+        last = db.db.execute("SELECT roots FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
     finally:
         db.close()
-    return {"runs": runs, "calls": calls, "verdicts": verdicts, "errors": errors, "left": left}
+    return {"runs": runs, "calls": sum(verdicts.values()), "verdicts": verdicts, "errors": errors,
+            "known": known, "roots": json.loads(last[0]) if last else []}
 
 
 CALL_COLUMNS = ("call_id", "path", "agent_id", "direction", "duration_s", "transcript_source",

@@ -1,4 +1,14 @@
-"""ASR cost: this tool against the plain baseline, on generated calls: `make bench` (or run this file).
+"""ASR accuracy and cost: this tool against plain Whisper: `make bench` (or run this file).
+
+Accuracy, on real weights (the Whisper base `make install` puts in models/): the real Mandarin
+clips of fixtures/real-dev (read speech, transcripts in its manifest.tsv) laid as the turns of
+two-channel 8 kHz G.711 mu-law calls (four turns a call, agent and customer in turn, each at -20
+dBFS, line noise 30 dB under the speech) and audited from the audio by `audit run` with each engine, against plain
+openai-whisper on the 16 kHz original clips with beam 5 (`whisper.transcribe`, no prompt): CER
+(character edits over reference characters, punctuation ignored) and wall time of each, each in
+its own process.
+
+Cost, on generated calls (below):
 
 The calls are two-channel 8 kHz mu-law recordings of several minutes with the structure of a real
 service call: ringback, the agent's opening, turns of one to three sentences with 0.3-1.5 s between
@@ -30,6 +40,8 @@ import argparse
 import json
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +57,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from synthcalls import RATE, SPEECH_DBFS, _ringback, hold_music, speech_clips  # noqa: E402
 
 WHISPER_CLI = Path(sys.executable).parent / "whisper"
+REAL_DEV = ROOT / "fixtures" / "real-dev"
+MODELS = ROOT / "models"
+ENGINES = ("openai-whisper", "faster-whisper")
+TURNS_PER_CALL = 4
 DIMS = {  # the published model dimensions (the `dims` of the official checkpoints)
     "tiny": {"n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
              "n_text_state": 384, "n_text_head": 6, "n_text_layer": 4},
@@ -312,6 +328,114 @@ def long_call_memory(model: str, minutes: float, work: Path) -> None:
           f"{found['model_audio_s'] / (minutes * 60):.2f} s of audio to the model per s")
 
 
+# --- accuracy on real weights --------------------------------------------------------------------
+
+
+def real_clips() -> list[tuple[Path, str]]:
+    rows = [line.split("\t") for line in (REAL_DEV / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    return [(REAL_DEV / row[0], row[4]) for row in rows]
+
+
+def clip_calls(folder: Path) -> list[tuple[Path, list[dict]]]:
+    """The real clips as two-channel 8 kHz mu-law calls of TURNS_PER_CALL turns, with each turn's
+    speaker, span and reference text."""
+    import soxr
+
+    clips = real_clips()
+    rng = np.random.default_rng(19)
+    calls = []
+    folder.mkdir(parents=True)
+    for first in range(0, len(clips), TURNS_PER_CALL):
+        tracks = np.zeros((2, 120 * RATE), np.float32)
+        turns, at = [], 1.0
+        for number, (path, text) in enumerate(clips[first: first + TURNS_PER_CALL]):
+            samples, rate = soundfile.read(path, dtype="float32")
+            samples = soxr.resample(samples, rate, RATE)
+            samples *= 10 ** (SPEECH_DBFS / 20) / np.sqrt(np.mean(samples ** 2))
+            start = round(at * RATE)
+            tracks[number % 2, start: start + len(samples)] += samples
+            turns.append({"speaker": ("agent", "customer")[number % 2], "start": at,
+                          "end": at + len(samples) / RATE, "text": text})
+            at += len(samples) / RATE + 0.8
+        tracks = tracks[:, : round((at + 1.0) * RATE)]
+        tracks += rng.standard_normal(tracks.shape).astype(np.float32) * 10 ** ((SPEECH_DBFS - 30) / 20)
+        path = folder / f"clips{first // TURNS_PER_CALL:02d}.wav"
+        soundfile.write(path, np.clip(tracks.T, -1, 1), RATE, subtype="ULAW")
+        calls.append((path, turns))
+    return calls
+
+
+def edits(hypothesis: str, reference: str) -> tuple[int, int]:
+    """(character edits, reference characters), punctuation and spaces ignored."""
+    from rapidfuzz.distance import Levenshtein
+
+    strip = lambda text: re.sub(r"[\W_]+", "", text)  # noqa: E731
+    return Levenshtein.distance(strip(hypothesis), strip(reference)), len(strip(reference))
+
+
+def plain_whisper_side(model: str) -> None:
+    """(child) Plain openai-whisper on each 16 kHz original clip: beam 5, no prompt."""
+    import whisper
+
+    network = whisper.load_model(model, device="cpu")
+    wrong = total = 0
+    started = time.perf_counter()
+    for path, text in real_clips():
+        audio, rate = soundfile.read(path, dtype="float32")  # 16 kHz mono: whisper's own input
+        assert rate == 16000, path
+        heard = whisper.transcribe(network, audio, language="zh", beam_size=5, best_of=5, fp16=False)["text"]
+        found = edits(heard, text)
+        wrong, total = wrong + found[0], total + found[1]
+    print(json.dumps({"edits": wrong, "chars": total, "asr_s": time.perf_counter() - started}))
+
+
+def engine_side(engine: str, out: Path, calls: Path) -> None:
+    """(child) `audit run --asr whisper --engine ENGINE` over the clip calls; CER per turn."""
+    from audit import batch, pipeline
+    from audit.config import load_config
+
+    turns = json.loads((calls / "turns.json").read_text(encoding="utf-8"))
+    seconds: Counter = Counter()
+    pipeline.AsrChoice.transcript = _timed(pipeline.AsrChoice.transcript, "ASR", seconds)
+    files = sorted(calls.glob("*.wav"))
+    report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", f"{engine}:base", "cpu"))
+    if report.document["errors"]:
+        raise SystemExit(f"audit errors: {report.document['errors']}")
+    wrong = total = 0
+    for path in files:
+        record = json.loads((out / "calls" / f"{path.stem}.json").read_text(encoding="utf-8"))
+        heard = ["" for _ in turns[path.stem]]
+        for utterance in record["utterances"]:
+            middle = (utterance["start"] + utterance["end"]) / 2
+            nearest = min(range(len(heard)), key=lambda i: abs(middle - (turns[path.stem][i]["start"]
+                                                                         + turns[path.stem][i]["end"]) / 2))
+            heard[nearest] += utterance["text"]
+        found = edits("".join(heard), "".join(t["text"] for t in turns[path.stem]))
+        wrong, total = wrong + found[0], total + found[1]
+    print(json.dumps({"edits": wrong, "chars": total, "asr_s": seconds["ASR"]}))
+
+
+def real_accuracy(work: Path) -> None:
+    """CER and time of plain whisper and of each engine on the real clips (real base weights)."""
+    calls = clip_calls(work / "clip-calls")
+    (work / "clip-calls" / "turns.json").write_text(
+        json.dumps({path.stem: turns for path, turns in calls}, ensure_ascii=False), encoding="utf-8")
+    speech_s = sum(t["end"] - t["start"] for _, turns in calls for t in turns)
+    rows = [("plain openai-whisper: 16 kHz clips, beam 5",
+             run_child(child("plain", str(MODELS / "base.pt")), work / "plain.log"))]
+    for engine in ENGINES:
+        rows.append((f"audit run, {engine}: 8 kHz mu-law calls",
+                     run_child(child("engine", engine, str(work / f"{engine}-out"), str(work / "clip-calls")),
+                               work / f"{engine}.log")))
+    print(f"\nreal Whisper base ({MODELS}): {len(real_clips())} real Mandarin clips, {speech_s:.0f} s of "
+          f"speech, as {len(calls)} two-channel calls; cpu, greedy with the prompt unless said")
+    print(f"{'':<48}{'CER':>6}{'ASR s':>8}{'wall s':>8}{'peak MB':>9}")
+    for label, found in rows:
+        found |= json.loads(found["stdout"])
+        print(f"{label:<48}{found['edits'] / found['chars']:>6.3f}{found['asr_s']:>8.1f}"
+              f"{found['wall_s']:>8.1f}{found['peak_mb']:>9.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dims", choices=sorted(DIMS), default="tiny")
@@ -319,11 +443,22 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48, help="decoding cap of the random checkpoint")
     parser.add_argument("--minutes", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="one call each")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="the memory run; 0 skips it")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the real-weights accuracy run")
     args = parser.parse_args()
     import torch
 
+    from audit.models import installed
+
+    missing = [] if shutil.which("ffmpeg") else ["ffmpeg (the whisper CLI decodes its input with it): "
+                                                 "apt-get install ffmpeg"]
+    if not args.no_accuracy and not installed("base", MODELS):
+        missing.append(f"the real Whisper base in {MODELS}: make install (or --no-accuracy)")
+    if missing:
+        raise SystemExit("asr_bench: missing " + "; ".join(missing))
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
+        if not args.no_accuracy:
+            real_accuracy(work)
         model = args.model or str(build_checkpoint(args.dims, args.max_tokens, work / f"{args.dims}-random.pt"))
         label = (f"model {args.model}" if args.model else
                  f"model: random weights in the {args.dims} dimensions, decoding capped at "
@@ -346,5 +481,9 @@ if __name__ == "__main__":
         tool_side(sys.argv[2], Path(sys.argv[3]), [Path(p) for p in sys.argv[4:]])
     elif sys.argv[1:2] == ["prosody"]:
         baseline_prosody([Path(p) for p in sys.argv[2:]])
+    elif sys.argv[1:2] == ["plain"]:
+        plain_whisper_side(sys.argv[2])
+    elif sys.argv[1:2] == ["engine"]:
+        engine_side(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
     else:
         main()

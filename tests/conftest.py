@@ -1,4 +1,5 @@
-"""Shared test fixtures: the bundled sample calls, real speech, and a tiny random Whisper model."""
+"""Shared test fixtures: the bundled sample calls, real speech, a tiny random Whisper model and the
+real Whisper base that `make install` puts in models/."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_CALLS = ROOT / "fixtures" / "calls"
 REAL_SPEECH = ROOT / "fixtures" / "real"
+MODELS = ROOT / "models"
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,30 @@ def tiny_whisper(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
     torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_models() -> Path:
+    """The models folder holding the real Whisper base (models/base.pt for openai-whisper,
+    models/base/ for faster-whisper); tests that need it skip, saying why, where it is missing."""
+    from audit.models import installed
+
+    if not installed("base", MODELS):
+        pytest.skip(f"the real Whisper base is not installed in {MODELS} (`make install` installs it)")
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def real_transcriber(real_models):
+    """`real_transcriber(engine)`: the real Whisper base on that engine, loaded once per session."""
+    from audit.asr import load_transcriber
+    from audit.config import load_config
+
+    loaded = {}
+
+    def get(engine: str):
+        if engine not in loaded:
+            loaded[engine] = load_transcriber(load_config().asr, f"{engine}:base", "cpu")
+        return loaded[engine]
+
+    return get

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 
-from audit.batch import BatchOptions, OutputLock, discover, run_batch
+from audit.batch import BatchOptions, discover, run_batch
 from audit.config import load_config
 from audit.records import CallMeta
+from audit.store import OutputLock
 from conftest import FIXTURE_CALLS, ROOT
 
 NAMES = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_voice",
@@ -90,7 +91,7 @@ def test_second_run_on_the_same_output_is_refused(tmp_path):
     with OutputLock(out):
         refused = audit("run", folder, "--out", out, "--asr", "sidecar")
     assert refused.returncode == 3
-    assert "in use by another audit run" in refused.stderr and f"pid {os.getpid()}" in refused.stderr
+    assert "in use by another audit process" in refused.stderr and f"pid {os.getpid()}" in refused.stderr
     assert not (out / "audit.sqlite").exists()
     assert audit("run", folder, "--out", out, "--asr", "sidecar").returncode == 0  # lock released
 

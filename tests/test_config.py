@@ -42,6 +42,20 @@ def test_overlay_changes_only_its_keys(tmp_path):
         ('[rules."opening.golden_30s"]\nweight = -5\n', "rules.opening.golden_30s.weight", "range"),
         ('[rules."no.such_rule"]\nseverity = "minor"\nweight = 1\n', "rules.no.such_rule", "no such rule"),
         ("[colour]\nx = 1\n", "colour", "unknown section"),
+        # nan passes every comparison, so it must be refused before the range check (issue 16)
+        ('[rules."opening.golden_30s"]\nweight = nan\n', "rules.opening.golden_30s.weight", "finite"),
+        ("[vad]\nthreshold = nan\n", "vad.threshold", "must be a finite number"),
+        ("[scoring]\nfail_below = inf\n", "scoring.fail_below", "must be a finite number"),
+        ('[timing.presets.cn]\nfreqs_hz = [450.0, -inf]\n', "timing.presets.cn.freqs_hz[1]", "finite"),
+        # a band nothing can fall inside
+        ('[rules."prosody.rate"]\nmin_cpm = 400\nmax_cpm = 100\n', "rules.prosody.rate.min_cpm",
+         "is above max_cpm = 100.0: the band is empty"),
+        ('[rules."prosody.rate"]\nutterance_min_cpm = 500\n', "rules.prosody.rate.utterance_min_cpm",
+         "is above utterance_max_cpm"),
+        ("[prosody]\npitch_min_hz = 190\npitch_max_hz = 160\n", "prosody.pitch_min_hz", "is above"),
+        ("[decode]\nmin_sample_rate = 16000\nmax_sample_rate = 8000\n", "decode.min_sample_rate",
+         "is above max_sample_rate"),
+        ("[agreement]\nmin_speech_share = 1.5\n", "agreement.min_speech_share", "outside the allowed range"),
     ],
 )
 def test_invalid_value_names_file_and_key(tmp_path, text, key, reason):
@@ -75,3 +89,26 @@ def test_cli_exits_2_and_names_the_key(tmp_path):
     assert done.returncode == 2
     assert "scoring.fail_below" in done.stderr and "bad.toml" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_utf8_exits_2_naming_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    bad = tmp_path / "gbk.toml"
+    bad.write_bytes('[company]\nname = "蓝天银行"\n'.encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(bad)
+    done = CliRunner().invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "out"), "--config", str(bad)])
+    assert done.exit_code == 2
+    assert "gbk.toml" in done.output and "not UTF-8 text" in done.output
+
+
+def test_a_relative_config_is_kept_as_an_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "site.toml").write_text("[scoring]\nfail_below = 50\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config("site.toml")
+    monkeypatch.chdir("/")
+    assert config.files[1] == str(tmp_path / "site.toml")
+    assert load_config(config.files[1]).sha256 == config.sha256  # a report from elsewhere finds it

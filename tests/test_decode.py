@@ -114,3 +114,47 @@ def test_unreadable_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", deny)
     with pytest.raises(DecodeError, match="cannot read file: Permission denied"):
         decode(path)
+
+
+def test_header_limits_are_checked_before_the_audio_is_read(tmp_path, source):
+    from audit.config import DecodeConfig
+
+    path = tmp_path / "call.wav"
+    soundfile.write(path, source, 4000, subtype="PCM_16")  # 20 s at 4 kHz
+    with pytest.raises(DecodeError, match=r"sample rate 4000 Hz is outside the accepted 8000-48000 Hz"):
+        decode(path)
+    assert decode(path, DecodeConfig(min_sample_rate=4000)).info.duration_s == 20.0  # configurable
+    with pytest.raises(DecodeError, match=r"declares 20 s of audio, more than the 10 s accepted"):
+        decode(path, DecodeConfig(min_sample_rate=4000, max_duration_s=10.0))
+
+
+def test_nan_samples_up_to_the_configured_share_are_silenced(tmp_path, source):
+    from audit.config import DecodeConfig
+
+    dotted = source.copy()
+    dotted[::50] = np.inf  # 2 %
+    path = tmp_path / "float.wav"
+    soundfile.write(path, dotted, SOURCE_RATE, subtype="FLOAT")
+    recording = decode(path)
+    assert np.isfinite(recording.samples).all() and recording.samples[:, ::50].max() == 0.0
+    assert recording.info.notes == ("3200 NaN or infinite samples (2.00%) were replaced by silence",)
+    with pytest.raises(DecodeError, match=r"2.0% of the samples are NaN or infinite, more than the 1.0%"):
+        decode(path, DecodeConfig(max_invalid_share=0.01))
+
+
+def test_a_wav_never_finalised_is_read_whole(tmp_path, source):
+    data = bytearray(_encoded(source, "WAV", "PCM_16"))
+    data[4:8] = data[40:44] = bytes(4)
+    path = tmp_path / "open.wav"
+    path.write_bytes(bytes(data))
+    recording = decode(path)
+    assert recording.info.duration_s == 10.0
+    assert np.max(np.abs(recording.samples.T - source)) < 1e-3
+    assert recording.info.notes == ("the WAV header was never finalised (data size 0); read the "
+                                    "320000 bytes of audio that follow it",)
+
+
+def test_a_folder_named_like_a_recording(tmp_path):
+    (tmp_path / "x.wav").mkdir()
+    with pytest.raises(DecodeError, match="is a folder, not a recording"):
+        decode(tmp_path / "x.wav")

@@ -157,6 +157,13 @@ def read_page(path: Path) -> Page:
     ("卡号6222 0202 0001 2345 678", "卡号**** **** **** ***5 678"),
     ("13812345678 11010519491231002X", "*******5678 **************002X"),
     ("号码13812345678,身份证11010519491231002X", "号码*******5678,身份证**************002X"),
+    # however it is separated or spelled (issue 16)
+    ("138  1234  5678", "***  ****  5678"),
+    ("138.1234.5678", "***.****.5678"),
+    ("138，1234，5678", "***，****，5678"),
+    ("幺三八两两三四五六七八", "*******五六七八"),
+    ("壹叁捌壹贰叁肆伍陆柒捌", "*******伍陆柒捌"),
+    ("in__138_1234_5678", "in__***_****_5678"),
 ])
 def test_phone_id_and_card_numbers_keep_their_last_four_digits(said, shown):
     assert mask_numbers(said) == shown
@@ -166,6 +173,7 @@ def test_phone_id_and_card_numbers_keep_their_last_four_digits(said, shown):
 @pytest.mark.parametrize("said", [
     "工号零零八六为您服务", "请提供手机号后四位。一三五七。", "每月三十元,共120元", "2026-11-22__team1__a",
     "20261122153000", "订单12345", "这个问题我需要确认,请您稍等1分钟",
+    "价格1.5元,2.5元", "两个人", "1，2，3，4，5", "2026.11.22 15:30",
 ])
 def test_other_numbers_are_left_alone(said):
     assert mask_numbers(said) == said
@@ -277,7 +285,8 @@ def test_each_recording_is_decoded_once_and_unchanged_calls_are_not_rebuilt(audi
     out = fresh_copy(audited, tmp_path)
     decoded = []
     decode = report_module.decoding.decode
-    monkeypatch.setattr(report_module.decoding, "decode", lambda path: decoded.append(path) or decode(path))
+    monkeypatch.setattr(report_module.decoding, "decode",
+                        lambda path, limits: decoded.append(path) or decode(path, limits))
     write_report(out)
     records = [record_of(out, name) for name in CALLS] + [hostile_record(out)]
     assert sorted(decoded) == sorted(Path(r["recording"]["path"]) for r in records)  # once each
@@ -504,3 +513,21 @@ def _keep_screenshot(driver, shot: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report-call-page.png")
     driver.set_window_size(1280, 1000)
+
+
+def test_a_number_in_a_file_name_is_masked_in_every_name_and_page(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    record = record_of(out, "compliant") | {"call_id": "night__138_1234_5678"}  # from `138 1234 5678.wav`
+    (out / "calls" / "night__138_1234_5678.json").write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    row = next(c for c in summary["calls"] if c["call_id"] == "night__compliant")
+    summary["calls"].append(row | {"call_id": "night__138_1234_5678"})
+    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    written = list((out / "report").rglob("*"))
+    assert any("____5678" in path.name for path in written)  # its page, audio and clips
+    for path in written:
+        assert "138_1234" not in path.name and "1234_5678" not in path.name
+        if path.suffix in (".html", ".json"):
+            text = path.read_text(encoding="utf-8")
+            assert "138_1234" not in text and "1234_5678" not in text, path

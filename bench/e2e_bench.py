@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark on the natural-voice calls in fixtures/natural/ (prints figures, asserts
+nothing).
+
+    .venv/bin/python bench/e2e_bench.py [--model models/base.pt] [--out /tmp/e2e-bench] [--workers 1] [--fresh]
+
+It audits fixtures/natural twice through the project's CLI (`audit run`):
+
+1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
+2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
+   installed (default: models/base.pt, written by `audit models install base`). Without it the
+   benchmark says so and stops after the sidecar run.
+
+Per call it prints the verdict (from truth.json's expected outcomes scored with the configured
+weights / from the sidecar run / from the Whisper run) and the character error rate of the Whisper
+transcript against the true text (both sides normalised by audit.textnorm, speakers joined in time
+order). Over all calls it prints, for both runs, the rule outcomes that disagree with truth, split
+into false accusations (the tool says fail where truth says pass or na) and misses (the tool says
+pass or not_measurable where truth says fail), and lists every disagreement. Calls the tool
+refused to audit (listed in the run's summary.json errors) are printed with their reason and
+counted apart.
+
+The Whisper run is slow on a CPU (base: about 1-2 minutes per call on 2 busy cores); the audits
+are kept in --out and reused by the next run (use --fresh to redo them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audit.config import load_config  # noqa: E402
+from audit.textnorm import normalize  # noqa: E402
+
+FIXTURES = ROOT / "fixtures" / "natural"
+AUDIT = ROOT / ".venv" / "bin" / "audit"
+
+
+def run_audit(out: Path, asr: str, model: str | None, workers: int,
+              fresh: bool) -> tuple[dict[str, dict], float]:
+    """Audit the fixtures into `out`; the call records keyed by recording stem. The CLI skips calls
+    `out` already holds with the same audio, sidecars, config and model (so a rerun after a
+    Whisper run costs nothing); `fresh` starts from an empty folder."""
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    command = [str(AUDIT) if AUDIT.exists() else "audit", "run", str(FIXTURES), "--out", str(out),
+               "--asr", asr, "--workers", str(workers)]
+    if model:
+        command += ["--model", model]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+        raise SystemExit(f"audit run --asr {asr} exited with {done.returncode}")
+    records = {}
+    for path in sorted((out / "calls").glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        records[Path(record["recording"]["path"]).stem] = record
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for error in summary.get("errors", []):
+        stem = Path(error["path"]).stem
+        records.pop(stem, None)  # an older record of a call that now fails is not this run's
+        records[stem] = {"error": error["reason"]}
+    return records, seconds
+
+
+def statuses(record: dict) -> dict[str, str]:
+    return {r["rule_id"]: r["status"] for r in record["results"]}
+
+
+def truth_verdict(expected: dict[str, str], config) -> str:
+    """The verdict the tool's scoring gives to truth's outcomes (na deducts nothing)."""
+    severity = {**{r.id: r.severity for r in config.rulebook.rules},
+                **{k: v.severity for k, v in config.rules.items()}}
+    weights = config.weights
+    failed = [rule for rule, status in expected.items() if status == "fail"]
+    score = max(0.0, 100.0 - sum(weights.get(rule, 0.0) for rule in failed))
+    if any(severity.get(rule) == "critical" for rule in failed) or score < config.scoring.fail_below:
+        return f"fail {score:g}"
+    return f"{'review' if failed else 'pass'} {score:g}"
+
+
+def _verdict(record: dict | None) -> str:
+    if record is None or "error" in record:
+        return "not audited"
+    return f"{record['verdict']} {record['score']:g}"
+
+
+def cer(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance, reference length) over normalised characters."""
+    ref, hyp = list(reference), list(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1], len(ref)
+
+
+def joined_text(utterances: list[dict]) -> str:
+    ordered = sorted(utterances, key=lambda u: u["start"])
+    return "".join(normalize(u["text"]).text for u in ordered)
+
+
+def compare(truth: dict, records: dict[str, dict]) -> tuple[list, list, int, list]:
+    """(false accusations, misses, outcomes compared, calls not audited with the reason)."""
+    accusations, misses, compared, refused = [], [], 0, []
+    for name, call in truth.items():
+        record = records.get(name)
+        if record is None or "error" in record:
+            refused.append((name, record["error"] if record else "no record"))
+            continue
+        got = statuses(record)
+        messages = {r["rule_id"]: r["message"] for r in record["results"]}
+        for rule, want in call["expected"].items():
+            status = got.get(rule, "missing")
+            compared += 1
+            if status == "fail" and want in ("pass", "na"):
+                accusations.append((name, rule, want, status, messages.get(rule, "")))
+            elif want == "fail" and status != "fail":
+                misses.append((name, rule, want, status, messages.get(rule, "")))
+    return accusations, misses, compared, refused
+
+
+def report(label: str, truth: dict, records: dict[str, dict]) -> None:
+    accusations, misses, compared, refused = compare(truth, records)
+    agree = compared - len(accusations) - len(misses)
+    print(f"\n{label}: {agree}/{compared} rule outcomes agree with truth; "
+          f"{len(accusations)} false accusations, {len(misses)} misses; "
+          f"{len(refused)} of {len(truth)} calls not audited")
+    for name, reason in refused:
+        print(f"  {'not audited':16} {name:24} {reason[:140]}")
+    for kind, rows in (("false accusation", accusations), ("miss", misses)):
+        for name, rule, want, status, message in rows:
+            print(f"  {kind:16} {name:24} {rule:28} truth {want:4} tool {status:14} {message[:90]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="models/base.pt",
+                        help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
+                             "root (default models/base.pt)")
+    parser.add_argument("--out", default="/tmp/e2e-bench", help="scratch folder for the two runs")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--fresh", action="store_true",
+                        help="re-audit everything (default: keep what --out already holds)")
+    args = parser.parse_args()
+
+    truth = json.loads((FIXTURES / "truth.json").read_text(encoding="utf-8"))["calls"]
+    config = load_config()
+    out = Path(args.out)
+    print(f"fixtures/natural: {len(truth)} calls, "
+          f"{sum(c['duration_s'] for c in truth.values()):.0f} s of audio")
+
+    sidecar, sidecar_s = run_audit(out / "sidecar", "sidecar", None, args.workers, args.fresh)
+    print(f"sidecar run: {sidecar_s:.1f} s")
+    whisper = None
+    model = Path(args.model)
+    if (ROOT / model).exists():  # passed as given: the results database keys audits by its spelling
+        whisper, whisper_s = run_audit(out / "whisper", "whisper", str(model), args.workers,
+                                         args.fresh)
+        print(f"whisper run ({model.name}): {whisper_s:.1f} s")
+    else:
+        print(f"no Whisper model at {model} (install one: audit models install base); "
+              "the Whisper run is skipped")
+
+    print(f"\n{'call':24} {'truth':12} {'sidecar':12} {'whisper':12} {'CER':>6}")
+    errors = chars = 0
+    for name, call in truth.items():
+        side = sidecar.get(name)
+        row = [truth_verdict(call["expected"], config), _verdict(side)]
+        rate = ""
+        if whisper is not None:
+            rec = whisper.get(name)
+            row.append(_verdict(rec))
+            if rec and "error" not in rec:
+                e, n = cer(joined_text(call["utterances"]), joined_text(rec["utterances"]))
+                errors, chars = errors + e, chars + n
+                rate = f"{e / max(n, 1):.1%}"
+        else:
+            row.append("-")
+        print(f"{name:24} {row[0]:12} {row[1]:12} {row[2]:12} {rate:>6}")
+    if whisper is not None and chars:
+        print(f"{'all':24} {'':12} {'':12} {'':12} {errors / chars:.1%}")
+
+    report("sidecar (true transcript)", truth, sidecar)
+    if whisper is not None:
+        report(f"whisper ({model.name})", truth, whisper)
+
+
+if __name__ == "__main__":
+    main()
