@@ -18,8 +18,12 @@ SHOWN = 3  # disagreeing utterances named in the reason; the rest are counted
 
 
 def disagreements(duration_s: float, speech: tuple[ChannelSpeech, ...], transcript: Transcript,
-                  meta: CallMeta, settings: AgreementConfig) -> list[str]:
-    """Why the transcript and metadata do not describe this recording; empty when they do.
+                  meta: CallMeta, settings: AgreementConfig) -> tuple[list[str], list[str]]:
+    """Why the transcript and metadata do not describe this recording, and what is only odd.
+
+    A few utterances with little voice activity under them (a short 好的 the VAD missed, a sidecar
+    from another ASR system that pads its times) do not make the transcript another call's: up to
+    `max_silent_share` of the transcript's time they are noted on the record and the call is judged.
 
     Parameters
     ----------
@@ -36,10 +40,12 @@ def disagreements(duration_s: float, speech: tuple[ChannelSpeech, ...], transcri
 
     Returns
     -------
-    list of str
-        One sentence per disagreement.
+    problems : list of str
+        One sentence per disagreement that stops the call from being judged.
+    notes : list of str
+        Disagreements small enough to judge the call anyway, for its record.
     """
-    problems = []
+    problems, notes = [], []
     speech_s = sum(channel.speech_s for channel in speech)
     if speech_s < settings.min_speech_s:
         problems.append(f"no measurable speech in the recording ({speech_s:.2f} s of voice activity, "
@@ -56,16 +62,22 @@ def disagreements(duration_s: float, speech: tuple[ChannelSpeech, ...], transcri
         lengths = np.array([u.end - u.start for u in inside])
         share = np.minimum(covered(ends) - covered(starts), lengths) / np.maximum(lengths, 1e-9)
         share[lengths == 0] = (covered(ends) - covered(starts))[lengths == 0] > 0
-        silent = [u for u, s in zip(inside, share) if s < settings.min_speech_share]
+        quiet = share < settings.min_speech_share
+        silent = [u for u, q in zip(inside, quiet) if q]
         if silent:
-            problems.append(_listed(silent, f"with voice activity under less than "
-                                            f"{settings.min_speech_share:.0%} of their time"))
+            silent_share = float(lengths[quiet].sum() / max(lengths.sum(), 1e-9))
+            what = _listed(silent, f"with voice activity under less than "
+                                   f"{settings.min_speech_share:.0%} of their time")
+            if silent_share > settings.max_silent_share:
+                problems.append(f"{what}, {silent_share:.0%} of the transcript's time")
+            else:
+                notes.append(f"{what}: judged anyway, they are {silent_share:.0%} of the transcript's time")
     for key in ("ring_start", "answer_at"):
         value = getattr(meta, key)
         if value is not None and value > end:
             problems.append(f"the metadata's {key} ({value:g} s) is after the recording's end "
                             f"({duration_s:.2f} s)")
-    return problems
+    return problems, notes
 
 
 def _listed(utterances: list, what: str) -> str:

@@ -161,6 +161,7 @@ class AgreementConfig:
     min_speech_s: float = field(default=0.5, metadata=value_range(0.0, 60.0))  # voice activity in the call
     slack_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))  # timing tolerance at the edges
     min_speech_share: float = field(default=0.5, metadata=value_range(0.0, 1.0))  # of each utterance
+    max_silent_share: float = field(default=0.2, metadata=value_range(0.0, 1.0))  # of the transcript's time
 
 
 @dataclass(frozen=True)

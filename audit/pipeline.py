@@ -130,9 +130,11 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         transcript = asr.transcript(job.path, audio_16k, speech)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
-    problems = disagreements(info.duration_s, speech, transcript, meta, config.agreement)
+    problems, notes = disagreements(info.duration_s, speech, transcript, meta, config.agreement)
     if problems:
         raise AuditError(f"not judged: {'; '.join(problems)}")
+    if notes:
+        info = replace(info, notes=info.notes + tuple(notes))
     timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
     prosody = measure_prosody(audio_16k, speech, transcript, config.prosody)
     context = CallContext(

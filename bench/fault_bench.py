@@ -396,7 +396,7 @@ def read_only_out(base: Night, root: Path) -> Result | str:
     try:
         return out_case(base, disk / "out")
     finally:
-        subprocess.run(["umount", str(disk)])
+        subprocess.run(["umount", "-l", str(disk)])  # lazily: a report worker may still be closing
 
 
 def disk_full(base: Night, root: Path) -> Result | str:
@@ -418,7 +418,7 @@ def disk_full(base: Night, root: Path) -> Result | str:
                    f"{counts['audited_now']} audited now, {counts['skipped']} kept, integrity {check}")
         return Result(full.returncode, message, counts["audited"], [], left + leaks(night.out))
     finally:
-        subprocess.run(["umount", str(disk)])
+        subprocess.run(["umount", "-l", str(disk)])  # lazily: a report worker may still be closing
 
 
 def two_reports(base: Night, root: Path) -> Result:

@@ -281,6 +281,6 @@ def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(t
     again = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
     assert again.count("audited") == 2
     with _db(out) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
         assert db.execute("SELECT count(*) FROM calls WHERE inputs_sha256 IS NOT NULL").fetchone()[0] == 2
     assert run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar")).count("skipped") == 2

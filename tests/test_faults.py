@@ -87,6 +87,9 @@ def night(tmp_path_factory, short_call, config):
                                {"speaker": "agent", "start": 1.0, "end": 5.0, "text": "感谢您的耐心等待"}]}
     write_call(folder, "invented", samples, invented, meta)
     write_call(folder, "answer_late", samples, transcript, meta | {"answer_at": 500})
+    missed = {"utterances": [{"speaker": "customer", "start": 3.0, "end": 3.5, "text": "好的"},
+                             *transcript["utterances"]]}  # between two rings: no speech under it
+    write_call(folder, "one_missed", samples, missed, meta)
     shirking = [{"speaker": "agent", "start": 7.2 + i * 0.01, "end": 7.21 + i * 0.01, "text": "不归我们管"}
                 for i in range(600)]  # under the agent's greeting: speech is there
     write_call(folder, "many", samples, {"utterances": transcript["utterances"] + shirking}, meta)
@@ -156,6 +159,14 @@ def test_transcript_and_metadata_must_lie_inside_the_recording(night):
     assert ("with voice activity under less than 50% of their time (1): agent 1.00-5.00 s"
             in night["errors"]["invented"])
     assert "the metadata's answer_at (500 s) is after the recording's end (20.00 s)" in night["errors"]["answer_late"]
+
+
+def test_a_short_utterance_without_speech_is_noted_and_the_call_judged(night):
+    """A 0.5-s 好的 the VAD did not hear (5 % of the transcript's time) does not make the transcript
+    another call's: the call is judged, and its record says what did not agree."""
+    assert "one_missed" not in night["errors"]
+    (note,) = record(night, "one_missed")["recording"]["notes"]
+    assert "customer 3.00-3.50 s" in note and "judged anyway" in note
 
 
 def test_evidence_is_capped_per_finding(night):

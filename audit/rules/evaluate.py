@@ -4,7 +4,7 @@ boundaries, speakers), the condition tree walk, and the result with its evidence
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -447,6 +447,10 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
     if rule.uses_customer and view.customer_unseparated:
         return result("not_measurable", "单声道录音未区分说话人,无法判断客户说了什么")
     finding = _Evaluator(view, rule.tolerance).eval(rule.condition, view.whole)
+    # a phrase and an intent (or two branches of an `any`) finding the same words are one finding
+    said = _without_overlaps([h for h in finding.hits if h.utterance is not None])
+    finding = replace(finding, hits=tuple(sorted(said + [h for h in finding.hits if h.utterance is None],
+                                                 key=lambda h: h.start)))
     evidence = tuple(dict.fromkeys(sorted((h.evidence() for h in finding.hits),
                                           key=lambda e: (e.start, e.end, e.match))))
     if rule.uses_anchor:
