@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/batch_bench.py
 	$(BIN)/python bench/asr_bench.py
+	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/fault_bench.py
 
 clean:
