@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthcalls import (CADENCES, RATE, errors, hold_music, make_call, measure,  # noqa: E402
-                        measure_with_speech, speech_clips)
+from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music,  # noqa: E402
+                        make_call, measure, measure_with_speech, speech_clips)
 
-from audit.checks import CHECKS, CallContext  # noqa: E402
 from audit.config import load_config  # noqa: E402
-from audit.records import CallMeta, RecordingInfo, Transcript  # noqa: E402
 from audit.timing import find_ringback  # noqa: E402
 
 LIMITS = {"answer": 0.25, "first_words": 0.25, "hold": 0.3, "overlap": 0.3}
@@ -77,8 +75,7 @@ def run(seeds: int) -> None:
 def answer_windows(seeds: int) -> None:
     """Calls with no audible line opening: the answer window and the first-words verdicts."""
     config = load_config()
-    rule = config.rules["timing.first_words"]
-    limit = rule.params.max_delay_s
+    limit = config.rules["timing.first_words"].params.max_delay_s
     inside, widths, exact = [], [], 0
     verdicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     old_false = old_total_fail = 0
@@ -90,10 +87,7 @@ def answer_windows(seeds: int) -> None:
             inside.append(timing.answer_s - 0.05 <= call.answer_s <= timing.answer_latest_s + 0.05)
             widths.append(timing.answer_latest_s - timing.answer_s)
             exact += timing.answer_exact
-            info = RecordingInfo(Path("synthetic.wav"), timing.duration_s, RATE, 2, "", "WAV")
-            context = CallContext(info, CallMeta(), speech, Transcript("none", ()), timing.answer_s,
-                                  timing.answer_source, (), timing=timing, answer_latest_s=timing.answer_latest_s)
-            outcome = CHECKS["timing.first_words"].run(context, rule.params)
+            outcome = first_words_outcome(timing, speech, config)
             late = call.first_words_s - call.answer_s > limit
             verdicts["truly late" if late else "truly prompt"][outcome.status] += 1
             if timing.first_words_delay_s > limit:  # measured from the end of the last ring

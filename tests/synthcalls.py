@@ -262,3 +262,14 @@ def errors(call: SyntheticCall, timing) -> dict:
         result["overlap"] = max(abs(overlaps[0].start - call.overlap[0]), abs(overlaps[0].end - call.overlap[1])) \
             if len(overlaps) == 1 else float("inf")
     return result
+
+
+def first_words_outcome(timing, speech, config):
+    """`timing.first_words` as the pipeline runs it, on a synthetic call's measured timing."""
+    from audit.checks import CHECKS, CallContext
+    from audit.records import CallMeta, RecordingInfo, Transcript
+
+    info = RecordingInfo(Path("synthetic.wav"), timing.duration_s, RATE, 2, "", "WAV/PCM_16")
+    context = CallContext(info, CallMeta(), speech, Transcript("none", ()), timing.answer_s,
+                          timing.answer_source, (), timing=timing, answer_latest_s=timing.answer_latest_s)
+    return CHECKS["timing.first_words"].run(context, config.rules["timing.first_words"].params)

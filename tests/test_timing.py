@@ -15,7 +15,8 @@ from audit.records import CallMeta, Transcript
 from audit.speech import assign_channels, find_speech
 from audit.timing import find_ringback, measure_timing, promised_seconds
 from conftest import FIXTURE_CALLS, REAL_SPEECH
-from synthcalls import CADENCES, RATE, errors, hold_music, make_call, measure, measure_with_speech, speech_clips
+from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music, make_call, measure,
+                        measure_with_speech, speech_clips)
 
 CONFIG = load_config()
 
@@ -266,19 +267,6 @@ def test_mono_recording_cannot_judge_interruptions(tmp_path):
 
 # --- the answer when the recording cannot show it -----------------------------------------------
 
-def _first_words_rule(timing, speech=()):
-    """`timing.first_words` as the pipeline runs it, on a measured timing."""
-    from pathlib import Path
-
-    from audit.checks import CHECKS, CallContext
-    from audit.records import RecordingInfo
-
-    info = RecordingInfo(Path("synthetic.wav"), timing.duration_s, RATE, 2, "", "WAV/PCM_16")
-    context = CallContext(info, CallMeta(), speech, Transcript("none", ()), timing.answer_s,
-                          timing.answer_source, (), timing=timing, answer_latest_s=timing.answer_latest_s)
-    return CHECKS["timing.first_words"].run(context, CONFIG.rules["timing.first_words"].params)
-
-
 WINDOW_CASES = [(seed, cadence) for cadence in CADENCES for seed in range(4)]
 
 
@@ -299,7 +287,7 @@ def test_answer_window_without_an_audible_line_opening(seed, cadence):
             < min(CADENCES[cadence][1][0::2]) - 0.2:
         assert timing.answer_exact  # cut well short by the answer: its end is the answer
 
-    outcome = _first_words_rule(timing, speech)
+    outcome = first_words_outcome(timing, speech, CONFIG)
     true_delay = call.first_words_s - call.answer_s
     if outcome.status == "fail":
         assert true_delay > 3.0
@@ -328,7 +316,7 @@ def test_first_words_judged_on_what_the_window_proves(answer_in_cycle, delay, li
     assert timing.ring_count == 2
     assert timing.answer_s - 0.05 <= call.answer_s <= timing.answer_latest_s + 0.05
     assert timing.answer_exact == (line_opens or answer_in_cycle < 1.0)
-    outcome = _first_words_rule(timing, speech)
+    outcome = first_words_outcome(timing, speech, CONFIG)
     assert outcome.status == expected, outcome.message
     assert outcome.details["answer_latest_s"] == pytest.approx(timing.answer_latest_s, abs=0.01)
     if not timing.answer_exact:
