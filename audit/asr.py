@@ -188,6 +188,15 @@ def split_at_seams(segment: dict, window: Window) -> list[tuple[Piece, dict]]:
     ]
 
 
+def unreached(window: Window, heard: list[Piece]) -> list[Piece]:
+    """The pieces after the last one any text came from: Whisper stopped before them (it often
+    ends a full, packed window early), so they are decoded again. A piece with no text before one
+    with text was heard and judged silent. When nothing came back at all, the first piece is taken
+    as heard: every round settles at least one piece of every window."""
+    last = max((window.pieces.index(piece) for piece in heard), default=0)
+    return list(window.pieces[last + 1:])
+
+
 def _batches(windows: list[Window], size: int) -> list[list[Window]]:
     return [windows[i: i + size] for i in range(0, len(windows), size)]
 
@@ -218,6 +227,7 @@ class Transcriber(abc.ABC):
         self.asr = asr
         name = model or asr.model
         self.model_name = reference(self.engine, name)  # names the model in summaries and the skip key
+        self.model_label = f"{self.engine}:{name}"  # in every transcript it writes
         self.device = resolve_device(device or asr.device)
         target = locate(name, self.engine, models_dir(asr.models_dir))
         try:
@@ -239,38 +249,47 @@ class Transcriber(abc.ABC):
         """Seed the sampling of the fallback temperatures."""
 
     @abc.abstractmethod
-    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
-        """(utterance, reason it is dropped or "") of every segment decoded from these windows."""
+    def _decode_windows(self, audio_16k: np.ndarray, batch: list[Window]):
+        """(window, its decoded segments in window seconds) for each of these windows."""
 
     def windows(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> list[Window]:
-        """The call's speech, both channels, packed into windows."""
+        """The call's speech, both channels, packed into windows (the first decoding round)."""
         return pack_windows(speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s))
 
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
-        windows = self.windows(audio_16k, speech)
-        if not windows:
+        pieces = speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s)
+        if not pieces:
             return Transcript(source="none", utterances=())
         # The fallback temperatures sample; a fixed seed per call makes a call's transcript depend
         # on its audio only, not on which worker or model process ran it or what ran there before.
         self._reset_sampling()
         kept: list[Utterance] = []
         dropped: list[DroppedText] = []
-        for batch in _batches(windows, self.batch_windows):
-            for utterance, reason in self._transcribe_batch(audio_16k, batch):
-                if reason:
-                    dropped.append(DroppedText(utterance, reason))
-                else:
-                    kept.append(utterance)
+        rounds = self.asr.redecode_rounds
+        for round_ in range(rounds + 1):
+            # The last time, each piece the model has not yet reached is decoded alone.
+            windows = pack_windows(pieces) if round_ == 0 or round_ < rounds else [
+                Window((dataclasses.replace(piece, offset=0),)) for piece in pieces]
+            pieces = []
+            for batch in _batches(windows, self.batch_windows):
+                for window, segments in self._decode_windows(audio_16k, batch):
+                    placed = list(self._placed(window, segments))
+                    for _, utterance, reason in placed:
+                        (dropped.append(DroppedText(utterance, reason)) if reason else kept.append(utterance))
+                    pieces += unreached(window, [piece for piece, _, _ in placed])
+            if not pieces:
+                break
         kept.sort(key=lambda u: (u.start, u.end))
-        return Transcript(source="whisper", utterances=tuple(kept), dropped=tuple(dropped))
+        return Transcript(source="whisper", utterances=tuple(kept), dropped=tuple(dropped),
+                          model=self.model_label)
 
     def _placed(self, window: Window, segments: list[dict]):
         """The segments of a window (window time) as utterances in recording time, each with the
-        reason it is dropped or ""."""
+        piece it came from and the reason it is dropped or ""."""
         for segment in segments:
             for piece, part in split_at_seams(segment, window):
                 utterance = _utterance(part, piece.speech.channel.speaker)
-                yield utterance, self._hallucination(part, utterance, piece.speech.intervals)
+                yield piece, utterance, self._hallucination(part, utterance, piece.speech.intervals)
 
     def _judged_non_speech(self, no_speech_prob: float, avg_logprob: float) -> bool:
         return no_speech_prob > self.asr.no_speech_threshold and avg_logprob < self.asr.logprob_threshold
@@ -324,7 +343,7 @@ class WhisperTranscriber(Transcriber):
 
         torch.manual_seed(0)
 
-    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
+    def _decode_windows(self, audio_16k: np.ndarray, batch: list[Window]):
         import torch
         from whisper.timing import add_word_timestamps
 
@@ -335,7 +354,7 @@ class WhisperTranscriber(Transcriber):
                 add_word_timestamps(segments=segments, model=self.model, tokenizer=self.tokenizer,
                                     mel=mel, num_frames=window.samples // MEL_HOP,
                                     last_speech_timestamp=0.0)
-            yield from self._placed(window, segments)
+            yield window, segments
 
     def _mel(self, audio: np.ndarray):
         """Log-mel of one window, zero-padded to 30 s as Whisper was trained."""
@@ -405,7 +424,7 @@ class FasterWhisperTranscriber(Transcriber):
 
         ctranslate2.set_random_seed(0)
 
-    def _transcribe_batch(self, audio_16k: np.ndarray, batch: list[Window]):
+    def _decode_windows(self, audio_16k: np.ndarray, batch: list[Window]):
         asr = self.asr
         for window in batch:
             segments, _ = self.model.transcribe(
@@ -415,7 +434,7 @@ class FasterWhisperTranscriber(Transcriber):
                 log_prob_threshold=asr.logprob_threshold, no_speech_threshold=asr.no_speech_threshold,
                 condition_on_previous_text=False, initial_prompt=asr.initial_prompt or None,
                 without_timestamps=False, word_timestamps=True, vad_filter=False)
-            yield from self._placed(window, [_faster_segment(s) for s in segments])
+            yield window, [_faster_segment(s) for s in segments]
 
 
 def load_transcriber(asr: AsrConfig, model: str | None = None, device: str | None = None) -> Transcriber:

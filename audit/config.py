@@ -72,6 +72,7 @@ class AsrConfig:
     beam_size: int = field(default=1, metadata=value_range(1, 10))
     clip_pad_s: float = field(default=0.2, metadata=value_range(0.0, 2.0))
     clip_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 10.0))
+    redecode_rounds: int = field(default=2, metadata=value_range(0, 5))  # decodings of pieces Whisper did not reach
     no_speech_threshold: float = field(default=0.6, metadata=value_range(0.0, 1.0))
     logprob_threshold: float = field(default=-1.0, metadata=value_range(-20.0, 0.0))
     compression_ratio_threshold: float = field(default=2.4, metadata=value_range(1.0, 10.0))
@@ -167,6 +168,7 @@ class AgreementConfig:
 @dataclass(frozen=True)
 class TextConfig:
     rulebook: str = "rulebook.toml"  # the text rulebook, relative to the config file naming it
+    key_terms: tuple[str, ...] = ()  # besides the company names: read by sound in every transcript (audit.terms)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,11 @@ class Config:
     @property
     def company_names(self) -> tuple[str, ...]:
         return (self.company.name, *self.company.aliases)
+
+    @property
+    def key_terms(self) -> tuple[str, ...]:
+        """Terms written as the term wherever a transcript spells them by sound (audit.terms)."""
+        return (*self.company_names, *self.text.key_terms)
 
     @property
     def weights(self) -> dict[str, float]:

@@ -20,6 +20,7 @@ from audit.config import Config
 from audit.records import CallAudit, CallMeta, ChannelSpeech, RuleResult, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech, load_vad
+from audit.terms import correct_terms
 from audit.prosody import measure_prosody
 from audit.timing import measure_timing
 
@@ -127,7 +128,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     channels = assign_channels(info.channels, config.channels)
     speech = find_speech(audio_16k, channels, config.vad)
     try:
-        transcript = asr.transcript(job.path, audio_16k, speech)
+        transcript = correct_terms(asr.transcript(job.path, audio_16k, speech), config.key_terms)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
     problems, notes = disagreements(info.duration_s, speech, transcript, meta, config.agreement)

@@ -117,10 +117,22 @@ class DroppedText:
 
 
 @dataclass(frozen=True)
+class TermCorrection:
+    """A key term written as it sounded (心和通信 heard, 星河通信 meant: `audit.terms`)."""
+
+    speaker: Speaker
+    utterance_start: float  # s, start of the utterance it is in
+    heard: str
+    term: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     source: TranscriptSource
     utterances: tuple[Utterance, ...]
     dropped: tuple[DroppedText, ...] = ()
+    corrections: tuple[TermCorrection, ...] = ()  # key terms read by sound, as written into the utterances
+    model: str = ""  # the ASR that wrote it: engine and model ("openai-whisper:models/base.pt"); "" for sidecars
 
 
 @dataclass(frozen=True)

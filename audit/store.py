@@ -145,6 +145,7 @@ def call_record(audit: CallAudit) -> dict:
         },
         "meta": asdict(audit.meta),
         "transcript_source": audit.transcript.source,
+        "asr_model": audit.transcript.model or None,  # engine:model that transcribed it; None for sidecars
         "speech": [
             {"channel": s.channel.index, "speaker": s.channel.speaker,
              "intervals": [[_t(i.start), _t(i.end)] for i in s.intervals]}
@@ -154,6 +155,10 @@ def call_record(audit: CallAudit) -> dict:
                        zip(audit.transcript.utterances, audit.utterance_metrics, strict=True)],
         "dropped_utterances": [
             {**_utterance(d.utterance), "reason": d.reason} for d in audit.transcript.dropped
+        ],
+        "term_corrections": [  # key terms read by sound (audit.terms): what was heard, what is meant
+            {"speaker": c.speaker, "utterance_start": _t(c.utterance_start), "heard": c.heard, "term": c.term}
+            for c in audit.transcript.corrections
         ],
         "metrics": audit.metrics,
         "results": [

@@ -76,3 +76,12 @@ def normalize_pattern(pattern: str) -> str:
     Chinese digits become what `normalize` makes of them (报一下 matches 报1下). Regex syntax is ASCII
     and passes through; width and punctuation are left alone, since they may be syntax."""
     return to_simplified(pattern).translate(_DIGITS)
+
+
+@lru_cache(maxsize=8192)
+def char_readings(char: str) -> frozenset[str]:
+    """Every pinyin (with tone, e.g. "gong1") of a character; a non-Chinese character reads as itself."""
+    from pypinyin import Style, pinyin
+
+    found = pinyin(char, style=Style.TONE3, heteronym=True, errors=lambda text: [[text]])
+    return frozenset(found[0]) if found else frozenset({char})

@@ -2,9 +2,12 @@
 """End-to-end benchmark on the natural-voice calls in fixtures/natural/ (prints figures, asserts
 nothing).
 
-    .venv/bin/python bench/e2e_bench.py [--model models/base.pt] [--out /tmp/e2e-bench] [--workers 1] [--fresh]
+    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval] [--model models/base.pt]
+                                        [--out /tmp/e2e-bench] [--workers 1] [--fresh]
 
-It audits fixtures/natural twice through the project's CLI (`audit run`):
+Two sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on) and
+`natural-eval` (fixtures/natural-eval, 12 more written later with other topics, wording and agent
+ids, held aside: never tuned on, only reported). It audits a set twice through the project's CLI (`audit run`):
 
 1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
 2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
@@ -40,18 +43,18 @@ sys.path.insert(0, str(ROOT))
 from audit.config import load_config  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
 
-FIXTURES = ROOT / "fixtures" / "natural"
+SETS = {"natural": ROOT / "fixtures" / "natural", "natural-eval": ROOT / "fixtures" / "natural-eval"}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 
 
-def run_audit(out: Path, asr: str, model: str | None, workers: int,
+def run_audit(fixtures: Path, out: Path, asr: str, model: str | None, workers: int,
               fresh: bool) -> tuple[dict[str, dict], float]:
     """Audit the fixtures into `out`; the call records keyed by recording stem. The CLI skips calls
     `out` already holds with the same audio, sidecars, config and model (so a rerun after a
     Whisper run costs nothing); `fresh` starts from an empty folder."""
     if fresh and out.exists():
         shutil.rmtree(out)
-    command = [str(AUDIT) if AUDIT.exists() else "audit", "run", str(FIXTURES), "--out", str(out),
+    command = [str(AUDIT) if AUDIT.exists() else "audit", "run", str(fixtures), "--out", str(out),
                "--asr", asr, "--workers", str(workers)]
     if model:
         command += ["--model", model]
@@ -147,6 +150,8 @@ def report(label: str, truth: dict, records: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", choices=sorted(SETS), default="natural",
+                        help="the calls: natural (tuned on) or natural-eval (held aside)")
     parser.add_argument("--model", default="models/base.pt",
                         help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
                              "root (default models/base.pt)")
@@ -156,18 +161,19 @@ def main() -> None:
                         help="re-audit everything (default: keep what --out already holds)")
     args = parser.parse_args()
 
-    truth = json.loads((FIXTURES / "truth.json").read_text(encoding="utf-8"))["calls"]
+    fixtures = SETS[args.set]
+    truth = json.loads((fixtures / "truth.json").read_text(encoding="utf-8"))["calls"]
     config = load_config()
-    out = Path(args.out)
-    print(f"fixtures/natural: {len(truth)} calls, "
+    out = Path(args.out) / args.set
+    print(f"fixtures/{fixtures.name}: {len(truth)} calls, "
           f"{sum(c['duration_s'] for c in truth.values()):.0f} s of audio")
 
-    sidecar, sidecar_s = run_audit(out / "sidecar", "sidecar", None, args.workers, args.fresh)
+    sidecar, sidecar_s = run_audit(fixtures, out / "sidecar", "sidecar", None, args.workers, args.fresh)
     print(f"sidecar run: {sidecar_s:.1f} s")
     whisper = None
     model = Path(args.model)
     if (ROOT / model).exists():  # passed as given: the results database keys audits by its spelling
-        whisper, whisper_s = run_audit(out / "whisper", "whisper", str(model), args.workers,
+        whisper, whisper_s = run_audit(fixtures, out / "whisper", "whisper", str(model), args.workers,
                                          args.fresh)
         print(f"whisper run ({model.name}): {whisper_s:.1f} s")
     else:

@@ -15,6 +15,7 @@ from audit.asr import (
     speech_pieces,
     speech_spans,
     split_at_seams,
+    unreached,
 )
 from audit.config import load_config
 from audit.records import Channel, ChannelSpeech, Interval
@@ -116,7 +117,7 @@ def test_a_segment_within_one_piece_keeps_its_text_and_a_wordless_one_its_span()
 
 @pytest.fixture(scope="module")
 def transcriber(tiny_whisper):
-    asr = dataclasses.replace(load_config().asr, cpu_batch_windows=2)
+    asr = dataclasses.replace(load_config().asr, cpu_batch_windows=2, redecode_rounds=0)
     return WhisperTranscriber(asr, str(tiny_whisper), "cpu")
 
 
@@ -170,3 +171,65 @@ def test_the_model_hears_only_the_padded_speech_and_its_words_land_in_the_record
         assert any(utterance.speaker == who and (word.start, word.end) == (pytest.approx(a), pytest.approx(b))
                    for who, a, b in expected)
     assert {u.speaker for u in utterances} == {"agent", "customer"}
+
+
+def _pin_words_at(monkeypatch, transcriber, window_s: float) -> list[np.ndarray]:
+    """Every window decoded as one sure segment whose one word is pinned at `window_s`; the audio
+    of every window the model is given is returned (appended as it is decoded)."""
+    import whisper
+    import whisper.timing
+    from whisper.decoding import DecodingResult
+
+    heard = []
+    real_mel = whisper.log_mel_spectrogram
+    tokenizer = transcriber.tokenizer
+    tokens = [tokenizer.timestamp_begin, *tokenizer.encode("好"), tokenizer.timestamp_begin + 50]
+
+    def sure_segment(features, options):
+        return [DecodingResult(audio_features=f, language="zh", tokens=tokens, text="好", avg_logprob=-0.1,
+                               no_speech_prob=0.01, temperature=0.0, compression_ratio=1.0) for f in features]
+
+    monkeypatch.setattr(transcriber.model, "decode", sure_segment)
+
+    def mel_spy(samples, n_mels, padding, device):
+        heard.append(np.asarray(samples).copy())
+        return real_mel(samples, n_mels, padding=padding, device=device)
+
+    def pinned(segments, **_):
+        for segment in segments:
+            segment["words"] = [{"word": "好", "start": window_s, "end": window_s + 0.3, "probability": 1.0}]
+
+    monkeypatch.setattr(whisper, "log_mel_spectrogram", mel_spy)
+    monkeypatch.setattr(whisper.timing, "add_word_timestamps", pinned)
+    return heard
+
+
+def test_pieces_after_the_last_text_of_a_window_are_decoded_again_the_last_time_alone(transcriber, monkeypatch):
+    """Whisper often stops before the end of a packed window: every piece after the last one any
+    text came from is packed again, and in the last round decoded alone."""
+    rng = np.random.default_rng(2)
+    audio = rng.standard_normal((2, 90 * RATE)).astype(np.float32) * 0.1
+    speech = (talk(0, (5.0, 7.0), (40.0, 42.0)), talk(1, (10.0, 38.0), (50.0, 60.0), (62.0, 80.0)))
+    monkeypatch.setattr(transcriber, "asr", dataclasses.replace(transcriber.asr, redecode_rounds=2))
+    heard = _pin_words_at(monkeypatch, transcriber, 0.5)  # text only ever in a window's first piece
+    transcript = transcriber.transcribe(audio, speech)
+
+    def cut(channel, start, end):
+        return audio[channel, round(start * RATE): round(end * RATE)]
+
+    assert len(heard) == 5
+    # round 1: the agent's second turn and the customer's 10.4 s were not reached in window 1
+    np.testing.assert_array_equal(heard[3], np.concatenate([cut(0, 39.8, 42.2), cut(1, 49.8, 60.2)]))
+    np.testing.assert_array_equal(heard[4], cut(1, 49.8, 60.2))  # round 2: alone
+    starts = sorted((u.speaker, round(u.words[0].start, 2))
+                    for u in transcript.utterances + tuple(d.utterance for d in transcript.dropped))
+    assert starts == [("agent", 5.3), ("agent", 40.3), ("customer", 10.3), ("customer", 50.3),
+                      ("customer", 62.3)]
+
+
+def test_a_window_the_model_left_silent_settles_its_first_piece():
+    window = pack_windows([Piece(AGENT, 0, RATE), Piece(CUSTOMER, 2 * RATE, 3 * RATE), Piece(AGENT, 4 * RATE, 5 * RATE)])
+    first, second, third = window[0].pieces
+    assert unreached(window[0], []) == [second, third]
+    assert unreached(window[0], [second]) == [third]
+    assert unreached(window[0], [third, first]) == []

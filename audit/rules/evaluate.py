@@ -11,7 +11,7 @@ from pathlib import Path
 from audit import intent as meaning
 from audit.checks import CallContext, char_times
 from audit.records import Evidence, RuleResult, Speaker, Status
-from audit.rules.matching import Segmenter, char_readings, near_match
+from audit.rules.matching import Segmenter, near_match
 from audit.rules.model import (
     EVENT_KINDS,
     MIN_TOLERANT_PINYIN,
@@ -31,7 +31,7 @@ from audit.rules.model import (
     Rule,
     Tolerance,
 )
-from audit.textnorm import normalize
+from audit.textnorm import char_readings, normalize
 
 @dataclass(frozen=True)
 class Rulebook:

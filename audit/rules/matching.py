@@ -63,15 +63,6 @@ def _cuts(start: int, end: int, word_start: int, word_end: int) -> bool:
     return word_start < start < word_end or word_start < end < word_end
 
 
-@lru_cache(maxsize=8192)
-def char_readings(char: str) -> frozenset[str]:
-    """Every pinyin (with tone) of a character; a non-Chinese character reads as itself."""
-    from pypinyin import Style, pinyin
-
-    found = pinyin(char, style=Style.TONE3, heteronym=True, errors=lambda text: [[text]])
-    return frozenset(found[0]) if found else frozenset({char})
-
-
 def near_match(needle: str, text: str, threshold: float) -> list[tuple[int, int]]:
     from rapidfuzz import fuzz
 

@@ -1,0 +1,61 @@
+"""Key terms read by sound: what Whisper base really printed for 星河通信 and 工号 on the natural-voice
+calls (fixtures/natural), and look-alikes that must stay as they are."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from audit.checks import CHECKS
+from audit.config import load_config
+from audit.records import Transcript, Utterance
+from audit.rules import dialogue_context
+from audit.terms import correct_terms, sounds_like
+
+TERMS = ("星河通信", "星河通讯", "工号")
+
+
+def corrected(*texts: str, speaker: str = "agent") -> Transcript:
+    utterances = tuple(Utterance(speaker, float(i), i + 0.9, text) for i, text in enumerate(texts))
+    return correct_terms(Transcript("whisper", utterances), TERMS)
+
+
+@pytest.mark.parametrize("heard, meant", [
+    ("你好,欢迎这电心和通信,我是宫号0086的客服。", "你好,欢迎这电星河通信,我是工号0086的客服。"),
+    ("星和 通信为您服务", "星河通信为您服务"),   # a space Whisper left inside the name
+    ("欢迎致电行和通讯", "欢迎致电星河通讯"),       # 行 reads xing as well as hang; the alias is kept
+    ("我是公号幺二三四", "我是工号幺二三四"),
+])
+def test_a_term_heard_by_sound_is_written_as_the_term(heard, meant):
+    transcript = corrected(heard)
+    assert transcript.utterances[0].text == meant
+    assert transcript.corrections and all(c.term in TERMS for c in transcript.corrections)
+
+
+@pytest.mark.parametrize("text", [
+    "心里很难受",              # sounds nothing like 星河
+    "我们的公众号上可以查",      # 公众 is not 工号: the next character differs in sound
+    "新款手机通话质量好",        # 新款 shares no character with 星河
+    "星河通信的工号0086",       # already right: nothing to correct
+])
+def test_words_that_only_look_alike_stay(text):
+    transcript = corrected(text)
+    assert transcript.utterances[0].text == text and not transcript.corrections
+
+
+def test_a_string_of_homophones_with_no_character_of_the_term_is_not_the_term():
+    assert sounds_like("心和通信", "星河通信") is True
+    assert sounds_like("心和同心", "星河通信") is False  # the same sounds, not one character
+
+
+def test_the_opening_passes_on_what_the_agent_said_once_the_terms_are_read_by_sound():
+    """Whisper's own words for a compliant opening (n01_model_call): without the reading, the
+    opening fails for a missing company and 工号."""
+    config = load_config()
+    rule = config.rules["opening.golden_30s"]
+    heard = "你好,欢迎这电心和通信,我是宫号0086的客服。请问有什么可以帮你。"
+    raw = dialogue_context([f"坐席: {heard}"], config.company_names)
+    assert CHECKS["opening.golden_30s"].run(raw, rule.params).status == "fail"
+    fixed = dataclasses.replace(raw, transcript=correct_terms(raw.transcript, config.key_terms))
+    assert CHECKS["opening.golden_30s"].run(fixed, rule.params).status == "pass"
