@@ -14,7 +14,10 @@ than through `whisper.transcribe`: transcribe cannot
 batch, encodes a window again for every fallback temperature, and decodes a window a second time
 from its last word whenever the window does not end on a timestamp (most full, packed windows do
 not). Here every window is encoded once and decoded once per temperature it needs (whisper's own
-fallback rule), and its words are timed with whisper's own `add_word_timestamps`. faster-whisper
+fallback rule), and its words are timed with whisper's own `add_word_timestamps` on the same encoded
+audio (whisper would run the encoder a second time for it). Whisper often stops before the end of
+a full, packed window; the pieces it did not reach are packed and decoded again
+(`[asr] redecode_rounds`), the last time each alone. faster-whisper
 decodes window by window with its own `transcribe`, with the same fallback rule and thresholds.
 
 Output Whisper is known to invent (subtitle boilerplate, an echo of the prompt, repetition loops,
@@ -252,10 +255,6 @@ class Transcriber(abc.ABC):
     def _decode_windows(self, audio_16k: np.ndarray, batch: list[Window]):
         """(window, its decoded segments in window seconds) for each of these windows."""
 
-    def windows(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> list[Window]:
-        """The call's speech, both channels, packed into windows (the first decoding round)."""
-        return pack_windows(speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s))
-
     def transcribe(self, audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...]) -> Transcript:
         pieces = speech_pieces(audio_16k, speech, self.asr.clip_pad_s, self.asr.clip_merge_gap_s)
         if not pieces:
@@ -348,11 +347,13 @@ class WhisperTranscriber(Transcriber):
         from whisper.timing import add_word_timestamps
 
         mels = [self._mel(window.audio(audio_16k)) for window in batch]
-        for window, mel, result in zip(batch, mels, self._decode(torch.stack(mels))):
+        with torch.no_grad():
+            features = self.model.embed_audio(torch.stack(mels))  # encoded once, for every use below
+        for index, (window, mel, result) in enumerate(zip(batch, mels, self._decode(features))):
             segments = _segments(result, self.tokenizer, window.samples / WHISPER_SAMPLE_RATE)
             if not self._judged_non_speech(result.no_speech_prob, result.avg_logprob):
-                add_word_timestamps(segments=segments, model=self.model, tokenizer=self.tokenizer,
-                                    mel=mel, num_frames=window.samples // MEL_HOP,
+                add_word_timestamps(segments=segments, model=_Encoded(self.model, features[index: index + 1]),
+                                    tokenizer=self.tokenizer, mel=mel, num_frames=window.samples // MEL_HOP,
                                     last_speech_timestamp=0.0)
             yield window, segments
 
@@ -364,16 +365,12 @@ class WhisperTranscriber(Transcriber):
                                           padding=WINDOW_SAMPLES - len(audio), device=self.model.device)
         return mel.to(self.dtype)
 
-    def _decode(self, mels):
-        """Decode a batch of windows, each again at the next temperature while whisper's own rule
-        says it failed (a repetition loop or an unsure guess, unless the window is silence)."""
-        import torch
-
+    def _decode(self, features):
+        """Decode a batch of encoded windows, each again at the next temperature while whisper's
+        own rule says it failed (a repetition loop or an unsure guess, unless the window is silence)."""
         asr = self.asr
-        with torch.no_grad():
-            features = self.model.embed_audio(mels)  # encoded once, reused by every temperature
-        results = [None] * len(mels)
-        todo = list(range(len(mels)))
+        results = [None] * len(features)
+        todo = list(range(len(features)))
         for temperature in FALLBACK_TEMPERATURES:
             options = dataclasses.replace(self.options, temperature=temperature,
                                           beam_size=asr.beam_size if asr.beam_size > 1 and temperature == 0 else None)
@@ -389,6 +386,21 @@ class WhisperTranscriber(Transcriber):
         failed = (result.compression_ratio > asr.compression_ratio_threshold
                   or result.avg_logprob < asr.logprob_threshold)
         return failed and not self._judged_non_speech(result.no_speech_prob, result.avg_logprob)
+
+
+class _Encoded:
+    """The model with one window's audio already encoded. Whisper's word timing runs the whole
+    model on the window's mel again (encoder included) to read the decoder's cross-attention; given
+    this, it runs the decoder only, on the features the transcript was decoded from."""
+
+    def __init__(self, model, features):
+        self._model, self._features = model, features
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def __call__(self, mel, tokens):
+        return self._model.decoder(tokens, self._features)
 
 
 class FasterWhisperTranscriber(Transcriber):
@@ -487,7 +499,8 @@ def _compression_ratio(text: str) -> float:
 
 def _utterance(segment: dict, speaker: str) -> Utterance:
     words = tuple(
-        Word(float(w["start"]), float(w["end"]), to_simplified(w["word"]).strip())
+        Word(float(w["start"]), float(w["end"]), to_simplified(w["word"]).strip(),
+             float(w["probability"]) if "probability" in w else None)
         for w in segment.get("words") or ()
         if w["word"].strip()
     )

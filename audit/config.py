@@ -61,7 +61,7 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    model: str = "small"  # a name (installed in models_dir, else the engine's download) or a path
+    model: str = "base"  # a name (installed in models_dir, else the engine's download) or a path
     engine: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
     models_dir: str = "models"  # where `audit models install` puts models; relative to the project root
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -80,6 +80,7 @@ class AsrConfig:
     max_repeats: int = field(default=4, metadata=value_range(1, 50))
     prompt_echo_min_chars: int = field(default=4, metadata=value_range(1, 50))
     min_word_probability: float = field(default=0.15, metadata=value_range(0.0, 1.0))
+    sure_word_probability: float = field(default=0.5, metadata=value_range(0.0, 1.0))  # below: a finding goes to review
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))

@@ -54,7 +54,20 @@ _QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行
                        r"|要不要|多少|什么|哪|几|怎么|为什么|如何")
 # A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
 _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
-_NEGATOR = re.compile(r"不要|不用|不需要|无需|无须|不必|别|切勿|请勿|千万别|千万不要|不会|不能|不可以|没有|没|并非|不是|绝不")
+# 别 alone is a negator (别着急), not inside 特别 / 区别 / 识别 nor as 别的 / 别人 ("other")
+_NEGATOR = re.compile(r"不要|不用|不需要|无需|无须|不必|(?<![特区分个类级差告识辨性派鉴离道])别(?![的人处家样])"
+                      r"|切勿|请勿|千万别|千万不要|不会|不能|不可以|没有|没|并非|不是|绝不")
+# a new predication between a negator and the hit ends the negator's reach (您没收到那是您自己的问题)
+_COPULA = re.compile(r"(?:那|这|就|而|但|可|都|也)是")
+# Whisper may print every word apart (好 的 您 是 想 查 一下): its spaces are no clause boundaries.
+# Such an utterance is cut into clauses after a sentence-final particle and before a word that opens
+# a clause (请问, 麻烦, 谢谢, 好的 ...), so a clause is still a clause and not a word.
+_WORD_SPLIT_MEAN = 3.0  # mean characters per space-separated piece below which spaces split words
+_FINAL_PARTICLE = re.compile(r"(?:吗|呢|吧|啊|呀|嘛|啦|哦|嘞|哈|么|嗯)$")
+_OPENERS = frozenset({"请问", "麻烦", "请", "谢谢", "感谢", "为了", "不过", "但是", "另外", "然后", "所以",
+                      "您好", "你好", "嗯", "好的", "好嘞", "明白", "没问题", "如果", "要是", "因为", "不客气"})
+_BACKCHANNELS = frozenset({"嗯", "好的", "好嘞", "明白", "明白了", "没问题", "是的", "对的"})
+_PRONOUNS = frozenset({"我", "我们", "您", "你", "他", "她", "这", "那", "这个", "那个"})
 _QUOTES = {"“": "”", "「": "」", "『": "』", '"': '"', "‘": "’"}
 
 
@@ -161,6 +174,8 @@ class Reading:
             elif closing is not None:
                 quoted_original.add(index)
         pieces = [(m.start(), m.end()) for m in _CLAUSE_END.finditer(original)]
+        if _word_split(original):
+            pieces = _clause_gaps(original)
         for start, end in pieces:
             marks = original[start:end]
             boundaries.append((position, start, bool(_QUESTION_MARK.search(marks)),
@@ -241,10 +256,37 @@ class Reading:
         """
         clause = self.clause_at(start)
         text, first = self.norm.text, max(clause.start, start - NEGATION_REACH)
-        if _NEGATOR.search(text[first:start]):
+        found = list(_NEGATOR.finditer(text, first, start))
+        if found and not _COPULA.search(text, found[-1].end(), start):
             return True
         return straddling and any(m.start() < start < m.end() for m in _NEGATOR.finditer(
             text, first, min(clause.end, start + NEGATION_REACH)))
+
+
+def _word_split(original: str) -> bool:
+    """Whether an unpunctuated utterance prints its words apart (spaces between words, not clauses)."""
+    if re.search(r"[，。？！；：,.?!;:…、]", original):
+        return False
+    words = original.split()
+    return len(words) >= 4 and sum(map(len, words)) / len(words) < _WORD_SPLIT_MEAN
+
+
+def _clause_gaps(original: str) -> list[tuple[int, int]]:
+    """The spaces of a word-split utterance that end a clause: after a sentence-final particle or a
+    backchannel (嗯, 好的, 明白), before a word that opens a clause (`_OPENERS`), and after a 了
+    that a new subject follows (核实 通过 了 我 看 到)."""
+    gaps = [(m.start(), m.end()) for m in re.finditer(r"\s+", original)]
+    words = original.split()
+    kept = []
+    for index, gap in enumerate(gaps):
+        before, after = words[index], words[index + 1]
+        two_before = (words[index - 1] if index else "") + before
+        two_after = after + (words[index + 2] if index + 2 < len(words) else "")
+        if (_FINAL_PARTICLE.search(before) or before in _BACKCHANNELS or two_before in _BACKCHANNELS
+                or after in _OPENERS or two_after in _OPENERS
+                or (before == "了" and after in _PRONOUNS)):
+            kept.append(gap)
+    return kept
 
 
 def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:

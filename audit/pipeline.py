@@ -13,6 +13,7 @@ from pathlib import Path
 from audit import decode as decoding
 from audit import sidecar
 from audit.agreement import disagreements
+from audit.confidence import weigh_confidence
 from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, Transcriber, load_transcriber
 from audit.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.checks import CallContext, run_checks
@@ -20,8 +21,8 @@ from audit.config import Config
 from audit.records import CallAudit, CallMeta, ChannelSpeech, RuleResult, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech, load_vad
-from audit.terms import correct_terms
 from audit.prosody import measure_prosody
+from audit.terms import correct_terms
 from audit.timing import measure_timing
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         events=tuple(sorted(timing.events() + prosody.events(), key=lambda e: e.start)),
         answer_latest_s=timing.answer_latest_s,
     )
-    results = capped(run_checks(context, config), config.report.max_evidence)
+    results = weigh_confidence(capped(run_checks(context, config), config.report.max_evidence),
+                               transcript, config.asr.sure_word_probability)
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,

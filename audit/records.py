@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 Speaker = Literal["agent", "customer", "unknown"]
-Status = Literal["pass", "fail", "not_measurable"]
+Status = Literal["pass", "fail", "unsure", "not_measurable"]  # unsure: a failure resting on words the ASR doubted
 Severity = Literal["critical", "major", "minor"]
 Verdict = Literal["pass", "review", "fail"]
 TranscriptSource = Literal["whisper", "sidecar", "none"]
@@ -82,6 +82,7 @@ class Word:
     start: float
     end: float
     text: str
+    probability: float | None = None  # the ASR's confidence in the word, 0-1; None when not known (sidecars)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class ReportError(Exception):
 
 MANIFEST_NAME = "build.json"
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
+FLAGGED = ("fail", "unsure")  # findings a reviewer looks at: failures, and failures resting on unsure words
 VERDICT_RANK = {"fail": 0, "review": 1, "pass": 2}
 SPEAKER_CLASSES = {"agent", "customer", "unknown"}  # CSS classes; anything else shows as unknown
 
@@ -315,17 +316,17 @@ class CallContent:
         for index, utterance in enumerate(self.utterances):
             self._by_text.setdefault((utterance["speaker"], utterance["text"]), []).append(index)
         self.highlights: dict[int, list[Highlight]] = {}
-        ordered = sorted(record["results"], key=lambda r: (r["status"] != "fail",
+        ordered = sorted(record["results"], key=lambda r: (r["status"] not in FLAGGED,
                                                            SEVERITY_ORDER.get(r["severity"], 3)))
         self.results = [self._result(number, result) for number, result in enumerate(ordered, 1)]
 
     @property
     def findings(self) -> list[ResultView]:
-        return [r for r in self.results if r.status == "fail"]
+        return [r for r in self.results if r.status in FLAGGED]
 
     @property
     def other_results(self) -> list[ResultView]:
-        return [r for r in self.results if r.status != "fail"]
+        return [r for r in self.results if r.status not in FLAGGED]
 
     def transcript(self) -> list[UtteranceView]:
         return [UtteranceView(i, u["start"], u["end"], _speaker_class(u["speaker"]),
@@ -338,7 +339,7 @@ class CallContent:
                 for d in self.record.get("dropped_utterances", [])]
 
     def _result(self, number: int, result: dict) -> ResultView:
-        failed = result["status"] == "fail"
+        failed = result["status"] in FLAGGED
         title = f"{result['rule_id']}: {self.shown(result['message'])}"
         evidence = [self._evidence(item, "fail" if failed else "pass", title, failed)
                     for item in result["evidence"]]

@@ -4,7 +4,8 @@ Deduct-from-100 scoring with a critical (一票否决) flag, the shape the comme
 (anchors 1.3 and 1.6): each failed rule takes its configured weight off the score (and off its
 category's subscore); a failed critical rule, or a score under `scoring.fail_below`, fails the call;
 any other failure sends it to review. A rule that could not be measured deducts nothing: it says so
-in its own result.
+in its own result. An `unsure` finding (one resting on words the ASR doubted, `audit.confidence`)
+deducts nothing either and sends the call to review: a reviewer listens before anyone is accused.
 """
 
 from __future__ import annotations
@@ -33,4 +34,5 @@ def score_call(
     }
     if any(r.severity == "critical" for r in failed) or score < scoring.fail_below:
         return score, subscores, "fail"
-    return score, subscores, "review" if failed else "pass"
+    unsure = any(r.status == "unsure" for r in results)
+    return score, subscores, "review" if failed or unsure else "pass"

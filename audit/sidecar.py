@@ -159,7 +159,12 @@ def _utterance(item: Any, path: Path, where: str) -> Utterance:
     for i, word in enumerate(listed or []):
         word_where = f"{where}.words[{i}]"
         word_start, word_end = _span(word, path, word_where)
-        words.append(Word(word_start, word_end, _get(word, "text", str, path, word_where)))
+        probability = word.get("probability")  # the ASR's confidence, when the sidecar's ASR gave one
+        if probability is not None and (isinstance(probability, bool) or not isinstance(probability, (int, float))
+                                        or not 0.0 <= probability <= 1.0):
+            raise SidecarError(f"{path.name}: {word_where}.probability must be a number from 0 to 1")
+        words.append(Word(word_start, word_end, _get(word, "text", str, path, word_where),
+                          None if probability is None else float(probability)))
     return Utterance(speaker, start, end, text, tuple(words))
 
 

@@ -116,7 +116,8 @@ def _utterance(utterance: Utterance) -> dict:
     record = {"speaker": utterance.speaker, "start": _t(utterance.start), "end": _t(utterance.end),
               "text": utterance.text}
     if utterance.words:
-        record["words"] = [{"start": _t(w.start), "end": _t(w.end), "text": w.text}
+        record["words"] = [{"start": _t(w.start), "end": _t(w.end), "text": w.text,
+                            **({} if w.probability is None else {"probability": round(w.probability, 3)})}
                            for w in utterance.words]
     return record
 

@@ -58,6 +58,7 @@ from synthcalls import RATE, SPEECH_DBFS, _ringback, hold_music, speech_clips  #
 
 WHISPER_CLI = Path(sys.executable).parent / "whisper"
 REAL_DEV = ROOT / "fixtures" / "real-dev"
+NATURAL = ROOT / "fixtures" / "natural"
 MODELS = ROOT / "models"
 ENGINES = ("openai-whisper", "faster-whisper")
 TURNS_PER_CALL = 4
@@ -71,7 +72,7 @@ DIMS = {  # the published model dimensions (the `dims` of the official checkpoin
 }
 PIPELINE_STAGES = ("read + decode file", "resample to 16 kHz", "voice activity", "ASR", "timing",
                    "prosody", "checks", "scoring")
-ASR_PARTS = ("log-mel", "encode + decode", "word alignment")
+ASR_PARTS = ("log-mel", "encode", "decode", "word alignment")  # of the openai-whisper engine
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -141,10 +142,11 @@ def run_child(command: list[str], log: Path) -> dict:
 
 def tool_side(model: str, out: Path, files: list[Path]) -> None:
     """(child) `audit run --asr whisper` in this process, with a timer around every stage."""
+    import whisper.model
     import whisper.timing
 
     from audit import batch, decode, pipeline
-    from audit.asr import WhisperTranscriber
+    from audit.asr import FasterWhisperTranscriber, WhisperTranscriber
     from audit.config import load_config
 
     seconds: Counter = Counter()
@@ -154,14 +156,16 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
         (pipeline, "find_speech", "voice activity"), (pipeline.AsrChoice, "transcript", "ASR"),
         (pipeline, "measure_timing", "timing"), (pipeline, "measure_prosody", "prosody"),
         (pipeline, "run_checks", "checks"), (pipeline, "score_call", "scoring"),
-        (WhisperTranscriber, "__init__", "model load"), (batch, "load_models", "model load"),
+        (WhisperTranscriber, "__init__", "model load"), (FasterWhisperTranscriber, "__init__", "model load"),
+        (batch, "load_models", "model load"),
         (WhisperTranscriber, "_mel", "log-mel"),
-        (WhisperTranscriber, "_decode", "encode + decode"),
+        (whisper.model.Whisper, "embed_audio", "encode"),
+        (WhisperTranscriber, "_decode", "decode"),
         (whisper.timing, "add_word_timestamps", "word alignment"),
     ):
         setattr(owner, name, _timed(getattr(owner, name), stage, seconds))
-    packed = WhisperTranscriber.windows
-    WhisperTranscriber.windows = lambda self, *args: _kept(packed(self, *args), windows)
+    for engine in (WhisperTranscriber, FasterWhisperTranscriber):  # every window of every round
+        engine._decode_windows = _counting(engine._decode_windows, windows)
     per_call: list[dict] = []
     audit_one = batch._audit
     batch._audit = lambda *args: _counted(audit_one, args, seconds, per_call)
@@ -172,6 +176,13 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
         raise SystemExit(f"audit errors: {report.document['errors']}")
     print(json.dumps({"seconds": seconds, "per_call": per_call, "windows": len(windows),
                       "model_audio_s": sum(w.samples for w in windows) / 16000}))
+
+
+def _counting(decode_windows, into: list):
+    def counted(self, audio, batch):
+        into.extend(batch)
+        yield from decode_windows(self, audio, batch)
+    return counted
 
 
 def _timed(real, stage: str, seconds: Counter):
@@ -192,11 +203,6 @@ def _counted(audit_one, args: tuple, seconds: Counter, per_call: list[dict]):
     per_call.append({**{stage: seconds[stage] - before[stage] for stage in seconds},
                      "call": time.perf_counter() - started})
     return outcome
-
-
-def _kept(found: list, into: list) -> list:
-    into.extend(found)
-    return found
 
 
 def baseline_prosody(files: list[Path]) -> None:
@@ -336,6 +342,13 @@ def real_clips() -> list[tuple[Path, str]]:
     return [(REAL_DEV / row[0], row[4]) for row in rows]
 
 
+def split_part() -> dict[str, str]:
+    """clip file name -> "tuning" or "held aside" (fixtures/real-dev/split.tsv, fixed in issue 13)."""
+    lines = [line.split("\t") for line in (REAL_DEV / "split.tsv").read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#")]
+    return {row[0]: row[3].replace("held-aside", "held aside") for row in lines[1:]}
+
+
 def clip_calls(folder: Path) -> list[tuple[Path, list[dict]]]:
     """The real clips as two-channel 8 kHz mu-law calls of TURNS_PER_CALL turns, with each turn's
     speaker, span and reference text."""
@@ -355,7 +368,7 @@ def clip_calls(folder: Path) -> list[tuple[Path, list[dict]]]:
             start = round(at * RATE)
             tracks[number % 2, start: start + len(samples)] += samples
             turns.append({"speaker": ("agent", "customer")[number % 2], "start": at,
-                          "end": at + len(samples) / RATE, "text": text})
+                          "end": at + len(samples) / RATE, "text": text, "clip": path.name})
             at += len(samples) / RATE + 0.8
         tracks = tracks[:, : round((at + 1.0) * RATE)]
         tracks += rng.standard_normal(tracks.shape).astype(np.float32) * 10 ** ((SPEECH_DBFS - 30) / 20)
@@ -378,15 +391,14 @@ def plain_whisper_side(model: str) -> None:
     import whisper
 
     network = whisper.load_model(model, device="cpu")
-    wrong = total = 0
+    clips = {}
     started = time.perf_counter()
     for path, text in real_clips():
         audio, rate = soundfile.read(path, dtype="float32")  # 16 kHz mono: whisper's own input
         assert rate == 16000, path
         heard = whisper.transcribe(network, audio, language="zh", beam_size=5, best_of=5, fp16=False)["text"]
-        found = edits(heard, text)
-        wrong, total = wrong + found[0], total + found[1]
-    print(json.dumps({"edits": wrong, "chars": total, "asr_s": time.perf_counter() - started}))
+        clips[path.name] = edits(heard, text)
+    print(json.dumps({"clips": clips, "asr_s": time.perf_counter() - started}))
 
 
 def engine_side(engine: str, out: Path, calls: Path) -> None:
@@ -401,18 +413,18 @@ def engine_side(engine: str, out: Path, calls: Path) -> None:
     report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", f"{engine}:base", "cpu"))
     if report.document["errors"]:
         raise SystemExit(f"audit errors: {report.document['errors']}")
-    wrong = total = 0
+    clips = {}
     for path in files:
         record = json.loads((out / "calls" / f"{path.stem}.json").read_text(encoding="utf-8"))
-        heard = ["" for _ in turns[path.stem]]
+        own = turns[path.stem]
+        heard = ["" for _ in own]
         for utterance in record["utterances"]:
             middle = (utterance["start"] + utterance["end"]) / 2
-            nearest = min(range(len(heard)), key=lambda i: abs(middle - (turns[path.stem][i]["start"]
-                                                                         + turns[path.stem][i]["end"]) / 2))
+            nearest = min(range(len(heard)), key=lambda i: abs(middle - (own[i]["start"] + own[i]["end"]) / 2))
             heard[nearest] += utterance["text"]
-        found = edits("".join(heard), "".join(t["text"] for t in turns[path.stem]))
-        wrong, total = wrong + found[0], total + found[1]
-    print(json.dumps({"edits": wrong, "chars": total, "asr_s": seconds["ASR"]}))
+        for turn, text in zip(own, heard):
+            clips[turn["clip"]] = edits(text, turn["text"])
+    print(json.dumps({"clips": clips, "asr_s": seconds["ASR"]}))
 
 
 def real_accuracy(work: Path) -> None:
@@ -429,11 +441,84 @@ def real_accuracy(work: Path) -> None:
                                work / f"{engine}.log")))
     print(f"\nreal Whisper base ({MODELS}): {len(real_clips())} real Mandarin clips, {speech_s:.0f} s of "
           f"speech, as {len(calls)} two-channel calls; cpu, greedy with the prompt unless said")
-    print(f"{'':<48}{'CER':>6}{'ASR s':>8}{'wall s':>8}{'peak MB':>9}")
+    part = split_part()
+    print(f"{'':<48}{'CER':>6}{'tuning':>7}{'held':>6}{'ASR s':>8}{'wall s':>8}{'peak MB':>9}")
     for label, found in rows:
         found |= json.loads(found["stdout"])
-        print(f"{label:<48}{found['edits'] / found['chars']:>6.3f}{found['asr_s']:>8.1f}"
-              f"{found['wall_s']:>8.1f}{found['peak_mb']:>9.0f}")
+
+        def cer(wanted: set[str]) -> float:
+            chosen = [found["clips"][clip] for clip in found["clips"] if part.get(clip) in wanted]
+            return sum(e for e, _ in chosen) / max(sum(n for _, n in chosen), 1)
+
+        print(f"{label:<48}{cer({'tuning', 'held aside'}):>6.3f}{cer({'tuning'}):>7.3f}{cer({'held aside'}):>6.3f}"
+              f"{found['asr_s']:>8.1f}{found['wall_s']:>8.1f}{found['peak_mb']:>9.0f}")
+    print("  (CER over all clips, the 17 clips of fixtures/real-dev/split.tsv the settings may be tuned on, "
+          "and the 6 held aside)")
+
+
+def natural_calls(count: int) -> list[Path]:
+    return sorted(NATURAL.glob("*.wav"))[:count]
+
+
+def joined(pieces: list[tuple[float, str]]) -> str:
+    return "".join(text for _, text in sorted(pieces))
+
+
+def real_speed(work: Path, count: int) -> None:
+    """Wall time, audio given to the model, CER and peak memory on natural-voice calls with the
+    real base weights: the tool with each engine against the plain whisper CLI (same weights and
+    decoding options, each channel as its own file)."""
+    files = natural_calls(count)
+    truth = json.loads((NATURAL / "truth.json").read_text(encoding="utf-8"))["calls"]
+    length = sum(truth[f.stem]["duration_s"] for f in files)
+    speech = sum(u["end"] - u["start"] for f in files for u in truth[f.stem]["utterances"])
+    reference = {f.stem: joined([(u["start"], u["text"]) for u in truth[f.stem]["utterances"]]) for f in files}
+
+    def cer_of(heard: dict[str, str]) -> float:
+        found = [edits(heard.get(stem, ""), text) for stem, text in reference.items()]
+        return sum(e for e, _ in found) / sum(n for _, n in found)
+
+    rows = {}
+    for engine, model in (("openai-whisper", str(MODELS / "base.pt")), ("faster-whisper", f"faster-whisper:{MODELS / 'base'}")):
+        out = work / f"speed-{engine}"
+        found = run_child(child("tool", model, str(out), *map(str, files)), work / f"speed-{engine}.log")
+        found |= json.loads(found["stdout"])
+        heard = {}
+        for path in files:
+            record = json.loads((out / "calls" / f"{path.stem}.json").read_text(encoding="utf-8"))
+            heard[path.stem] = joined([(u["start"], u["text"]) for u in record["utterances"]])
+        rows[engine] = found | {"cer": cer_of(heard), "asr_s": found["seconds"]["ASR"]}
+    sides = split_channels(files, work / "speed-sides")
+    cli = run_child(whisper_command(str(MODELS / "base.pt"), sides, work / "speed-cli"), work / "speed-cli.log")
+    heard = {}
+    for path in files:
+        pieces = []
+        for side in ("agent", "customer"):
+            decoded = json.loads((work / "speed-cli" / f"{path.stem}-{side}.json").read_text(encoding="utf-8"))
+            pieces += [(segment["start"], segment["text"]) for segment in decoded["segments"]]
+        heard[path.stem] = joined(pieces)
+    from audit.textnorm import to_simplified
+
+    heard = {stem: to_simplified(text) for stem, text in heard.items()}
+    rows["cli"] = cli | {"cer": cer_of(heard), "model_audio_s": 2 * length,
+                         "windows": sum(2 * math.ceil(truth[f.stem]["duration_s"] / 30.0) for f in files)}
+    print(f"\nreal Whisper base on {len(files)} natural-voice calls of fixtures/natural ({length / 60:.1f} min, "
+          f"two channels, 8 kHz mu-law; {speech:.0f} s of speech, each channel's once); cpu, "
+          f"greedy with the prompt, word timestamps")
+    print(f"{'':<40}{'wall s':>8}{'x CLI':>7}{'audio s/s':>10}{'x speech':>9}{'CER':>7}{'peak MB':>9}")
+    labels = {"cli": "plain whisper CLI, each channel whole", "openai-whisper": "audit run, openai-whisper engine",
+              "faster-whisper": "audit run, faster-whisper engine"}
+    for key in ("cli", "openai-whisper", "faster-whisper"):
+        row = rows[key]
+        print(f"{labels[key]:<40}{row['wall_s']:>8.1f}{row['wall_s'] / rows['cli']['wall_s']:>7.2f}"
+              f"{row['model_audio_s'] / length:>10.2f}{row['model_audio_s'] / speech:>9.2f}{row['cer']:>7.3f}"
+              f"{row['peak_mb']:>9.0f}")
+    print(f"faster-whisper against openai-whisper: {rows['faster-whisper']['wall_s'] / rows['openai-whisper']['wall_s']:.2f}x "
+          f"the wall time ({rows['faster-whisper']['asr_s']:.0f} s of ASR against {rows['openai-whisper']['asr_s']:.0f} s); "
+          f"windows decoded: {rows['openai-whisper']['windows']} and {rows['faster-whisper']['windows']} "
+          f"(all rounds), the CLI at least {rows['cli']['windows']}")
+    seconds = rows["openai-whisper"]["seconds"]
+    print("  openai-whisper engine, its ASR time: " + ", ".join(f"{p} {seconds.get(p, 0.0):.1f} s" for p in ASR_PARTS))
 
 
 def main() -> None:
@@ -443,7 +528,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48, help="decoding cap of the random checkpoint")
     parser.add_argument("--minutes", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="one call each")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="the memory run; 0 skips it")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the real-weights accuracy run")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the real-weights runs")
+    parser.add_argument("--natural", type=int, default=4,
+                        help="natural-voice calls in the real-weights speed run (default 4)")
+    parser.add_argument("--no-random", action="store_true",
+                        help="skip the random-weight cost table (generated calls)")
     args = parser.parse_args()
     import torch
 
@@ -459,6 +548,9 @@ def main() -> None:
         work = Path(temporary)
         if not args.no_accuracy:
             real_accuracy(work)
+            real_speed(work, args.natural)
+        if args.no_random:
+            return
         model = args.model or str(build_checkpoint(args.dims, args.max_tokens, work / f"{args.dims}-random.pt"))
         label = (f"model {args.model}" if args.model else
                  f"model: random weights in the {args.dims} dimensions, decoding capped at "

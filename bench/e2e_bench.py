@@ -115,9 +115,11 @@ def joined_text(utterances: list[dict]) -> str:
     return "".join(normalize(u["text"]).text for u in ordered)
 
 
-def compare(truth: dict, records: dict[str, dict]) -> tuple[list, list, int, list]:
-    """(false accusations, misses, outcomes compared, calls not audited with the reason)."""
-    accusations, misses, compared, refused = [], [], 0, []
+def compare(truth: dict, records: dict[str, dict]) -> tuple[list, list, list, int, list]:
+    """(false accusations, misses, findings sent to a reviewer as unsure, outcomes compared, calls
+    not audited with the reason). An `unsure` finding (resting on words the ASR doubted) accuses
+    nobody and lets nothing through unseen: it is counted apart."""
+    accusations, misses, unsure, compared, refused = [], [], [], 0, []
     for name, call in truth.items():
         record = records.get(name)
         if record is None or "error" in record:
@@ -128,22 +130,26 @@ def compare(truth: dict, records: dict[str, dict]) -> tuple[list, list, int, lis
         for rule, want in call["expected"].items():
             status = got.get(rule, "missing")
             compared += 1
-            if status == "fail" and want in ("pass", "na"):
-                accusations.append((name, rule, want, status, messages.get(rule, "")))
+            row = (name, rule, want, status, messages.get(rule, ""))
+            if status == "unsure":
+                unsure.append(row)
+            elif status == "fail" and want in ("pass", "na"):
+                accusations.append(row)
             elif want == "fail" and status != "fail":
-                misses.append((name, rule, want, status, messages.get(rule, "")))
-    return accusations, misses, compared, refused
+                misses.append(row)
+    return accusations, misses, unsure, compared, refused
 
 
 def report(label: str, truth: dict, records: dict[str, dict]) -> None:
-    accusations, misses, compared, refused = compare(truth, records)
-    agree = compared - len(accusations) - len(misses)
+    accusations, misses, unsure, compared, refused = compare(truth, records)
+    agree = compared - len(accusations) - len(misses) - len(unsure)
     print(f"\n{label}: {agree}/{compared} rule outcomes agree with truth; "
-          f"{len(accusations)} false accusations, {len(misses)} misses; "
-          f"{len(refused)} of {len(truth)} calls not audited")
+          f"{len(accusations)} false accusations, {len(misses)} misses, "
+          f"{len(unsure)} sent to review as unsure ({sum(r[2] == 'fail' for r in unsure)} of them true "
+          f"violations); {len(refused)} of {len(truth)} calls not audited")
     for name, reason in refused:
         print(f"  {'not audited':16} {name:24} {reason[:140]}")
-    for kind, rows in (("false accusation", accusations), ("miss", misses)):
+    for kind, rows in (("false accusation", accusations), ("miss", misses), ("unsure", unsure)):
         for name, rule, want, status, message in rows:
             print(f"  {kind:16} {name:24} {rule:28} truth {want:4} tool {status:14} {message[:90]}")
 
@@ -182,13 +188,16 @@ def main() -> None:
 
     print(f"\n{'call':24} {'truth':12} {'sidecar':12} {'whisper':12} {'CER':>6}")
     errors = chars = 0
+    same = {"sidecar": 0, "whisper": 0}  # verdicts (pass / review / fail) as truth's
     for name, call in truth.items():
         side = sidecar.get(name)
         row = [truth_verdict(call["expected"], config), _verdict(side)]
+        same["sidecar"] += row[1].split()[0] == row[0].split()[0]
         rate = ""
         if whisper is not None:
             rec = whisper.get(name)
             row.append(_verdict(rec))
+            same["whisper"] += row[2].split()[0] == row[0].split()[0]
             if rec and "error" not in rec:
                 e, n = cer(joined_text(call["utterances"]), joined_text(rec["utterances"]))
                 errors, chars = errors + e, chars + n
@@ -198,6 +207,8 @@ def main() -> None:
         print(f"{name:24} {row[0]:12} {row[1]:12} {row[2]:12} {rate:>6}")
     if whisper is not None and chars:
         print(f"{'all':24} {'':12} {'':12} {'':12} {errors / chars:.1%}")
+    print(f"verdicts as truth's: sidecar {same['sidecar']}/{len(truth)}"
+          + (f", whisper {same['whisper']}/{len(truth)}" if whisper is not None else ""))
 
     report("sidecar (true transcript)", truth, sidecar)
     if whisper is not None:

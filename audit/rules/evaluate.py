@@ -261,6 +261,9 @@ class _Evaluator:
                     hit = self.view.hit(index, start, end, phrase.written)
                     if scope.start <= hit.start <= scope.end:
                         hits.append(hit)
+        if node.glossed is not None:
+            explained = self.glossed(node)
+            hits = [h for h in hits if h.key not in explained]
         said = {h.key for h in hits}
         hits = _without_overlaps(hits)
         if node.mode == "all":
@@ -272,6 +275,21 @@ class _Evaluator:
         if node.more_than is not None:
             enough = enough and len({h.utterance for h in hits}) > node.more_than
         return _Finding(enough, tuple(hits))
+
+    def glossed(self, node: PhraseNode) -> set[str]:
+        """The phrases of `node` its speaker explains somewhere in the call (`node.glossed` matches
+        right after one of its occurrences)."""
+        speakers = self.view.speakers[node.frame.speaker]
+        explained = set()
+        for index, utterance in enumerate(self.view.utterances):
+            if utterance.speaker not in speakers:
+                continue
+            text = self.view.norms[index].text
+            for phrase in node.phrases:
+                if phrase.written not in explained and any(
+                        node.glossed.match(text, end) for _, end in self.find(index, phrase)):
+                    explained.add(phrase.written)
+        return explained
 
     def find(self, index: int, phrase: Phrase) -> list[tuple[int, int]]:
         """Spans of the normalised utterance where `phrase` was said, as whole words."""
@@ -380,6 +398,14 @@ class _Evaluator:
         for moment in moments:
             start, end = moment[0].start, max(h.end for h in moment)
             own = {h.utterance for h in moment}
+            if node.look == "back":
+                chosen, since = self.looked_back(node, scope, speakers, own, start)
+                found = self.eval(node.then, _Scope(tuple(chosen), max(scope.start, since), end))
+                if found.holds == (node.expect == "present"):
+                    kept.append((moment, found))
+                else:
+                    broken.append((moment, [] if node.expect == "present" else list(found.hits)))
+                continue
             later = [i for i in scope.utterances if i not in own
                      and utterances[i].speaker in speakers and utterances[i].start >= start]
             if node.within_utterances is not None:
@@ -400,6 +426,21 @@ class _Evaluator:
             return _Finding(False, hits, (), len(moments), tuple(m[0].start for m, _ in broken))
         hits = tuple(h for moment, found in kept for h in (*moment, *found.hits))
         return _Finding(True, hits, (), len(moments))
+
+
+    def looked_back(self, node: Anchor, scope: _Scope, speakers: set, own: set,
+                    start: float) -> tuple[list[int], float]:
+        """The utterances of `then`'s speaker up to a moment (its own included), and the earliest
+        time a hit may start: the last `within_utterances`, the last `within_s` or the whole call."""
+        utterances = self.view.utterances
+        earlier = [i for i in scope.utterances if utterances[i].speaker in speakers
+                   and (i in own or utterances[i].start <= start)]
+        if node.within_utterances is not None:
+            chosen = earlier[-node.within_utterances:]
+            return chosen, (utterances[chosen[0]].start if chosen else start)
+        if node.within_s is not None:
+            return [i for i in earlier if utterances[i].end >= start - node.within_s], start - node.within_s
+        return earlier, -math.inf
 
 
 def _combine(holds: bool, parts: list[_Finding], shown: list[_Finding]) -> _Finding:

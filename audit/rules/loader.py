@@ -43,7 +43,7 @@ _INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause"
                 "threshold", "mood", "negated")
 _COMMON = ("speaker", "window", "label")
 _MODIFIERS = {
-    "any": ("at_least", "more_than", "skip_negated", "not_regex"),
+    "any": ("at_least", "more_than", "skip_negated", "not_regex", "glossed"),
     "all": (),
     "none": (),
     "regex": ("not_regex", "more_than"),
@@ -53,7 +53,7 @@ _MODIFIERS = {
     "and": (),
     "or": (),
     "not": (),
-    "after": ("then", "within_s", "within_utterances", "expect"),
+    "after": ("then", "within_s", "within_utterances", "expect", "look"),
 }
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
@@ -240,7 +240,10 @@ class _Loader:
             if not isinstance(skip_negated, bool):
                 raise self.fail(f"{key}.skip_negated", "must be true or false")
             exclude = self.regex(table["not_regex"], f"{key}.not_regex") if "not_regex" in table else None
-            return PhraseNode(frame, kind, phrases, at_least, more_than, skip_negated, exclude)
+            glossed = self.regex(table["glossed"], f"{key}.glossed") if "glossed" in table else None
+            if glossed is not None and kind != "any":
+                raise self.fail(f"{key}.glossed", "only an `any` list can skip glossed phrases")
+            return PhraseNode(frame, kind, phrases, at_least, more_than, skip_negated, exclude, glossed)
         if kind == "regex":
             pattern = self.regex(table["regex"], f"{key}.regex")
             exclude = self.regex(table["not_regex"], f"{key}.not_regex") if "not_regex" in table else None
@@ -283,9 +286,13 @@ class _Loader:
                                  "require, not under forbid or not")
         if "then" not in table:
             raise self.fail(f"{key}.then", "missing: what must (or must not) follow")
+        look = table.get("look", "ahead")
+        if look not in ("ahead", "back"):
+            raise self.fail(f"{key}.look", f"{look!r} is not one of ['ahead', 'back']")
         windows = [w for w in ("within_s", "within_utterances") if w in table]
-        if len(windows) != 1:
-            raise self.fail(key, "needs exactly one of within_s or within_utterances")
+        if len(windows) > 1 or (not windows and look == "ahead"):
+            raise self.fail(key, "needs exactly one of within_s or within_utterances"
+                                 " (or none, with look = \"back\")")
         expect = table.get("expect", "present")
         if expect not in ("present", "absent"):
             raise self.fail(f"{key}.expect", f"{expect!r} is not one of ['present', 'absent']")
@@ -296,7 +303,7 @@ class _Loader:
         then = self.node(table["then"], f"{key}.then", frame.speaker, in_require, using)
         if then.frame.speaker is None:
             raise self.fail(f"{key}.then.speaker", "missing: whose utterances follow the anchor")
-        return Anchor(frame, after, then, within_s, within_utterances, expect)
+        return Anchor(frame, after, then, within_s, within_utterances, expect, look)
 
     def window(self, value: object, key: str) -> Window:
         table = self.expect_table(value, key)

@@ -91,6 +91,9 @@ class PhraseNode:
     more_than: int | None = None  # utterances with a hit, for `any`
     skip_negated: bool = False  # a hit a negator turns round (不是说您错了) does not count
     exclude: re.Pattern | None = None  # `any` only: an utterance where this matches is skipped (SCA notRegex)
+    # `any` only: a phrase this matches right after (PUK码就是SIM卡的解锁码) is explained, and then
+    # counts nowhere in the call (派单调度，就是给师傅安排上门的同事 ... 您好，派单调度)
+    glossed: re.Pattern | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,10 @@ class Not:
 @dataclass(frozen=True)
 class Anchor:
     """After each moment `after` finds, within N seconds or the next K utterances of `then`'s
-    speaker, `then` must be present (or absent). Holds when every moment is answered as expected."""
+    speaker, `then` must be present (or absent). Holds when every moment is answered as expected.
+    With ``look = "back"`` `then` is looked for up to the moment instead (its own utterance
+    included): the last N seconds or K utterances, or the whole call so far when neither is given
+    (an account read out only after the caller was verified)."""
 
     frame: Frame
     after: Node
@@ -154,6 +160,7 @@ class Anchor:
     within_s: float | None
     within_utterances: int | None
     expect: Literal["present", "absent"]
+    look: Literal["ahead", "back"] = "ahead"
 
 
 Node = PhraseNode | RegexNode | IntentNode | EchoNode | EventNode | AllOf | AnyOf | Not | Anchor

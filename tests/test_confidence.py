@@ -1,0 +1,61 @@
+"""A text finding that rests only on words the ASR doubted goes to a reviewer, not against the agent."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from audit.checks import CHECKS
+from audit.config import load_config
+from audit.confidence import weigh_confidence
+from audit.records import RuleResult, Transcript, Utterance, Word
+from audit.rules import dialogue_context
+from audit.scoring import score_call
+
+CONFIG = load_config()
+
+
+def spoken(words: list[tuple[str, float | None]], start: float = 1.0) -> Utterance:
+    """An agent utterance of these (word, probability) pairs, 0.4 s a word."""
+    timed = tuple(Word(start + 0.4 * i, start + 0.4 * (i + 1), text, p) for i, (text, p) in enumerate(words))
+    return Utterance("agent", start, timed[-1].end, "".join(text for text, _ in words), timed)
+
+
+def audited(*utterances: Utterance):
+    call = dialogue_context(["坐席: 您好。"], CONFIG.company_names)
+    call = dataclasses.replace(call, transcript=Transcript("whisper", utterances))
+    opening = CONFIG.rules["opening.golden_30s"]
+    found = CHECKS["opening.golden_30s"].run(call, opening.params)
+    checked = (RuleResult("opening.golden_30s", found.status, opening.severity, found.message, found.evidence),
+               *CONFIG.rulebook.evaluate(call))  # the text rules: a written dialogue has no audio to time
+    results = weigh_confidence(checked, call.transcript, CONFIG.asr.sure_word_probability)
+    return {r.rule_id: r for r in results}, score_call(results, CONFIG.weights, CONFIG.scoring)
+
+
+def test_a_你_the_asr_doubted_is_unsure_and_takes_no_points():
+    # base on telephone audio: 您 heard as 你 with a low probability
+    results, (score, _, verdict) = audited(spoken([("你", 0.31), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]))
+    address = results["text.polite_address"]
+    assert address.status == "unsure"
+    assert address.details["word_probability"] == 0.31 and "请复听确认" in address.message
+    assert address.evidence  # the reviewer is shown where
+    assert verdict == "review"
+    unsure_free = score_call(tuple(r for r in results.values() if r.rule_id != "text.polite_address"),
+                             CONFIG.weights, CONFIG.scoring)[0]
+    assert score == unsure_free  # no points off for it
+
+
+def test_a_你_the_asr_was_sure_of_fails_and_so_does_one_without_confidences():
+    sure, _ = audited(spoken([("你", 0.93), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]))
+    assert sure["text.polite_address"].status == "fail"
+    sidecar, _ = audited(spoken([("你", None), ("家", None), ("宽带", None), ("断了", None)]))
+    assert sidecar["text.polite_address"].status == "fail"
+
+
+def test_one_sure_piece_of_evidence_is_enough_to_fail():
+    results, _ = audited(spoken([("你", 0.3), ("家", 0.9)]), spoken([("你", 0.95), ("看", 0.9)], start=5.0))
+    assert results["text.polite_address"].status == "fail"
+
+
+def test_a_finding_about_what_is_missing_is_not_softened_by_unsure_words():
+    results, _ = audited(spoken([("喂", 0.2), ("嗯", 0.2)]))
+    assert results["opening.golden_30s"].status == "fail"
