@@ -80,7 +80,9 @@ class AsrConfig:
     max_repeats: int = field(default=4, metadata=value_range(1, 50))
     prompt_echo_min_chars: int = field(default=4, metadata=value_range(1, 50))
     min_word_probability: float = field(default=0.15, metadata=value_range(0.0, 1.0))
-    sure_word_probability: float = field(default=0.5, metadata=value_range(0.0, 1.0))  # below: a finding goes to review
+    sure_word_probability: float = field(default=0.7, metadata=value_range(0.0, 1.0))  # below: a finding goes to review
+    confusable: tuple[str, ...] = ()  # groups of characters the ASR mistakes for each other ("你您")
+    sure_confusable_probability: float = field(default=0.9, metadata=value_range(0.0, 1.0))  # ... their bar
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
@@ -182,6 +184,8 @@ class ReportConfig:
 @dataclass(frozen=True)
 class ScoringConfig:
     fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
+    # an unsure finding (on words the ASR doubted) of these severities sends the call to review
+    unsure_review: tuple[Literal["critical", "major", "minor"], ...] = ("critical", "major")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Deduct-from-100 scoring with a critical (一票否决) flag, the shape the comme
 category's subscore); a failed critical rule, or a score under `scoring.fail_below`, fails the call;
 any other failure sends it to review. A rule that could not be measured deducts nothing: it says so
 in its own result. An `unsure` finding (one resting on words the ASR doubted, `audit.confidence`)
-deducts nothing either and sends the call to review: a reviewer listens before anyone is accused.
+deducts nothing either; of a severity in `scoring.unsure_review` (critical and major by default) it
+sends the call to review: a reviewer listens before anyone is accused.
 """
 
 from __future__ import annotations
@@ -34,5 +35,5 @@ def score_call(
     }
     if any(r.severity == "critical" for r in failed) or score < scoring.fail_below:
         return score, subscores, "fail"
-    unsure = any(r.status == "unsure" for r in results)
+    unsure = any(r.status == "unsure" and r.severity in scoring.unsure_review for r in results)
     return score, subscores, "review" if failed or unsure else "pass"

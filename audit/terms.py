@@ -6,7 +6,9 @@ check reads a transcript, a span that sounds like a key term is written as the t
 characters count, characters that differ must share a reading once tones are dropped and the
 distinctions Mandarin speakers and ASR often blur are folded (zh/z, ch/c, sh/s, n/l as initials;
 -ing/-in, -eng/-en, -ang/-an as finals), and at least one character must be the term's own, so a
-string of unrelated homophones is not taken for the name. Every correction is kept in the
+string of unrelated homophones is not taken for the name; a term of three or more characters is
+also recognised with no character of its own when every syllable is exactly the term's but for
+the tones (深分正 for 身份证). Every correction is kept in the
 transcript (`Transcript.corrections`) with what was heard, so a reviewer sees it; the words keep
 their heard spelling and their times.
 """
@@ -42,12 +44,22 @@ def _fold(reading: str) -> str:
     return syllable
 
 
+@lru_cache(maxsize=8192)
+def toneless_readings(char: str) -> frozenset[str]:
+    return frozenset(re.sub(r"\d", "", reading) for reading in char_readings(char))
+
+
 def sounds_like(heard: str, term: str) -> bool:
-    """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it."""
+    """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
+    character the term's or sounding like it once blurred sounds are folded, with one character
+    the term's own, or, for a term of three or more, every syllable exactly the term's but for
+    the tones (深分正 for 身份证)."""
     if heard == term or len(heard) != len(term):
         return False
-    same = sum(h == t for h, t in zip(heard, term))
-    return same >= 1 and all(h == t or fuzzy_readings(h) & fuzzy_readings(t) for h, t in zip(heard, term))
+    pairs = list(zip(heard, term))
+    if any(h == t for h, t in pairs):
+        return all(h == t or fuzzy_readings(h) & fuzzy_readings(t) for h, t in pairs)
+    return len(term) >= 3 and all(toneless_readings(h) & toneless_readings(t) for h, t in pairs)
 
 
 def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:

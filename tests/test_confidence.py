@@ -27,18 +27,17 @@ def audited(*utterances: Utterance):
     found = CHECKS["opening.golden_30s"].run(call, opening.params)
     checked = (RuleResult("opening.golden_30s", found.status, opening.severity, found.message, found.evidence),
                *CONFIG.rulebook.evaluate(call))  # the text rules: a written dialogue has no audio to time
-    results = weigh_confidence(checked, call.transcript, CONFIG.asr.sure_word_probability)
+    results = weigh_confidence(checked, call.transcript, CONFIG.asr)
     return {r.rule_id: r for r in results}, score_call(results, CONFIG.weights, CONFIG.scoring)
 
 
 def test_a_你_the_asr_doubted_is_unsure_and_takes_no_points():
     # base on telephone audio: 您 heard as 你 with a low probability
-    results, (score, _, verdict) = audited(spoken([("你", 0.31), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]))
+    results, (score, _, _) = audited(spoken([("你", 0.31), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]))
     address = results["text.polite_address"]
     assert address.status == "unsure"
     assert address.details["word_probability"] == 0.31 and "请复听确认" in address.message
     assert address.evidence  # the reviewer is shown where
-    assert verdict == "review"
     unsure_free = score_call(tuple(r for r in results.values() if r.rule_id != "text.polite_address"),
                              CONFIG.weights, CONFIG.scoring)[0]
     assert score == unsure_free  # no points off for it
@@ -59,3 +58,13 @@ def test_one_sure_piece_of_evidence_is_enough_to_fail():
 def test_a_finding_about_what_is_missing_is_not_softened_by_unsure_words():
     results, _ = audited(spoken([("喂", 0.2), ("嗯", 0.2)]))
     assert results["opening.golden_30s"].status == "fail"
+
+
+def test_a_confusable_character_needs_the_higher_bar_other_words_the_usual_one():
+    # 0.85 is sure for most words, not for 你, which base writes for 您 at up to 0.90
+    heard, _ = audited(spoken([("你", 0.85), ("家", 0.9), ("宽带", 0.88)]))
+    assert heard["text.polite_address"].status == "unsure"
+    argued, _ = audited(spoken([("您", 0.95), ("搞错", 0.8), ("了", 0.85)]))
+    assert argued["text.forbidden.argue"].status == "fail"
+    doubted, _ = audited(spoken([("您", 0.95), ("搞错", 0.5), ("了", 0.85)]))
+    assert doubted["text.forbidden.argue"].status == "unsure"

@@ -57,6 +57,13 @@ def test_an_unsure_finding_takes_nothing_off_and_sends_the_call_to_review():
     assert critical[2] == "review"  # a critical rule on doubted words is for a reviewer, not a fail
 
 
+def test_an_unsure_minor_finding_is_shown_but_does_not_flag_the_call():
+    minor = (result("text.polite_address", "unsure", "minor"),)
+    assert score_call(minor, WEIGHTS, SCORING) == (100.0, {"timing": 100.0, "prosody": 100.0, "text": 100.0}, "pass")
+    strict = ScoringConfig(fail_below=60.0, unsure_review=("critical", "major", "minor"))
+    assert score_call(minor, WEIGHTS, strict)[2] == "review"
+
+
 def test_the_score_never_goes_below_zero():
     heavy = {"text.closing": 80.0, "opening.golden_30s": 80.0}
     score, subscores, _ = score_call((result("text.closing"), result("opening.golden_30s")), heavy, SCORING)

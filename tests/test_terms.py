@@ -59,3 +59,13 @@ def test_the_opening_passes_on_what_the_agent_said_once_the_terms_are_read_by_so
     assert CHECKS["opening.golden_30s"].run(raw, rule.params).status == "fail"
     fixed = dataclasses.replace(raw, transcript=correct_terms(raw.transcript, config.key_terms))
     assert CHECKS["opening.golden_30s"].run(fixed, rule.params).status == "pass"
+
+
+def test_a_longer_term_is_recognised_by_its_syllables_alone():
+    """Whisper base on n08_privacy: 身份证 as 深分正, 验证码 as 验证马 (the critical privacy rule
+    missed both)."""
+    transcript = correct_terms(Transcript("whisper", (
+        Utterance("agent", 17.5, 21.0, "好的,请您抱一下您完整的深分正号码。"),
+        Utterance("agent", 27.0, 33.0, "请您把验证马告诉我。"))), ("身份证", "验证码"))
+    assert [u.text for u in transcript.utterances] == ["好的,请您抱一下您完整的身份证号码。", "请您把验证码告诉我。"]
+    assert not sounds_like("深分", "身份")  # two syllables alone are too little
