@@ -24,8 +24,9 @@ $(MODELS)/base.pt: | $(STAMP)
 
 install: $(STAMP) $(MODELS)/base.pt
 
+# The natural-voice calls, transcribed by the real Whisper base that install puts in models/.
 demo: install
-	$(BIN)/audit run fixtures/calls --out out/demo
+	$(BIN)/audit run fixtures/natural --out out/demo
 
 test: install
 	$(BIN)/pytest

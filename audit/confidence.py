@@ -4,7 +4,9 @@ Whisper gives every word a probability. A text finding proves what was said only
 words are right, and some confusions are exactly the ones the norms turn on: base writes 你 for a
 polite 您 on telephone audio. A failed text rule whose every matched piece of evidence lies on words
 below `[asr] sure_word_probability` is `unsure`: it takes no points off, and the call goes to review
-with the finding, its words and their confidence, for a reviewer to listen. A match on a character
+with the finding, its words and their confidence, for a reviewer to listen. Only rules that fail
+on something said are weighed (the rulebook's `forbid` rules): a rule failing for what is missing
+shows what was said only as context. A match on a character
 the ASR is known to confuse with another (`[asr] confusable`: 你 and 您) needs the higher
 `sure_confusable_probability`. Findings about what is
 missing (no closing, no 工号) and about the audio (rings, silences, rate) are judged as before, and
@@ -17,11 +19,10 @@ from dataclasses import replace
 
 from audit.config import AsrConfig
 from audit.records import Evidence, RuleResult, Transcript
-from audit.scoring import category_of
 
 
-def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript,
-                     asr: AsrConfig) -> tuple[RuleResult, ...]:
+def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, asr: AsrConfig,
+                     said: frozenset[str]) -> tuple[RuleResult, ...]:
     """The results with every text failure that rests only on unsure words made `unsure`.
 
     Parameters
@@ -33,13 +34,16 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript,
     asr : AsrConfig
         `sure_word_probability` (words below it are unsure; 0 turns this off), `confusable` and
         `sure_confusable_probability` (the bar for a match on a confusable character).
+    said : frozenset of str
+        The ids of the rules that fail on something said (their evidence is the violation).
     """
     confusable = frozenset("".join(asr.confusable))
-    return tuple(_weighed(result, transcript, asr, confusable) for result in results)
+    return tuple(_weighed(result, transcript, asr, confusable) if result.rule_id in said else result
+                 for result in results)
 
 
 def _weighed(result: RuleResult, transcript: Transcript, asr: AsrConfig, confusable: frozenset[str]) -> RuleResult:
-    if result.status != "fail" or category_of(result.rule_id) != "text" or asr.sure_word_probability <= 0:
+    if result.status != "fail" or asr.sure_word_probability <= 0:
         return result
     matched = [e for e in result.evidence if e.match]
     if not matched:

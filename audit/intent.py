@@ -63,7 +63,7 @@ _COPULA = re.compile(r"(?:那|这|就|而|但|可|都|也)是")
 # Such an utterance is cut into clauses after a sentence-final particle and before a word that opens
 # a clause (请问, 麻烦, 谢谢, 好的 ...), so a clause is still a clause and not a word.
 _WORD_SPLIT_MEAN = 3.0  # mean characters per space-separated piece below which spaces split words
-_FINAL_PARTICLE = re.compile(r"(?:吗|呢|吧|啊|呀|嘛|啦|哦|嘞|哈|么|嗯)$")
+_FINAL_PARTICLE = re.compile(r"(?:吗|呢|吧|啊|呀|嘛|啦|哦|嘞|哈|嗯)$")  # not 么: 这么, 什么
 _OPENERS = frozenset({"请问", "麻烦", "请", "谢谢", "感谢", "为了", "不过", "但是", "另外", "然后", "所以",
                       "您好", "你好", "嗯", "好的", "好嘞", "明白", "没问题", "如果", "要是", "因为", "不客气"})
 _BACKCHANNELS = frozenset({"嗯", "好的", "好嘞", "明白", "明白了", "没问题", "是的", "对的"})

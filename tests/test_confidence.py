@@ -27,7 +27,7 @@ def audited(*utterances: Utterance):
     found = CHECKS["opening.golden_30s"].run(call, opening.params)
     checked = (RuleResult("opening.golden_30s", found.status, opening.severity, found.message, found.evidence),
                *CONFIG.rulebook.evaluate(call))  # the text rules: a written dialogue has no audio to time
-    results = weigh_confidence(checked, call.transcript, CONFIG.asr)
+    results = weigh_confidence(checked, call.transcript, CONFIG.asr, CONFIG.rulebook.forbidding)
     return {r.rule_id: r for r in results}, score_call(results, CONFIG.weights, CONFIG.scoring)
 
 

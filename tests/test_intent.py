@@ -258,7 +258,9 @@ def test_a_phrase_list_may_skip_utterances_by_regex(tmp_path):
     (("坐席: 您好,请问有什么可以帮您?", "客户: 我要退会员。", "坐席: 会员是商家的,您找商家去。", "坐席: 感谢来电。"), "fail"),
     (("坐席: 您好,请问有什么可以帮您?", "客户: 多扣了钱。", "坐席: 你先别说了,我给你发了验证码。", "坐席: 谢谢。"), "fail"),
     (("坐席: 星河通信 工号2214 说吧什么事", "客户: 查话费", "坐席: 请稍等 八十元"), "fail"),
-    (("坐席: 您好,请问有什么可以帮您?", "客户: 什么时候有结果?", "坐席: 请您等通知吧。"), "fail"),
+    (("坐席: 您好,请问有什么可以帮您?", "客户: 什么时候有结果?", "坐席: 等着吧,谢谢。"), "fail"),
+    # 请您等通知吧 / 您先等通知吧 is a request with 请 or a softening 吧, no bare command (text-eval2 f013)
+    (("坐席: 您好,请问有什么可以帮您?", "客户: 什么时候有结果?", "坐席: 请您等通知吧,谢谢。"), "pass"),
     # an opening formula, the first agent's or a second desk's, does not rescue a curt call
     (("坐席: 您好,工号6277,请问有什么可以帮您?", "坐席: 那给您转投诉。", "坐席: 投诉组 请讲", "坐席: 登记了"), "fail"),
     # announcing the end politely is no command
@@ -347,3 +349,115 @@ def test_commitment_time_is_judged_on_the_promises_own_clause(shipped, turns, st
 ])
 def test_forbidden_families_in_other_words(shipped, rule_id, said, status):
     assert _status(shipped, rule_id, "客户: 那怎么办?", "坐席: " + said) == status
+
+
+# --- round 5: order of verification, word-split ASR text, glosses, negation reach -------------------
+
+
+def test_word_split_asr_text_is_cut_into_clauses_not_words():
+    said = "谢谢 您 核实 通过 了 我 看 到 您 号码 上 还 有 一个 合约 这个 应该 可以 吧 我 也 不 太 确定 能 不能 转"
+    reading = meaning.Reading.read(said, normalize(said))
+    clauses = [reading.norm.text[c.start:c.end] for c in reading.clauses]
+    assert clauses == ["谢谢您核实通过了", "我看到您号码上还有1个合约这个应该可以吧", "我也不太确定能不能转"]
+    assert [c.question for c in reading.clauses] == [False, False, True]
+    # a phrase-spaced Whisper line keeps its spaces as clause ends
+    spaced = "您好 星河通信客服中心 工号1207 请问有什么可以帮您"
+    assert len(meaning.Reading.read(spaced, normalize(spaced)).clauses) == 4
+
+
+@pytest.mark.parametrize("said, negated", [
+    ("我现在特别着急", False),  # 特别 holds no 别
+    ("您别着急", True),
+    ("您没收到那是您自己的问题", False),  # 那是 starts a predication of its own
+    ("不是您自己的问题", True),
+])
+def test_negation_reach(said, negated):
+    reading = meaning.Reading.read(said, normalize(said))
+    target = "着急" if "着急" in said else "您自己的问题"
+    assert reading.negated(reading.norm.text.index(target)) is negated
+
+
+@pytest.mark.parametrize("turns, status", [
+    # figures read out before the caller is verified: verification afterwards comes too late
+    (("客户: 我这个号上个月为什么扣了两百多?", "坐席: 我看一下,您这个号码上个月是二百一十六元。",
+      "坐席: 要退费的话麻烦您提供一下机主身份证后四位。", "客户: 零三三八。", "坐席: 谢谢您,核实通过了。"), "fail"),
+    (("客户: 我这个号上个月为什么扣了两百多?", "坐席: 麻烦您提供一下机主身份证后四位。", "客户: 零三三八。",
+      "坐席: 谢谢您,核实通过了。您这个号码上个月是二百一十六元。"), "pass"),
+    # a relative who only states the number is not verified
+    (("客户: 我帮我妈问一下她那个号还有多少钱,一三零八八五二六七四一。",
+      "坐席: 好的,余额还有十二块五,套餐是每月十八元。"), "fail"),
+    # a full ID number asked for verifies the caller (identity_privacy fails instead)
+    (("客户: 我想把套餐改成便宜一点的。", "坐席: 你身份证号报一下,全部。", "客户: 四一零一零五一九七二零八一五三三二七。",
+      "坐席: 你现在是一百二十八的套餐。"), "pass"),
+    # a coverage look-up is no account
+    (("客户: 我刚搬到锦华小区,能装宽带吗?", "坐席: 我查了一下,锦华小区已经覆盖了千兆光纤。"), "pass"),
+])
+def test_identity_verification_comes_before_the_account_is_read_out(shipped, turns, status):
+    assert _status(shipped, "text.identity_verification", *turns) == status
+
+
+def test_look_back_anchor_needs_no_window_and_ahead_still_does(tmp_path):
+    book = '''
+    version = 1
+    [rules."x.verified_first"]
+    description = "d"
+    category = "text"
+    severity = "minor"
+    weight = 1
+    fail_message = "f"
+    require = { after = { speaker = "agent", any = ["余额"] }, look = "back", then = { speaker = "agent", any = ["后四位"] } }
+    examples = { pass = ["坐席: 请提供后四位。 | 坐席: 余额十元。"], fail = ["坐席: 余额十元。 | 坐席: 请提供后四位。"] }
+    '''
+    rules = _book(tmp_path, book)
+    rule = rules.rule("x.verified_first")
+    late = dialogue_context(["坐席: 余额十元。", "坐席: 请提供后四位。"], COMPANY)
+    early = dialogue_context(["坐席: 请提供后四位。", "坐席: 余额十元。"], COMPANY)
+    assert rules.evaluate_one(rule, late).status == "fail"
+    assert rules.evaluate_one(rule, early).status == "pass"
+    with pytest.raises(ConfigError, match="within_s or within_utterances"):
+        _book(tmp_path, book.replace('look = "back", ', ""))
+
+
+@pytest.mark.parametrize("turns, status", [
+    # glossed once, explained for the rest of the call
+    (("坐席: 现在提示要输PUK码,PUK码就是SIM卡的解锁码。", "坐席: 我把PUK码念给您:四七二九一八零六。"), "pass"),
+    (("坐席: 您这是PIN连续输错三次锁了,要用PUK解。",), "fail"),
+    (("坐席: 我帮您转到派单调度,就是给维修师傅安排上门的同事。", "坐席: 您好,派单调度,工号7033。"), "pass"),
+    (("坐席: 在CDR里是按标准资费批价的。",), "fail"),
+])
+def test_jargon_glossed_once_is_explained(shipped, turns, status):
+    assert _status(shipped, "text.forbidden.jargon", *turns) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("客户: 我现在特别着急。", "坐席: 请您提供一下机主身份证后四位。"), "fail"),  # 特别着急 is upset
+    (("客户: 这个月第三次断网了,真是烦死了。", "坐席: 不好意思给您添麻烦了,我看一下。"), "fail"),  # routine
+    (("客户: 已经被转了两次了,我真是有点烦了。", "坐席: 真是难为您了,我这边认真帮您看。"), "pass"),
+    (("客户: 还要转啊?好吧。", "坐席: 请您稍等。"), "pass"),  # calm
+])
+def test_empathy_answers_upset_in_other_words(shipped, turns, status):
+    assert _status(shipped, "text.empathy", *turns) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    # a bare 跟进 / 回访 beside a timed follow-up is an assurance; alone it promises no time
+    (("坐席: 维护人员会在明天中午十二点前到现场处理,处理完会短信通知您。", "坐席: 您放心,我会跟进的。"), "pass"),
+    (("坐席: 您放心,我会跟进的。",), "fail"),
+    # a clause continuing a timed promise shares its time
+    (("坐席: 我今天下午六点之前给您回电话,告诉您结果。",), "pass"),
+    (("坐席: 线路那边修好了会通知。",), "fail"),
+])
+def test_commitment_time_assurances_and_continued_promises(shipped, turns, status):
+    assert _status(shipped, "text.commitment_time", *turns) == status
+
+
+@pytest.mark.parametrize("turns, rule_id, status", [
+    # Whisper's word-split text: 号码 is a word, not a bare command; the offer is still a question
+    (("坐席: 好 的 麻烦 您 报 一下 手机 号码 我 帮 您 看 一下", "坐席: 谢谢 您"), "text.politeness", "pass"),
+    (("坐席: 请问 还 有 别 的 需要 帮 您 的 吗", "客户: 没 了", "坐席: 感謝 您 的 來電 再见"), "text.closing", "pass"),
+    # the closing formula alone does not make a curt call polite
+    (("坐席: 您好,工号1145,请问有什么可以帮您?", "坐席: 机主身份证后四位", "坐席: 还有其他问题吗", "坐席: 感谢来电 再见"),
+     "text.politeness", "fail"),
+])
+def test_word_split_text_and_closing_formulas(shipped, turns, rule_id, status):
+    assert _status(shipped, rule_id, *turns) == status

@@ -23,11 +23,32 @@ def demo_command() -> list[str]:
     return recipe.replace("$(BIN)/audit ", "").split()
 
 
-def test_demo_invocation(tmp_path, truth):
+def test_demo_invocation(tmp_path):
+    """The demo audits the natural-voice calls; with their true transcripts (`--asr sidecar`, the
+    fast way to run the Makefile's own line here) every rule outcome is truth's. From the audio with
+    the real Whisper base, see test_whisper.py and bench/e2e_bench.py."""
     args = demo_command()
-    assert args[:2] == ["run", "fixtures/calls"] and args[2:4] == ["--out", "out/demo"]
+    assert args[:2] == ["run", "fixtures/natural"] and args[2:4] == ["--out", "out/demo"]
     args[3] = str(tmp_path / "demo")
-    done = audit(*args)
+    done = audit(*args, "--asr", "sidecar")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
+    calls = json.loads((ROOT / "fixtures" / "natural" / "truth.json").read_text(encoding="utf-8"))["calls"]
+    assert summary["counts"]["audited"] == len(calls) and summary["errors"] == []
+    for name, facts in calls.items():
+        record = json.loads((tmp_path / "demo" / "calls" / f"natural__{name}.json").read_text(encoding="utf-8"))
+        assert record["schema"] == "call-audit/1" and record["transcript_source"] == "sidecar"
+        assert record["recording"]["duration_s"] == pytest.approx(facts["duration_s"], abs=0.01)
+        failed = {r["rule_id"] for r in record["results"] if r["status"] == "fail"}
+        assert failed == {rule for rule, want in facts["expected"].items() if want == "fail"}, name
+        assert name in done.stdout
+    assert f"{len(calls)} of {len(calls)} recordings audited" in done.stdout
+
+
+def test_the_sample_calls_with_their_sidecars_give_truths_findings(tmp_path, truth):
+    """The espeak-ng sample calls (fixtures/calls: exact timing truth), in auto mode with no model
+    to load: each record says the sidecar was used, and the failed rules are truth's."""
+    done = audit("run", "fixtures/calls", "--out", tmp_path / "demo", "--model", tmp_path / "absent.pt")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text(encoding="utf-8"))
     calls = truth["calls"]

@@ -369,3 +369,27 @@ def test_the_engine_names_the_model_in_the_summary_and_the_skip_key(short_call, 
 def test_faster_whisper_refuses_an_openai_checkpoint(tiny_whisper, config):
     with pytest.raises(AsrUnavailable, match="needs a CTranslate2 model folder"):
         AsrChoice.prepare("whisper", config, f"faster-whisper:{tiny_whisper}", "cpu")
+
+
+# --- a natural-voice call from its audio, real Whisper base -------------------------------------
+
+NATURAL = FIXTURE_CALLS.parent / "natural"
+
+
+def test_a_natural_voice_call_from_its_audio_gets_truths_verdict(real_transcriber, config):
+    """fixtures/natural/n02_missing_agent_id: the opening gives the company (heard 心和通信, read as
+    星河通信) but no 工号. From the audio, base hears 您好 as 你好 with little confidence: that
+    finding is unsure and takes nothing off, so the verdict is the true transcript's."""
+    truth = json.loads((NATURAL / "truth.json").read_text(encoding="utf-8"))["calls"]["n02_missing_agent_id"]
+    audit = audit_call(Job(NATURAL / "n02_missing_agent_id.wav", "n02"), config,
+                       AsrChoice("whisper", real_transcriber("openai-whisper")))
+    record = call_record(audit)
+    assert record["transcript_source"] == "whisper" and record["asr_model"].startswith("openai-whisper:")
+    statuses = {r["rule_id"]: r["status"] for r in record["results"]}
+    failed = {rule for rule, status in statuses.items() if status == "fail"}
+    assert failed == {rule for rule, want in truth["expected"].items() if want == "fail"} == {"opening.golden_30s"}
+    opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
+    assert opening["message"] == "缺少工号"
+    assert {"heard": "心和通信", "term": "星河通信"}.items() <= record["term_corrections"][0].items()
+    assert statuses["text.polite_address"] in ("pass", "unsure")
+    assert (record["verdict"], record["score"]) == ("review", 80.0)

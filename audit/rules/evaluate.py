@@ -42,6 +42,11 @@ class Rulebook:
     protected_words: frozenset[str]  # `[dictionary] words`: no phrase may match inside them
     intents: tuple[meaning.Intent, ...] = ()
 
+    @cached_property
+    def forbidding(self) -> frozenset[str]:
+        """The rules that fail on something said (`forbid`), as opposed to something missing."""
+        return frozenset(rule.id for rule in self.rules if rule.mode == "forbid")
+
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
             if rule.id == rule_id:
@@ -400,7 +405,8 @@ class _Evaluator:
             own = {h.utterance for h in moment}
             if node.look == "back":
                 chosen, since = self.looked_back(node, scope, speakers, own, start)
-                found = self.eval(node.then, _Scope(tuple(chosen), max(scope.start, since), end))
+                until = max([end] + [utterances[i].end for i in own if i is not None])  # the same turn
+                found = self.eval(node.then, _Scope(tuple(chosen), max(scope.start, since), until))
                 if found.holds == (node.expect == "present"):
                     kept.append((moment, found))
                 else:
