@@ -294,6 +294,7 @@ class ResultView:
     severity: str
     message: str
     evidence: list[EvidenceView]
+    more: int = 0  # evidence found beyond what the record (or the page) keeps
 
 
 @dataclass(frozen=True)
@@ -308,8 +309,10 @@ class UtteranceView:
 class CallContent:
     """What a call page shows, with every text masked (when asked) and matches located."""
 
-    def __init__(self, record: dict, shown: Callable[[str], str], clips: ClipWriter | None):
+    def __init__(self, record: dict, shown: Callable[[str], str], clips: ClipWriter | None,
+                 max_evidence: int | None = None):
         self.record, self.shown, self.clips = record, shown, clips
+        self.max_evidence = max_evidence  # per finding: a record audited before the cap holds more
         self.utterances = record["utterances"]
         self._by_text: dict[tuple[str, str], list[int]] = {}
         for index, utterance in enumerate(self.utterances):
@@ -340,10 +343,12 @@ class CallContent:
     def _result(self, number: int, result: dict) -> ResultView:
         failed = result["status"] == "fail"
         title = f"{result['rule_id']}: {self.shown(result['message'])}"
-        evidence = [self._evidence(item, "fail" if failed else "pass", title, failed)
-                    for item in result["evidence"]]
+        items = result["evidence"][:self.max_evidence]
+        evidence = [self._evidence(item, "fail" if failed else "pass", title, failed) for item in items]
+        found = (result.get("details") or {}).get("evidence_total", len(result["evidence"]))
+        more = found - len(items) if isinstance(found, int) else 0
         return ResultView(number, result["rule_id"], result["status"], result["severity"],
-                          self.shown(result["message"]), evidence)
+                          self.shown(result["message"]), evidence, max(more, 0))
 
     def _evidence(self, item: dict, kind: str, title: str, with_clip: bool) -> EvidenceView:
         utterance = self._utterance_of(item)
@@ -909,6 +914,7 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
  data-clip-start="{{ e.clip.start }}" data-clip-end="{{ e.clip.end }}"></audio>{% endif %}</li>
 {% endfor %}</ul>
 {%- else %}<p class="muted">No segment to play: the call lacks something rather than saying something.</p>{% endif %}
+{% if f.more %}<p class="muted">And {{ f.more }} more like these, not shown ([report] max_evidence).</p>{% endif %}
 </article>
 {% else %}<p class="muted">No rule failed.</p>
 {% endfor %}
@@ -968,6 +974,7 @@ class BuildSettings:
     clip_context_s: float
     bands: Bands
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
+    max_evidence: int = 20  # evidence items (and clips) per finding on a page
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -976,6 +983,7 @@ class BuildSettings:
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, templates and scripts."""
         return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
+                           "max_evidence": self.max_evidence,
                            "bands": self.bands.__dict__, "decode": self.decode.__dict__, "templates": TEMPLATES, "style": STYLE,
                            "scripts": [INDEX_SCRIPT, CALL_SCRIPT]}, sort_keys=True).encode()
 
@@ -1033,7 +1041,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         (folder / "audio").mkdir(parents=True, exist_ok=True)
         _write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
         audio_href = f"../audio/{quote(stem)}.flac"
-    content = CallContent(record, shown, clips)
+    content = CallContent(record, shown, clips, settings.max_evidence)
     axis = TimeAxis(record["recording"]["duration_s"])
     lanes = timeline(record, content.findings, axis)
     html = _environment().get_template("call.html").render(
@@ -1171,7 +1179,8 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
         raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
                           "writes it again") from None
     config = config or run_config(summary)
-    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode)
+    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode,
+                             config.report.max_evidence)
     if (out / DB_NAME).exists():
         db = ResultsDB(out)
         try:

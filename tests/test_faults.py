@@ -394,3 +394,43 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(tmp_path, sm
     with sqlite3.connect(out / "audit.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT count(*) FROM calls").fetchone() == (4,)
+
+
+# --- bounded work (issue 16, item 10) -----------------------------------------------------------
+
+
+def test_thousands_of_tiny_utterances_give_capped_evidence_and_clips(tmp_path, short_call):
+    """5,000 one-character utterances on the call's own speech: every finding keeps at most
+    `[report] max_evidence` items (and explanations, and names at most 5 in its message), and
+    the page plays at most that many clips per finding (bench/scale_bench.py: 50,000)."""
+    samples, transcript, meta = short_call
+    spoken = [(u["start"], u["end"], u["speaker"]) for u in transcript["utterances"]]
+    count, tiny = 5000, []
+    for n in range(count):
+        start, end, speaker = spoken[n % len(spoken)]
+        at = start + (end - start) * (n // len(spoken)) / (count / len(spoken))
+        tiny.append({"speaker": speaker, "start": round(at, 4), "end": round(at + 0.004, 4),
+                     "text": "你" if n % 3 else "喂"})
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_call(folder, "tiny", samples, {"utterances": tiny}, meta)
+    site = tmp_path / "site.toml"
+    site.write_text("[report]\nmax_evidence = 5\n", encoding="utf-8")
+    config = load_config(site)
+    started = time.perf_counter()
+    assert run(folder, out, config).document["calls"], "the call must be judged"
+    write_report(out, config)
+    assert time.perf_counter() - started < 20
+    audit_record = json.loads((out / "calls" / "in__tiny.json").read_text(encoding="utf-8"))
+    assert len(audit_record["utterances"]) == count
+    results = audit_record["results"]
+    assert max(r["details"].get("evidence_total", 0) for r in results) > 1000  # the cap was needed
+    for result in results:
+        assert len(result["evidence"]) <= 5 and len(result["details"].get("matches", [])) <= 5
+        assert len(result["message"]) < 300, result["message"]
+    failed = [r for r in results if r["status"] == "fail" and r["evidence"]]
+    (page,) = (out / "report" / "calls").glob("*.html")
+    findings = page.read_text(encoding="utf-8").split('<article class="finding')[1:]
+    assert len(findings) == sum(r["status"] == "fail" for r in results)
+    assert all(finding.count("<audio ") <= 5 for finding in findings)
+    assert any("more like these, not shown" in finding for finding in findings)
+    assert 0 < len(list((out / "report" / "clips").rglob("*.wav"))) <= 5 * len(failed)
