@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/asr_bench.py
 	$(BIN)/python bench/e2e_bench.py
 	$(BIN)/python bench/fault_bench.py
+	$(BIN)/python bench/scale_bench.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -47,9 +47,11 @@ from audit.asr_service import ModelService, ServiceHandle, model_devices
 from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call, load_models
+from audit.privacy import Privacy, worker_logging
 from audit.records import CallMeta
 from audit.store import (SUMMARY_SCHEMA, OutputFull, OutputLock, ResultsDB, call_record,
-                         output_full, record_path, stored_status, write_json)
+                         output_full, record_path, remove_other_records, remove_records,
+                         stored_status, write_json)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,7 @@ class Outcome:
     row: dict | None = None  # the summary row of an audited or skipped call
     reason: str | None = None
     seconds: float = 0.0  # time spent auditing it (zero when skipped)
+    shown_id: str = ""  # the call id as the outputs name it ([privacy] mask_outputs)
 
 
 @dataclass
@@ -224,6 +227,7 @@ def run_batch(
         model_key = f"whisper:{asr.transcriber.model_name}" if asr.transcriber else "sidecar"
         asr_info = asr.describe()
         db = ResultsDB(out)
+        privacy = db.privacy(config.privacy.mask_outputs)
         jobs: list[Job] = []
         outcomes: list[Outcome] = []
         recorded = 0
@@ -231,16 +235,17 @@ def run_batch(
             jobs = with_metadata(discover(paths, options.include, options.exclude, outside=out),
                                  options.manifest, config.metadata.agent_id_from_name)
             run_id = db.start_run([os.path.realpath(p) for p in paths], config, asr_info, options.workers)
-            plan = _plan(jobs, db, config, model_key, options)
+            plan = _plan(jobs, db, config, model_key, options, privacy)
             jobs = plan.jobs
-            db.restore_records(out, [o.job.call_id for o in plan.settled if o.state == "skipped"])
+            db.restore_records(out, [o.job.call_id for o in plan.settled if o.state == "skipped"], privacy)
             total = len(jobs)
 
             def record(outcome: Outcome) -> None:
                 nonlocal recorded
                 if outcome.state in ("audited", "failed"):
-                    _store(outcome, db, out, run_id, config, model_key)
+                    _store(outcome, db, out, run_id, config, model_key, privacy)
                     recorded += 1
+                outcome.shown_id = privacy.id(outcome.job.call_id)
                 outcomes.append(outcome)
                 on_outcome(outcome, len(outcomes), total)
 
@@ -257,7 +262,8 @@ def run_batch(
             db.finish_run(run_id, len(jobs), sum(o.state == "audited" for o in outcomes),
                           sum(o.state.startswith("skipped") for o in outcomes),
                           sum(o.state in ("failed", "skipped_failed") for o in outcomes))
-            document = _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed)
+            document = privacy.summary(
+                _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed))
             write_json(out / "summary.json", document)
         except Exception as error:
             if not output_full(error):
@@ -271,13 +277,14 @@ def run_batch(
     return RunReport(run_id, out, document, outcomes, elapsed)
 
 
-def run_status(out: Path) -> dict:
+def run_status(out: Path, mask_outputs: bool = False) -> dict:
     """What ran, what failed and what is left: `store.stored_status` and `left`, the recordings
-    under the last run's paths that have no current state yet."""
-    facts = stored_status(out)
+    under the last run's paths that have no current state yet (ids masked with `mask_outputs`)."""
+    facts = stored_status(out, mask_outputs)
     existing = [Path(r) for r in facts["roots"] if Path(r).exists()]
     jobs = discover(existing, outside=out) if existing else []
-    return facts | {"left": [job.call_id for job in jobs if job.call_id not in facts["known"]]}
+    return facts | {"left": [facts["privacy"].id(job.call_id) for job in jobs
+                             if job.call_id not in facts["known"]]}
 
 
 @contextmanager
@@ -326,7 +333,8 @@ class Plan:
     renamed: list[dict]  # call ids held by another recording in the database, made unique
 
 
-def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions) -> Plan:
+def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, options: BatchOptions,
+          privacy: Privacy = Privacy()) -> Plan:
     """Decide, for each job, whether it is audited now, skipped or refused; give each a call id
     no other recording holds in the database."""
     plan = Plan([], [], [], [], [])
@@ -335,7 +343,7 @@ def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, option
         if holder is not None and os.path.realpath(holder) != os.path.realpath(job.path):
             unique = _unique_id(job.call_id, job.path)
             log.warning("call id %s is already used in the results database by %s; %s is audited as %s",
-                        job.call_id, holder, job.path, unique)
+                        privacy.id(job.call_id), holder, job.path, privacy.id(unique))
             plan.renamed.append({"call_id": unique, "wanted": job.call_id, "path": str(job.path),
                                  "held_by": holder})
             job = replace(job, call_id=unique)
@@ -371,15 +379,19 @@ def _audit(job: Job, config: Config, asr: AsrChoice) -> Outcome:
     return Outcome(job, "failed", reason=reason, seconds=time.perf_counter() - started)
 
 
-def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Config, model_key: str):
+def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Config, model_key: str,
+           privacy: Privacy = Privacy()):
     """JSON record first, then the database row: the row is the proof the call is done. A failure
-    removes the call's earlier record first, then replaces its row by the error."""
+    removes the call's earlier record first, then replaces its row by the error. The record file
+    is written as the outputs show it (masked with `[privacy] mask_outputs`, under the masked id);
+    the database keeps the record in clear."""
     if outcome.state == "audited":
         record = outcome.row
-        write_json(record_path(out, record["call_id"]), record)
+        remove_other_records(out, record["call_id"], privacy)
+        write_json(record_path(out, privacy.id(record["call_id"])), privacy.record(record))
         db.save_call(record, run_id, config.sha256, model_key, outcome.job.inputs_sha256)
     else:
-        record_path(out, outcome.job.call_id).unlink(missing_ok=True)
+        remove_records(out, outcome.job.call_id, privacy)
         db.save_error(outcome.job.call_id, os.path.realpath(outcome.job.path),
                       file_sha256(outcome.job.path), outcome.job.inputs_sha256, config.sha256, run_id,
                       outcome.reason)
@@ -399,6 +411,7 @@ def _worker_start(config_files: tuple[str, ...], options: BatchOptions, threads:
 
     torch.set_num_threads(threads)
     config = load_config(config_files[1] if len(config_files) > 1 else None)
+    worker_logging(config.privacy.mask_outputs)
     _WORKER["config"] = config
     _WORKER["asr"] = AsrChoice.prepare(options.asr_mode, config, options.model, options.device, shared)
     load_models(config)

@@ -25,9 +25,11 @@ from rich.text import Text
 from audit.asr import AsrUnavailable
 from audit.config import ConfigError, load_config
 from audit.batch import BatchOptions, discover, run_batch, run_status
+from audit.privacy import mask_numbers, masked_logging
 from audit.report import ReportError, write_report
 from audit.sidecar import SidecarError, read_manifest
-from audit.store import DB_NAME, OutputError, OutputFull, RunLocked, check_output_folder, export_csv
+from audit.store import (DB_NAME, OutputError, OutputFull, RunLocked, check_output_folder, export_csv,
+                         last_config_files)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -127,19 +129,21 @@ def run(
         check_output_folder(out)
     except OutputError as error:
         raise _fail(str(error))
-    with _log_to_file(out) as log_file:
+    masked = settings.privacy.mask_outputs
+    shown = mask_numbers if masked else str
+    with _log_to_file(out) as log_file, masked_logging(masked):
         try:
             report = _run_with_progress(paths, out, settings, options)
             _print_summary(report.document, out)
             index = write_report(out, settings, mask_pii=settings.report.mask_pii,
                                  clip_context_s=settings.report.clip_context_s, workers=workers)
         except AsrUnavailable as error:
-            raise _fail(str(error))
+            raise _fail(shown(str(error)))
         except RunLocked as error:
-            raise _error(str(error), EXIT_LOCKED)
+            raise _error(shown(str(error)), EXIT_LOCKED)
         except OutputFull as error:
-            raise _error(str(error), EXIT_SOME_FAILED)
-    out_console.print(f"Report: {index}\nLog: {log_file}", highlight=False, markup=False)
+            raise _error(shown(str(error)), EXIT_SOME_FAILED)
+    out_console.print(shown(f"Report: {index}\nLog: {log_file}"), highlight=False, markup=False)
     raise typer.Exit(EXIT_SOME_FAILED if report.document["errors"] else EXIT_OK)
 
 
@@ -171,7 +175,7 @@ def _run_with_progress(paths, out, settings, options):
                 text = f"ERROR {outcome.reason}"
             else:
                 text = outcome.state.replace("_", " ")
-            log.info("[%d/%d] %s: %s", done, total, outcome.job.call_id, text)
+            log.info("[%d/%d] %s: %s", done, total, outcome.shown_id or outcome.job.call_id, text)
 
         return run_batch(paths, out, settings, options, log_line)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -186,7 +190,8 @@ def _run_with_progress(paths, out, settings, options):
 
         def advance(outcome, done, total):
             minutes = max(time.perf_counter() - started, 1e-3) / 60
-            progress.update(task, completed=done, total=total, description=outcome.job.call_id,
+            progress.update(task, completed=done, total=total,
+                            description=outcome.shown_id or outcome.job.call_id,
                             rate=f"{done / minutes:.0f} calls/min")
 
         return run_batch(paths, out, settings, options, advance)
@@ -212,17 +217,37 @@ def _print_summary(document: dict, out: Path) -> None:
         f"{counts['audited']} of {counts['files']} recordings audited "
         f"({counts['audited_now']} now, {counts['skipped']} already done; "
         f"pass {counts['pass']}, review {counts['review']}, fail {counts['fail']}; "
-        f"errors {counts['errors']}). Results in {out}",
+        f"errors {counts['errors']}). Results in {_shown(document, str(out))}",
         highlight=False, markup=False,
     )
 
 
+def _shown(document: dict, text: str) -> str:
+    """`text` as the run's outputs show it (its summary says whether they are masked)."""
+    return mask_numbers(text) if (document.get("privacy") or {}).get("mask_outputs") else text
+
+
+def _mask_outputs(out: Path, config: Path | None) -> bool:
+    """`[privacy] mask_outputs` of `--config`, else of the config the folder's last run used."""
+    if config is None:
+        files = last_config_files(out)
+        config = Path(files[1]) if len(files) > 1 else None
+    try:
+        return load_config(config).privacy.mask_outputs
+    except ConfigError as error:
+        raise _fail(f"invalid config: {error}")
+
+
 @app.command()
-def status(out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")]):
+def status(
+    out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")],
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML whose [privacy] mask_outputs applies; default: the files the last run used.")] = None,
+):
     """What ran, what failed and what is left in an output folder."""
     if not (out / DB_NAME).exists():
         raise _fail(f"{out} holds no results database ({DB_NAME}); run `audit run ... --out {out}` first")
-    facts = run_status(out)
+    facts = run_status(out, _mask_outputs(out, config))
     runs = Table(title="Runs", title_justify="left")
     for column in ("run", "started", "finished", "status", "files", "audited", "skipped", "errors"):
         runs.add_column(column)
@@ -258,16 +283,19 @@ def report(
         except ConfigError as error:
             raise _fail(f"invalid config: {error}")
     report_settings = (settings or load_config()).report
+    masked = _mask_outputs(out, config)
+    shown = mask_numbers if masked else str
     try:
-        index = write_report(out, settings, mask_pii=report_settings.mask_pii,
-                             clip_context_s=report_settings.clip_context_s)
+        with masked_logging(masked):
+            index = write_report(out, settings, mask_pii=report_settings.mask_pii,
+                                 clip_context_s=report_settings.clip_context_s)
     except ReportError as error:
-        raise _fail(str(error))
+        raise _fail(shown(str(error)))
     except RunLocked as error:
-        raise _error(str(error), EXIT_LOCKED)
+        raise _error(shown(str(error)), EXIT_LOCKED)
     except OutputFull as error:
-        raise _error(str(error), EXIT_SOME_FAILED)
-    out_console.print(f"Report: {index}", highlight=False, markup=False)
+        raise _error(shown(str(error)), EXIT_SOME_FAILED)
+    out_console.print(shown(f"Report: {index}"), highlight=False, markup=False)
 
 
 @app.command()
@@ -276,11 +304,14 @@ def export(
     csv: Annotated[Path, typer.Option("--csv", help="Write one row per call here.")],
     findings: Annotated[Optional[Path], typer.Option(
         help="Also write one row per finding (failed rule) here.")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML whose [privacy] mask_outputs applies; default: the files the last run used.")] = None,
 ):
-    """Export the results database to CSV for spreadsheets."""
+    """Export the results database to CSV for spreadsheets (masked as the records are, with
+    [privacy] mask_outputs)."""
     if not (out / DB_NAME).exists():
         raise _fail(f"{out} holds no results database ({DB_NAME})")
-    calls, found = export_csv(out, csv, findings)
+    calls, found = export_csv(out, csv, findings, _mask_outputs(out, config))
     out_console.print(f"{calls} calls written to {csv}"
                       + (f", {found} findings to {findings}" if findings else ""), highlight=False,
                       markup=False)

@@ -182,6 +182,15 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """What the shared outputs hold (audit/privacy.py); the report has its own `[report] mask_pii`."""
+
+    # records (calls/*.json, file names included), summary.json, `audit export` and the logs with
+    # phone, ID and bank card numbers masked; the results database keeps them in clear
+    mask_outputs: bool = False
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
     # an unsure finding (on words the ASR doubted) of these severities sends the call to review
@@ -209,6 +218,7 @@ class Config:
     metadata: MetadataConfig
     text: TextConfig
     report: ReportConfig
+    privacy: PrivacyConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
     rulebook: Any  # audit.rules.Rulebook: the text rules
@@ -280,7 +290,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.rules import check_rulebook
 
     known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",
-             "text", "report", "scoring", "rules"}
+             "text", "report", "privacy", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -298,6 +308,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("metadata", MetadataConfig),
             ("text", TextConfig),
             ("report", ReportConfig),
+            ("privacy", PrivacyConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -321,8 +332,9 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
     # What cannot change a verdict stays out of the hash, so changing it re-audits nothing: the
-    # report's display settings and where the model runs.
-    judged = {name: value for name, value in table.items() if name != "report"}
+    # report's display settings, how the outputs are masked (records are written again from the
+    # database) and where the model runs.
+    judged = {name: value for name, value in table.items() if name not in ("report", "privacy")}
     judged["asr"] = {name: value for name, value in judged.get("asr", {}).items() if name != "share_model"}
     digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())

@@ -171,13 +171,23 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
 
 
 def capped(results: tuple[RuleResult, ...], limit: int) -> tuple[RuleResult, ...]:
-    """Each result with its first `limit` evidence items (in the check's own order); `details`
-    keeps how many there were (`evidence_total`), so a call of 50,000 short utterances gives a
-    bounded record and report."""
-    return tuple(
-        replace(r, evidence=r.evidence[:limit], details={**r.details, "evidence_total": len(r.evidence)})
-        if len(r.evidence) > limit else r
-        for r in results)
+    """Each result with its first `limit` evidence items (in the check's own order) and as many of
+    the text rules' explanations (`details["matches"]`); `details` keeps how many there were
+    (`evidence_total`, `matches_total`), so a call of 50,000 short utterances gives a bounded
+    record and report."""
+    return tuple(_capped(r, limit) for r in results)
+
+
+def _capped(result: RuleResult, limit: int) -> RuleResult:
+    details = result.details
+    matches = details.get("matches")
+    if isinstance(matches, list) and len(matches) > limit:
+        details = {**details, "matches": matches[:limit], "matches_total": len(matches)}
+    if len(result.evidence) > limit:
+        details = {**details, "evidence_total": len(result.evidence)}
+    if details is result.details:
+        return result
+    return replace(result, evidence=result.evidence[:limit], details=details)
 
 
 def call_metrics(call: CallContext) -> dict:

@@ -42,6 +42,7 @@ from jinja2 import DictLoader, Environment, StrictUndefined
 
 from audit import decode as decoding
 from audit.config import Config, DecodeConfig, load_config
+from audit.privacy import mask_numbers, worker_logging
 from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full, read_record,
                          record_path, write_file, write_text)
 
@@ -57,78 +58,6 @@ SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
 FLAGGED = ("fail", "unsure")  # findings a reviewer looks at: failures, and failures resting on unsure words
 VERDICT_RANK = {"fail": 0, "review": 1, "pass": 2}
 SPEAKER_CLASSES = {"agent", "customer", "unknown"}  # CSS classes; anything else shows as unknown
-
-
-# --- privacy: phone, ID and bank card numbers ---------------------------------------------------
-
-# Digits as ASR and transcribers write them: ASCII, full-width, and read digit by digit in Chinese
-# (幺 is "one" on the phone, 两 "two"), also in the financial numerals (壹贰叁, 貳參陸 traditional),
-# as in audit.textnorm. A trailing X ends an ID number.
-_SPELLED = "０１２３４５６７８９" "零〇一二三四五六七八九幺两" "壹贰叁肆伍陆柒捌玖貳參陸"
-_AS_ASCII = "0123456789" "0012345678912" "123456789236"
-_DIGIT_CHARS = "0-9" + _SPELLED
-_TO_ASCII = str.maketrans(_SPELLED + "x", _AS_ASCII + "X")
-_DIGIT_GROUP = re.compile(f"[{_DIGIT_CHARS}]+(?:[Xx](?![A-Za-z]))?")
-# Characters that join digit groups into one written number (138 1234 5678, 0755-1234567,
-# 138.1234.5678, 138，1234，5678, the underscores a file name's spaces become in a call id), up to
-# two between groups (138  1234  5678, in__138__1234). Only a run that reads as a phone, ID or
-# card number is masked, so lists of short numbers stay as they are.
-_JOINERS = " \u3000-_.,，、\u2010\u2011\u2013\u2014\uff0d\uff0e"
-MAX_JOINERS = 2
-_SENSITIVE = re.compile(
-    r"(?:86)?1[3-9]\d{9}"  # mobile, optionally +86
-    r"|0\d{9,11}"  # landline with its area code
-    r"|\d{17}[\dX]"  # resident ID (18)
-    r"|\d{15,19}"  # old 15-digit ID, bank card (16-19)
-)
-KEEP_DIGITS = 4  # what call centres themselves show and ask for (手机号后四位)
-
-
-def mask_numbers(text: str) -> str:
-    """Phone, ID and bank card numbers with all but their last four digits as `*`.
-
-    The text keeps its length, so positions found in the original (highlights) stay valid. Dates,
-    amounts, agent ids and the four digits of a verification are left alone.
-    """
-    chars = list(text)
-    for run in _digit_runs(text):
-        for positions in _sensitive_numbers(run):
-            for position in positions[:-KEEP_DIGITS]:
-                chars[position] = "*"
-    return "".join(chars)
-
-
-def _digit_runs(text: str):
-    """Consecutive digit groups separated by one or two joining characters."""
-    run: list[re.Match] = []
-    for group in _DIGIT_GROUP.finditer(text):
-        gap = text[run[-1].end(): group.start()] if run else ""
-        if run and not (0 < len(gap) <= MAX_JOINERS and all(c in _JOINERS for c in gap)):
-            yield run
-            run = []
-        run.append(group)
-    if run:
-        yield run
-
-
-def _sensitive_numbers(run: list[re.Match]):
-    """Character positions of each sensitive number in a run, the longest from each group first.
-
-    Groups are tried together and alone, so a phone number written next to an ID number with only
-    a space between them is still found as two numbers. A group that is a whole number by itself
-    is taken alone (`13812345678_0930`: a phone number and a time, not a 15-digit card).
-    """
-    first = 0
-    while first < len(run):
-        alone = _SENSITIVE.fullmatch(run[first].group().translate(_TO_ASCII))
-        for last in range(first + 1 if alone else len(run), first, -1):
-            groups = run[first:last]
-            if _SENSITIVE.fullmatch("".join(g.group().translate(_TO_ASCII) for g in groups)):
-                yield [i for g in groups for i in range(g.start(), g.end())]
-                first = last
-                break
-        else:
-            first += 1
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -168,13 +97,14 @@ class Audio:
     sample_rate: int
 
 
-def load_audio(record: dict, limits: DecodeConfig) -> tuple[Audio | None, str]:
-    """Decode the call's recording once; (None, why) when it is gone, unreadable or changed.
+def load_audio(record: dict, limits: DecodeConfig, path: str | None = None) -> tuple[Audio | None, str]:
+    """Decode the call's recording once (at `path`, else where the record says: a masked record
+    names it with its numbers masked); (None, why) when it is gone, unreadable or changed.
 
     A recording whose SHA-256 differs from the record's was replaced after the audit: its audio
     would not be the audio the findings point at.
     """
-    path = Path(record["recording"]["path"])
+    path = Path(path or record["recording"]["path"])
     if not path.exists():
         return None, f"The recording is not at {path} any more; no audio in this page."
     try:
@@ -295,6 +225,7 @@ class ResultView:
     severity: str
     message: str
     evidence: list[EvidenceView]
+    more: int = 0  # evidence found beyond what the record (or the page) keeps
 
 
 @dataclass(frozen=True)
@@ -309,8 +240,10 @@ class UtteranceView:
 class CallContent:
     """What a call page shows, with every text masked (when asked) and matches located."""
 
-    def __init__(self, record: dict, shown: Callable[[str], str], clips: ClipWriter | None):
+    def __init__(self, record: dict, shown: Callable[[str], str], clips: ClipWriter | None,
+                 max_evidence: int | None = None):
         self.record, self.shown, self.clips = record, shown, clips
+        self.max_evidence = max_evidence  # per finding: a record audited before the cap holds more
         self.utterances = record["utterances"]
         self._by_text: dict[tuple[str, str], list[int]] = {}
         for index, utterance in enumerate(self.utterances):
@@ -341,10 +274,12 @@ class CallContent:
     def _result(self, number: int, result: dict) -> ResultView:
         failed = result["status"] in FLAGGED
         title = f"{result['rule_id']}: {self.shown(result['message'])}"
-        evidence = [self._evidence(item, "fail" if failed else "pass", title, failed)
-                    for item in result["evidence"]]
+        items = result["evidence"][:self.max_evidence]
+        evidence = [self._evidence(item, "fail" if failed else "pass", title, failed) for item in items]
+        found = (result.get("details") or {}).get("evidence_total", len(result["evidence"]))
+        more = found - len(items) if isinstance(found, int) else 0
         return ResultView(number, result["rule_id"], result["status"], result["severity"],
-                          self.shown(result["message"]), evidence)
+                          self.shown(result["message"]), evidence, max(more, 0))
 
     def _evidence(self, item: dict, kind: str, title: str, with_clip: bool) -> EvidenceView:
         utterance = self._utterance_of(item)
@@ -910,6 +845,7 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
  data-clip-start="{{ e.clip.start }}" data-clip-end="{{ e.clip.end }}"></audio>{% endif %}</li>
 {% endfor %}</ul>
 {%- else %}<p class="muted">No segment to play: the call lacks something rather than saying something.</p>{% endif %}
+{% if f.more %}<p class="muted">And {{ f.more }} more like these, not shown ([report] max_evidence).</p>{% endif %}
 </article>
 {% else %}<p class="muted">No rule failed.</p>
 {% endfor %}
@@ -969,6 +905,7 @@ class BuildSettings:
     clip_context_s: float
     bands: Bands
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
+    max_evidence: int = 20  # evidence items (and clips) per finding on a page
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -977,6 +914,7 @@ class BuildSettings:
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, templates and scripts."""
         return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
+                           "max_evidence": self.max_evidence,
                            "bands": self.bands.__dict__, "decode": self.decode.__dict__, "templates": TEMPLATES, "style": STYLE,
                            "scripts": [INDEX_SCRIPT, CALL_SCRIPT]}, sort_keys=True).encode()
 
@@ -986,6 +924,7 @@ class PagePlan:
     record_path: Path
     stem: str
     fingerprint: str  # of the record and the settings: unchanged means the page is up to date
+    audio_path: str | None = None  # the recording in clear, from the database, for a masked record
 
     @property
     def href(self) -> str:
@@ -1006,8 +945,12 @@ def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> s
     return stem
 
 
-def plan_pages(out: Path, summary: dict, settings: BuildSettings) -> tuple[dict[str, PagePlan], dict[str, str]]:
-    """A page for each call of the run with a readable record; why not, for each call without."""
+def plan_pages(out: Path, summary: dict, settings: BuildSettings,
+               audio_paths: dict[str, str] | None = None) -> tuple[dict[str, PagePlan], dict[str, str]]:
+    """A page for each call of the run with a readable record; why not, for each call without.
+
+    `audio_paths` gives the recording of each call (by the id the summary names it with) where the
+    record names it masked (`[privacy] mask_outputs`)."""
     key, plans, problems = settings.key(), {}, {}
     for row in summary["calls"]:
         path = record_path(out, row["call_id"])
@@ -1017,7 +960,9 @@ def plan_pages(out: Path, summary: dict, settings: BuildSettings) -> tuple[dict[
             continue
         stem = page_stem(record["call_id"], record["recording"]["sha256"], settings.shown)
         raw = path.read_bytes()
-        plans[row["call_id"]] = PagePlan(path, stem, hashlib.sha256(key + raw).hexdigest())
+        audio = (audio_paths or {}).get(row["call_id"]) if record.get("masked") else None
+        digest = hashlib.sha256(key + raw + (audio or "").encode()).hexdigest()
+        plans[row["call_id"]] = PagePlan(path, stem, digest, audio)
     return plans, problems
 
 
@@ -1026,7 +971,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
     record = json.loads(plan.record_path.read_text(encoding="utf-8"))
     folder, stem, shown = settings.folder, plan.stem, settings.shown
     shutil.rmtree(folder / "clips" / stem, ignore_errors=True)  # clips of an earlier audit
-    audio, problem = load_audio(record, settings.decode)
+    audio, problem = load_audio(record, settings.decode, plan.audio_path)
     clips, audio_href = None, ""
     if audio is not None:
         clips = ClipWriter(audio, folder / "clips" / stem, f"../clips/{quote(stem)}",
@@ -1034,7 +979,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         (folder / "audio").mkdir(parents=True, exist_ok=True)
         _write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
         audio_href = f"../audio/{quote(stem)}.flac"
-    content = CallContent(record, shown, clips)
+    content = CallContent(record, shown, clips, settings.max_evidence)
     axis = TimeAxis(record["recording"]["duration_s"])
     lanes = timeline(record, content.findings, axis)
     html = _environment().get_template("call.html").render(
@@ -1070,8 +1015,10 @@ def build_page_or_reason(settings: BuildSettings, plan: PagePlan) -> str | None:
     return None
 
 
-def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int) -> dict[str, str]:
-    """Build pages in `workers` processes (decoding and encoding audio is most of the work).
+def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int,
+                masked_logs: bool = False) -> dict[str, str]:
+    """Build pages in `workers` processes (decoding and encoding audio is most of the work), which
+    log masked with `masked_logs` (`[privacy] mask_outputs`).
 
     Returns why each page that could not be built was not, by the call's stem.
     """
@@ -1082,7 +1029,8 @@ def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int) ->
         from functools import partial
         from multiprocessing import get_context
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=worker_logging, initargs=(masked_logs,)) as pool:
             reasons = list(pool.map(partial(build_page_or_reason, settings), plans, chunksize=8))
     return {plan.stem: reason for plan, reason in zip(plans, reasons) if reason}
 
@@ -1172,19 +1120,17 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
         raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
                           "writes it again") from None
     config = config or run_config(summary)
-    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode)
-    if (out / DB_NAME).exists():
-        db = ResultsDB(out)
-        try:
-            db.restore_records(out, [row["call_id"] for row in summary["calls"]])
-        finally:
-            db.close()
+    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode,
+                             config.report.max_evidence)
+    # the records are in the form the run wrote them: its summary says whether they are masked
+    masked = bool((summary.get("privacy") or {}).get("mask_outputs"))
+    audio_paths = restore_run_records(out, summary, masked)
     manifest = settings.folder / MANIFEST_NAME
     previous = _previous_build(manifest)
-    plans, unreadable = plan_pages(out, summary, settings)
+    plans, unreadable = plan_pages(out, summary, settings, audio_paths)
     todo = [p for p in plans.values() if previous.get(p.stem) != p.fingerprint
             or not (settings.folder / "calls" / f"{p.stem}.html").exists()]
-    failed = build_pages(todo, settings, workers)
+    failed = build_pages(todo, settings, workers, masked)
     built = {call_id: plan for call_id, plan in plans.items() if plan.stem not in failed}
     problems = unreadable | {call_id: failed[plan.stem] for call_id, plan in plans.items()
                              if plan.stem in failed}
@@ -1195,6 +1141,24 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
     log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
              len(failed) + len(unreadable), index)
     return index
+
+
+def restore_run_records(out: Path, summary: dict, masked: bool) -> dict[str, str]:
+    """Write again from the results database, when there is one, the run's records that are
+    missing or corrupt, in the form the run wrote them (masked or not); returns each call's
+    recording path in clear by the id the summary names it with (none without a database)."""
+    if not (out / DB_NAME).exists():
+        return {}
+    db = ResultsDB(out)
+    try:
+        privacy = db.privacy(masked)
+        paths = db.call_paths()
+        clear = {privacy.id(call_id): call_id for call_id in paths}
+        wanted = [clear[row["call_id"]] for row in summary["calls"] if row["call_id"] in clear]
+        db.restore_records(out, wanted, privacy)
+    finally:
+        db.close()
+    return {shown: paths[call_id] for shown, call_id in clear.items()}
 
 
 def _previous_build(manifest: Path) -> dict[str, str]:

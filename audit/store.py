@@ -16,12 +16,15 @@ import fcntl
 import json
 import logging
 import os
+import re
+import secrets
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from audit.privacy import Privacy
 from audit.records import CallAudit, Evidence, Utterance
 
 log = logging.getLogger(__name__)
@@ -195,8 +198,12 @@ def write_file(path: Path, data: bytes) -> None:
         raise
 
 
+_UNSAFE = re.compile(r"[^\w.-]")  # in a file name
+
+
 def record_path(out: Path, call_id: str) -> Path:
-    return out / "calls" / f"{call_id}.json"
+    """Where the record of `call_id` (as the outputs name it: masked ids hold `*`) is written."""
+    return out / "calls" / f"{_UNSAFE.sub('_', call_id)}.json"
 
 
 def read_record(path: Path) -> dict | None:
@@ -281,6 +288,14 @@ MIGRATIONS = (
     # call whose later audit failed; the failure is the newer fact (a success deleted the error).
     """
     DELETE FROM calls WHERE call_id IN (SELECT call_id FROM errors);
+    """,
+    # v4: the output folder's secrets, kept with the clear data they protect: the key of masked
+    # call ids ([privacy] mask_outputs, audit/privacy.py).
+    """
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 )
 
@@ -391,23 +406,47 @@ class ResultsDB:
                               "SELECT path FROM errors WHERE call_id = ?", (call_id, call_id)).fetchone()
         return row[0] if row else None
 
-    def restore_records(self, out: Path, call_ids: list[str]) -> list[str]:
+    def privacy(self, mask_outputs: bool) -> Privacy:
+        """How this output folder writes its shared outputs: with `mask_outputs`, call ids masked
+        with the folder's key (made on first use and kept here, with the clear data)."""
+        row = self.db.execute("SELECT value FROM secrets WHERE name = 'masked_ids'").fetchone()
+        if row is None and mask_outputs:
+            self.db.execute("INSERT OR IGNORE INTO secrets VALUES ('masked_ids', ?)", (secrets.token_hex(32),))
+            row = self.db.execute("SELECT value FROM secrets WHERE name = 'masked_ids'").fetchone()
+        return Privacy(mask_outputs, bytes.fromhex(row[0]) if row else b"")
+
+    def call_paths(self) -> dict[str, str]:
+        """Every audited call's id and recording path, in clear."""
+        return dict(self.db.execute("SELECT call_id, path FROM calls"))
+
+    def restore_records(self, out: Path, call_ids: list[str], privacy: Privacy = Privacy()) -> list[str]:
         """Write again, from the database, each record of `call_ids` whose file is missing or
-        corrupt (truncated, deleted, edited into invalid JSON); returns the call ids restored."""
-        restored = []
+        corrupt (truncated, deleted, edited into invalid JSON) or was written with the other
+        `[privacy] mask_outputs` (its file under the other name is removed); returns the ids
+        (as the outputs name them) of the records written."""
+        restored, reformed = [], []
         for chunk in _chunks(call_ids):
             marks = ",".join("?" * len(chunk))
             for call_id, text in self.db.execute(
                     f"SELECT call_id, record FROM calls WHERE call_id IN ({marks})", chunk):
-                path = record_path(out, call_id)
+                shown = privacy.id(call_id)
+                path = record_path(out, shown)
                 found = read_record(path)
-                if found is None or found.get("call_id") != call_id:
-                    write_json(path, json.loads(text))
-                    restored.append(call_id)
+                stale = remove_other_records(out, call_id, privacy)
+                if found is None or found.get("call_id") != shown:
+                    (reformed if stale else restored).append(shown)
+                elif bool(found.get("masked")) != privacy.enabled:
+                    reformed.append(shown)
+                else:
+                    continue
+                write_json(path, privacy.record(json.loads(text)))
         if restored:
             log.warning("rewrote %d call records that were missing or corrupt from the database: %s",
                         len(restored), ", ".join(restored[:10]) + (" ..." if len(restored) > 10 else ""))
-        return restored
+        if reformed:
+            log.info("rewrote %d call records from the database for [privacy] mask_outputs = %s",
+                     len(reformed), str(privacy.enabled).lower())
+        return restored + reformed
 
     @contextmanager
     def _transaction(self):
@@ -446,6 +485,36 @@ class ResultsDB:
         return rows
 
 
+def remove_other_records(out: Path, call_id: str, privacy: Privacy) -> bool:
+    """Remove the call's record written under another name (with the other `[privacy]
+    mask_outputs`); whether there was one."""
+    removed = False
+    for name in privacy.names(call_id) - {privacy.id(call_id)}:
+        path = record_path(out, name)
+        if path.exists():
+            path.unlink()
+            removed = True
+    return removed
+
+
+def remove_records(out: Path, call_id: str, privacy: Privacy) -> None:
+    """Remove the call's record under every name it may have been written under."""
+    for name in privacy.names(call_id):
+        record_path(out, name).unlink(missing_ok=True)
+
+
+def last_config_files(out: Path) -> list[str]:
+    """The config files the output folder's last run used (defaults first); [] before any run."""
+    if not (out / DB_NAME).exists():
+        return []
+    db = ResultsDB(out)
+    try:
+        row = db.db.execute("SELECT config_files FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0]) if row else []
+
+
 def _chunks(items: list, size: int = 500):
     for start in range(0, len(items), size):
         yield items[start: start + size]
@@ -455,12 +524,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def stored_status(out: Path) -> dict:
+def stored_status(out: Path, mask_outputs: bool = False) -> dict:
     """What ran and what became of each call, read from the results database: `runs`, `calls`
-    (how many have a current verdict), `verdicts`, `errors`, `known` (every call id with a
-    current state) and `roots` (the paths the last run was given)."""
+    (how many have a current verdict), `verdicts`, `errors` (masked with `mask_outputs`), `known`
+    (every call id with a current state), `roots` (the paths the last run was given) and
+    `privacy` (how the outputs name calls)."""
     db = ResultsDB(out)
     try:
+        privacy = db.privacy(mask_outputs)
         runs = db.db.execute(
             "SELECT run_id, started_at, finished_at, status, files, audited, skipped, errors"
             " FROM runs ORDER BY run_id").fetchall()
@@ -470,8 +541,9 @@ def stored_status(out: Path) -> dict:
         last = db.db.execute("SELECT roots FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
     finally:
         db.close()
+    errors = [(privacy.id(call_id), privacy.text(reason)) for call_id, reason in errors]
     return {"runs": runs, "calls": sum(verdicts.values()), "verdicts": verdicts, "errors": errors,
-            "known": known, "roots": json.loads(last[0]) if last else []}
+            "known": known, "roots": json.loads(last[0]) if last else [], "privacy": privacy}
 
 
 CALL_COLUMNS = ("call_id", "path", "agent_id", "direction", "duration_s", "transcript_source",
@@ -480,12 +552,16 @@ FINDING_COLUMNS = ("call_id", "agent_id", "rule_id", "severity", "message", "sta
                    "text")
 
 
-def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None) -> tuple[int, int]:
-    """One row per call (and optionally one per finding); UTF-8 with BOM so Excel shows Chinese."""
+def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None,
+               mask_outputs: bool = False) -> tuple[int, int]:
+    """One row per call (and optionally one per finding); UTF-8 with BOM so Excel shows Chinese.
+    With `mask_outputs`, call ids and texts as the masked records have them."""
     import csv
 
     db = ResultsDB(out)
     try:
+        privacy = db.privacy(mask_outputs)
+        shown = privacy.text
         failed: dict[str, list[str]] = {}
         for call_id, rule_id in db.db.execute(
                 "SELECT call_id, rule_id FROM results WHERE status = 'fail' ORDER BY rule_id"):
@@ -497,7 +573,10 @@ def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None) -> 
             writer = csv.writer(handle)
             writer.writerow(CALL_COLUMNS)
             for row in rows:
-                writer.writerow((*row[:8], ";".join(failed.get(row[0], [])), *row[8:]))
+                call_id, path, agent, direction = row[:4]
+                writer.writerow((privacy.id(call_id), shown(path), agent and shown(agent),
+                                 direction and shown(direction), *row[4:8],
+                                 ";".join(failed.get(call_id, [])), *row[8:]))
         findings = 0
         if findings_csv is not None:
             with open(findings_csv, "w", newline="", encoding="utf-8-sig") as handle:
@@ -508,8 +587,10 @@ def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None) -> 
                         " FROM results r JOIN calls c USING (call_id) WHERE r.status = 'fail'"
                         " ORDER BY r.call_id, r.rule_id"):
                     first = (json.loads(evidence) or [{}])[0]
-                    writer.writerow((call_id, agent, rule_id, severity, message, first.get("start"),
-                                     first.get("end"), first.get("speaker"), first.get("text")))
+                    text = first.get("text")
+                    writer.writerow((privacy.id(call_id), agent and shown(agent), rule_id, severity,
+                                     shown(message), first.get("start"), first.get("end"),
+                                     first.get("speaker"), text and shown(text)))
                     findings += 1
     finally:
         db.close()

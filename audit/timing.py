@@ -8,6 +8,7 @@ customer afterwards, and whether an overlap was a backchannel.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -212,8 +213,9 @@ def measure_timing(
 
     talk_union = _union([Interval(max(i.start, answer), i.end)
                          for s in speech for i in s.intervals if i.end > answer])
+    said = _AgentWords(transcript)
     silences = tuple(
-        _describe_silence(gap, transcript, levels, settings)
+        _describe_silence(gap, said, levels, settings)
         for gap in _gaps(talk_union, settings.min_silence_s)
     )
     last_end = max((i.end for i in talk_union), default=None)
@@ -439,26 +441,42 @@ def _has_music(gap: Interval, levels: _Levels) -> bool:
     return bool((loud.mean(axis=1) > 0.5).any())
 
 
-def _agent_said(transcript: Transcript, phrases: tuple[str, ...], start: float, end: float,
-                by_end: bool) -> Utterance | None:
-    """The agent utterance ending (or starting) in [start, end] that says one of `phrases`."""
-    needles = [n for n in (normalize_phrase(p) for p in phrases) if n]
-    candidates = [
-        u for u in transcript.utterances
-        if u.speaker in ("agent", "unknown") and start <= (u.end if by_end else u.start) <= end
-        and any(n in normalize(u.text).text for n in needles)
-    ]
-    if not candidates:
-        return None
-    return candidates[-1] if by_end else candidates[0]
+class _AgentWords:
+    """The agent's utterances by start and by end, each normalised once: every silence of a call
+    looks at the few around it (found by bisection), however long the call."""
+
+    def __init__(self, transcript: Transcript):
+        agent = [(i, u) for i, u in enumerate(transcript.utterances) if u.speaker in ("agent", "unknown")]
+        self.by_start = sorted(agent, key=lambda item: item[1].start)
+        self.by_end = sorted(agent, key=lambda item: item[1].end)
+        self.starts = [u.start for _, u in self.by_start]
+        self.ends = [u.end for _, u in self.by_end]
+        self._norms: dict[int, str] = {}
+
+    def norm(self, index: int, utterance: Utterance) -> str:
+        if index not in self._norms:
+            self._norms[index] = normalize(utterance.text).text
+        return self._norms[index]
+
+    def said(self, phrases: tuple[str, ...], start: float, end: float, by_end: bool) -> Utterance | None:
+        """The agent utterance ending (or starting) in [start, end] that says one of `phrases`:
+        of several, the last in the transcript (by end) or the first (by start)."""
+        needles = [n for n in (normalize_phrase(p) for p in phrases) if n]
+        times, items = (self.ends, self.by_end) if by_end else (self.starts, self.by_start)
+        found = [(index, utterance) for index, utterance
+                 in items[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
+                 if any(n in self.norm(index, utterance) for n in needles)]
+        if not found:
+            return None
+        return (max if by_end else min)(found, key=lambda item: item[0])[1]
 
 
-def _describe_silence(gap: Interval, transcript: Transcript, levels: _Levels,
+def _describe_silence(gap: Interval, said: _AgentWords, levels: _Levels,
                       settings: TimingConfig) -> Silence:
-    announcement = _agent_said(transcript, settings.hold_phrases,
-                               gap.start - settings.announce_window_s, gap.start + 1.0, by_end=True)
-    thanks = _agent_said(transcript, settings.thanks_phrases, gap.end - 1.0,
-                         gap.end + settings.thanks_window_s, by_end=False)
+    announcement = said.said(settings.hold_phrases, gap.start - settings.announce_window_s,
+                             gap.start + 1.0, by_end=True)
+    thanks = said.said(settings.thanks_phrases, gap.end - 1.0, gap.end + settings.thanks_window_s,
+                       by_end=False)
     promised = None
     if announcement is not None:
         promised = promised_seconds(announcement.text)

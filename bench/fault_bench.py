@@ -5,7 +5,8 @@ is needed) audited into an output folder, adds one broken input or one fault in 
 folder, runs the command line and prints, per case: the exit code, the message (the error line,
 or what the run recorded for the broken input), how many of the seven other calls are audited
 after it, and anything lost (a sample call's verdict, row or record gone or changed) or leaked
-(temporary files, worker processes outliving their run, numbers unmasked in the report).
+(temporary files, worker processes outliving their run, numbers unmasked in the report, or in
+any shared output with `[privacy] mask_outputs`).
 
 Cases that need root (a small tmpfs for the full disk, a read-only one) are skipped without it.
 Asserts nothing: it prints what happened.
@@ -317,6 +318,38 @@ def corrupt_records(base: Night, root: Path) -> Result:
     return judged(night, before, report.returncode or run.returncode, error_line(report) or message)
 
 
+def masked_outputs(base: Night, root: Path) -> Result:
+    """The phone-number file name, with numbers also in the transcript, audited with `[privacy]
+    mask_outputs = true`, then exported: every name and text of the output folder (all but the
+    database and the audio), the CSVs and what the commands printed are searched for it."""
+    night = Night(root, base)
+    before = night.state()
+    document = transcript()
+    document["utterances"][1]["text"] = "我的手机号是138.1234.5678,备用幺三八两两三四五六七八"
+    document["utterances"][1]["words"] = []
+    samples, rate = compliant()
+    beside(night.input, "138 1234 5678", samples, rate, transcript=document)
+    site = root / "site.toml"
+    site.write_text("[privacy]\nmask_outputs = true\n", encoding="utf-8")
+    try:
+        done = night.run("--config", site)
+        exported = audit("export", night.out, "--csv", root / "calls.csv", "--findings", root / "findings.csv")
+    finally:
+        night.restore()
+    shown = {"stdout/stderr": done.stdout + done.stderr + exported.stdout + exported.stderr}
+    for path in [*night.out.rglob("*"), root / "calls.csv", root / "findings.csv"]:
+        shown[f"name {path.name}"] = path.name
+        if path.is_file() and not path.name.startswith("audit.sqlite") and path.suffix not in (".wav", ".flac"):
+            shown[path.name] = path.read_text(encoding="utf-8", errors="replace")
+    leaked = [f"number in {name}" for name, text in shown.items()
+              if PLANTED.search(text) or "幺三八两两三四" in text]
+    summary = json.loads((night.out / "summary.json").read_text(encoding="utf-8"))
+    names = [c["call_id"] for c in summary["calls"] if "5678" in c["call_id"]]
+    message = f"the call is {names[0] if names else '(missing)'} in every output; exports: exit {exported.returncode}"
+    result = judged(night, before, done.returncode, error_line(done) or message)
+    return Result(result.code, result.message, result.others, result.lost, result.leaked + leaked)
+
+
 def corrupt_summary(base: Night, root: Path) -> Result:
     night = Night(root, base)
     before = night.state()
@@ -506,6 +539,7 @@ def main() -> None:
             "same call id from two runs": lambda: colliding_ids(root / "ids"),
             "calls/X.json truncated, calls/Y.json gone": lambda: corrupt_records(base, root / "records"),
             "summary.json truncated, audit report": lambda: corrupt_summary(base, root / "summary"),
+            "phone numbers, [privacy] mask_outputs": lambda: masked_outputs(base, root / "masked"),
             "config weight = nan": lambda: config_case(
                 '[rules."opening.golden_30s"]\nweight = nan\n')(base, root / "nan"),
             "config min_cpm 400 > max_cpm 100": lambda: config_case(

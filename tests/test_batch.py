@@ -277,10 +277,11 @@ def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(t
     with _db(out) as db:  # take the database back to version 1
         db.execute("ALTER TABLE calls DROP COLUMN inputs_sha256")
         db.execute("ALTER TABLE errors DROP COLUMN inputs_sha256")
+        db.execute("DROP TABLE secrets")
         db.execute("PRAGMA user_version = 1")
     again = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
     assert again.count("audited") == 2
     with _db(out) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
         assert db.execute("SELECT count(*) FROM calls WHERE inputs_sha256 IS NOT NULL").fetchone()[0] == 2
     assert run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar")).count("skipped") == 2

@@ -394,3 +394,149 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(tmp_path, sm
     with sqlite3.connect(out / "audit.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT count(*) FROM calls").fetchone() == (4,)
+
+
+# --- [privacy] mask_outputs: no number in clear in what gets shared (issue 16, item 2) ----------
+
+PLANTED = {"phone": "13812345678", "phone_spoken": "13822345678", "id": "11010519491231002X",
+           "card": "6222020200012345678", "error_name": "13987654321"}
+_SPOKEN = str.maketrans("０１２３４５６７８９零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖",
+                        "0123456789" "00123456789" "12" "123456789")
+
+
+def numbers_in_clear(text: str) -> list[str]:
+    """The planted numbers that can be read in `text`, however separated or spelled (digits,
+    Chinese, 幺/两, financial numerals): everything but letters and digits dropped first."""
+    digits = "".join(c for c in text.translate(_SPOKEN).upper() if c.isascii() and c.isalnum())
+    return [name for name, number in PLANTED.items() if number in digits]
+
+
+def numbered_night(folder: Path) -> None:
+    """The compliant call named after a phone number, numbers in several spellings in what the
+    customer and the agent say (one split over word timestamps), and a broken call named after
+    another number."""
+    samples, rate = soundfile.read(FIXTURE_CALLS / "compliant.wav", dtype="float32", always_2d=True)
+    transcript = json.loads((FIXTURE_CALLS / "compliant.transcript.json").read_text(encoding="utf-8"))
+    meta = json.loads((FIXTURE_CALLS / "compliant.meta.json").read_text(encoding="utf-8"))
+    customer = transcript["utterances"][1]
+    pieces = ["我的手机号是", "138", ".1234", ".5678", ",备用幺三八两两三四五六七八,身份证11010519491231002X,",
+              "卡号6222 0202 0001 2345 678"]
+    step = (customer["end"] - customer["start"]) / len(pieces)
+    customer["text"] = "".join(pieces)
+    customer["words"] = [{"start": customer["start"] + i * step, "end": customer["start"] + (i + 1) * step,
+                          "text": piece} for i, piece in enumerate(pieces)]
+    agent = transcript["utterances"][2]  # a forbidden phrase beside a number: evidence quoting it
+    agent["text"], agent["words"] = "这个不归我们管,您打138  1234  5678问问,或者壹叁捌壹贰叁肆伍陆柒捌。", []
+    write_call(folder, "138 1234 5678", samples, transcript, meta, rate=rate)
+    write_call(folder, "139 8765 4321", samples[: RATE * 20], transcript, meta, rate=rate)
+    (folder / "139 8765 4321.transcript.json").write_text('{"utterances": 3}', encoding="utf-8")
+
+
+def shared_outputs(out: Path, *commands: subprocess.CompletedProcess) -> dict[str, str]:
+    """Every name and text an output folder shares (all but the database and the audio), with the
+    commands' stdout and stderr."""
+    found = {f"{c.args[3]} stdout/stderr": c.stdout + c.stderr for c in commands}
+    for path in out.rglob("*"):
+        relative = str(path.relative_to(out))
+        found[f"name {relative}"] = relative
+        if path.is_file() and not path.name.startswith("audit.sqlite") and path.suffix not in (".flac", ".wav"):
+            found[relative] = path.read_text(encoding="utf-8-sig")
+    return found
+
+
+def test_with_mask_outputs_no_number_is_in_clear_in_records_summary_export_or_logs(tmp_path):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    numbered_night(folder)
+    site = tmp_path / "site.toml"
+    site.write_text("[privacy]\nmask_outputs = true\n", encoding="utf-8")
+    ran = audit("run", folder, "--out", out, "--asr", "sidecar", "--workers", "1", "--config", site)
+    assert ran.returncode == 1, ran.stderr  # the broken call
+    exported = audit("export", out, "--csv", out / "calls.csv", "--findings", out / "findings.csv")
+    status = audit("status", out)
+    assert exported.returncode == 0 and status.returncode == 0
+    outputs = shared_outputs(out, ran, exported, status)
+    assert {name: found for name, text in outputs.items() if (found := numbers_in_clear(text))} == {}
+    # ... and everything was there to leak: the records, the findings, the error, the log lines
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    (call,), (error,) = summary["calls"], summary["errors"]
+    assert summary["privacy"] == {"mask_outputs": True}
+    assert call["call_id"].startswith("night__***_****_5678-") and error["call_id"].startswith("night__***_****_4321-")
+    record = json.loads((out / "calls" / f"{call['call_id'].replace('*', '_')}.json").read_text(encoding="utf-8"))
+    assert record["masked"] is True and record["call_id"] == call["call_id"]
+    assert record["utterances"][1]["text"].startswith("我的手机号是***.****.5678,备用*******五六七八")
+    shirk = next(r for r in record["results"] if r["rule_id"] == "text.forbidden.shirk")
+    assert shirk["status"] == "fail" and "***  ****  5678" in shirk["evidence"][0]["text"]
+    assert "***  ****  5678" in (out / "findings.csv").read_text(encoding="utf-8-sig")
+    (log,) = (out / "logs").glob("*.log")
+    line = f"{call['call_id']}: {call['verdict']} {call['score']:g}"
+    assert line in log.read_text(encoding="utf-8") and line in ran.stderr  # the id as every output names it
+    assert call["call_id"] in ran.stdout and error["call_id"] in status.stdout
+    assert list((out / "report" / "audio").glob("night_*.flac"))  # the report still finds the audio
+    # the clear text stays in the auditors' own database
+    with sqlite3.connect(out / "audit.sqlite") as db:
+        (stored,) = db.execute("SELECT record FROM calls").fetchone()
+    assert numbers_in_clear(stored) == ["phone", "phone_spoken", "id", "card"]
+
+
+def test_without_mask_outputs_the_records_are_unchanged_and_a_switch_rewrites_nothing_else(tmp_path):
+    folder, out = tmp_path / "night", tmp_path / "out"
+    numbered_night(folder)
+    assert audit("run", folder, "--out", out, "--asr", "sidecar", "--workers", "1").returncode == 1
+    with sqlite3.connect(out / "audit.sqlite") as db:
+        (stored,) = db.execute("SELECT record FROM calls").fetchone()
+    (record_file,) = (out / "calls").iterdir()
+    assert record_file.name == "night__138_1234_5678.json"
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    assert record == json.loads(stored) and "masked" not in record  # the clear record, as before
+    assert numbers_in_clear(record_file.read_text(encoding="utf-8")) == ["phone", "phone_spoken", "id", "card"]
+    # turned on for the next night: the record is written again masked, under its masked name,
+    # from the database; nothing is audited again
+    site = tmp_path / "site.toml"
+    site.write_text("[privacy]\nmask_outputs = true\n", encoding="utf-8")
+    again = audit("run", folder, "--out", out, "--asr", "sidecar", "--workers", "1", "--config", site)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["audited_now"] == 0 and summary["counts"]["skipped"] == 1, again.stderr
+    (masked_file,) = (out / "calls").iterdir()
+    assert masked_file.name.startswith("night___________5678-") and not numbers_in_clear(masked_file.read_text("utf-8"))
+    assert audit("run", folder, "--out", out, "--asr", "sidecar", "--workers", "1", "--config", site).returncode == 1
+    assert list((out / "calls").iterdir()) == [masked_file]  # the same name on every run
+
+
+# --- bounded work (issue 16, item 10) -----------------------------------------------------------
+
+
+def test_thousands_of_tiny_utterances_give_capped_evidence_and_clips(tmp_path, short_call):
+    """5,000 one-character utterances on the call's own speech: every finding keeps at most
+    `[report] max_evidence` items (and explanations, and names at most 5 in its message), and
+    the page plays at most that many clips per finding (bench/scale_bench.py: 50,000)."""
+    samples, transcript, meta = short_call
+    spoken = [(u["start"], u["end"], u["speaker"]) for u in transcript["utterances"]]
+    count, tiny = 5000, []
+    for n in range(count):
+        start, end, speaker = spoken[n % len(spoken)]
+        at = start + (end - start) * (n // len(spoken)) / (count / len(spoken))
+        tiny.append({"speaker": speaker, "start": round(at, 4), "end": round(at + 0.004, 4),
+                     "text": "你" if n % 3 else "喂"})
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_call(folder, "tiny", samples, {"utterances": tiny}, meta)
+    site = tmp_path / "site.toml"
+    site.write_text("[report]\nmax_evidence = 5\n", encoding="utf-8")
+    config = load_config(site)
+    started = time.perf_counter()
+    assert run(folder, out, config).document["calls"], "the call must be judged"
+    write_report(out, config)
+    assert time.perf_counter() - started < 20
+    audit_record = json.loads((out / "calls" / "in__tiny.json").read_text(encoding="utf-8"))
+    assert len(audit_record["utterances"]) == count
+    results = audit_record["results"]
+    assert max(r["details"].get("evidence_total", 0) for r in results) > 1000  # the cap was needed
+    for result in results:
+        assert len(result["evidence"]) <= 5 and len(result["details"].get("matches", [])) <= 5
+        assert len(result["message"]) < 300, result["message"]
+    failed = [r for r in results if r["status"] == "fail" and r["evidence"]]
+    (page,) = (out / "report" / "calls").glob("*.html")
+    findings = page.read_text(encoding="utf-8").split('<article class="finding')[1:]
+    assert len(findings) == sum(r["status"] == "fail" for r in results)
+    assert all(finding.count("<audio ") <= 5 for finding in findings)
+    assert any("more like these, not shown" in finding for finding in findings)
+    assert 0 < len(list((out / "report" / "clips").rglob("*.wav"))) <= 5 * len(failed)

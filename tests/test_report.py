@@ -25,7 +25,8 @@ import pytest
 import soundfile
 
 from audit import report as report_module
-from audit.report import mask_numbers, page_stem, write_report
+from audit.privacy import mask_numbers
+from audit.report import page_stem, write_report
 from conftest import FIXTURE_CALLS, ROOT
 
 CALLS = ("raised_voice", "unannounced_hold", "compliant")

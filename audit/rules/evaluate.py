@@ -3,6 +3,7 @@ boundaries, speakers), the condition tree walk, and the result with its evidence
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -300,14 +301,18 @@ class _Evaluator:
         """Spans of the normalised utterance where `phrase` was said, as whole words."""
         norm = self.view.norms[index]
         text, needle = norm.text, phrase.needle
+        threshold = self.tolerance.similarity
+        if needle not in text and not (
+                (self.tolerance.pinyin and len(text) >= len(needle) >= MIN_TOLERANT_PINYIN)
+                or (threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text)):
+            return []  # the common case, decided before any list is made
         spans, position = [], text.find(needle)
         while position >= 0:
             spans.append((position, position + len(needle)))
             position = text.find(needle, position + 1)
-        if self.tolerance.pinyin and len(needle) >= MIN_TOLERANT_PINYIN:
+        if self.tolerance.pinyin and len(text) >= len(needle) >= MIN_TOLERANT_PINYIN:
             spans += self.homophones(index, phrase, exclude=set(spans))
         spans = [s for s in spans if self.view.segmenter.whole_words(norm.with_numerals, *s)]
-        threshold = self.tolerance.similarity
         if not spans and threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text:
             spans = near_match(needle, text, threshold)
         return spans
@@ -400,6 +405,14 @@ class _Evaluator:
         utterances = self.view.utterances
         speakers = self.view.speakers[node.then.frame.speaker]
         broken, kept = [], []
+        # who may answer, in time order: each moment's answer starts at the moment or later, found
+        # by bisection and read forward only as far as its window reaches, so a long call with many
+        # moments stays linear
+        order = [i for i in scope.utterances if utterances[i].speaker in speakers]
+        starts = [utterances[i].start for i in order]
+        if any(later < earlier for earlier, later in zip(starts, starts[1:])):
+            order.sort(key=lambda i: utterances[i].start)  # stable: ties keep their order
+            starts = [utterances[i].start for i in order]
         for moment in moments:
             start, end = moment[0].start, max(h.end for h in moment)
             own = {h.utterance for h in moment}
@@ -412,14 +425,22 @@ class _Evaluator:
                 else:
                     broken.append((moment, [] if node.expect == "present" else list(found.hits)))
                 continue
-            later = [i for i in scope.utterances if i not in own
-                     and utterances[i].speaker in speakers and utterances[i].start >= start]
-            if node.within_utterances is not None:
-                chosen = later[:node.within_utterances]
+            limit = node.within_utterances
+            horizon = math.inf if limit is not None else end + node.within_s
+            chosen = []
+            for position in range(bisect.bisect_left(starts, start), len(order)):
+                if starts[position] > horizon:
+                    break
+                index = order[position]
+                if index in own:
+                    continue
+                chosen.append(index)
+                if limit is not None and len(chosen) == limit:
+                    break
+            if limit is not None:
                 until = utterances[chosen[-1]].end if chosen else end
             else:
-                chosen = [i for i in later if utterances[i].start <= end + node.within_s]
-                until = end + node.within_s
+                until = horizon
             found = self.eval(node.then, _Scope(tuple(chosen), start, min(scope.end, until)))
             if found.holds == (node.expect == "present"):
                 kept.append((moment, found))
@@ -473,14 +494,20 @@ def _without_overlaps(hits: list[_Hit]) -> list[_Hit]:
 def _moments(hits: list[_Hit]) -> list[list[_Hit]]:
     """Anchor hits grouped into moments: hits in one utterance, or overlapping in time, are one."""
     moments: list[list[_Hit]] = []
+    reach = -math.inf  # the latest end among the current moment's hits
     for hit in sorted(hits, key=lambda h: h.start):
         current = moments[-1] if moments else None
-        if current and (hit.start <= max(h.end for h in current)
+        if current and (hit.start <= reach
                         or (hit.utterance is not None and hit.utterance == current[-1].utterance)):
             current.append(hit)
+            reach = max(reach, hit.end)
         else:
             moments.append([hit])
+            reach = hit.end
     return moments
+
+
+SHOWN_IN_MESSAGE = 5  # matches or unanswered moments a message names; the rest are counted
 
 
 def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
@@ -512,8 +539,9 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
     message = rule.fail_message
     if rule.mode == "forbid":
         said = [h for h in sorted(finding.hits, key=lambda h: h.start) if h.match]
-        shown = [f"“{h.match}”({h.start:.1f}秒{',' + h.why if h.why else ''})" for h in said[:5]]
-        if len(said) > 5:
+        shown = [f"“{h.match}”({h.start:.1f}秒{',' + h.why if h.why else ''})"
+                 for h in said[:SHOWN_IN_MESSAGE]]
+        if len(said) > SHOWN_IN_MESSAGE:
             shown.append(f"等{len(said)}处")
         if shown:
             message += ":" + "、".join(shown)
@@ -521,5 +549,8 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
         if finding.missing:
             message += ":缺少" + "、".join(dict.fromkeys(finding.missing))
         if finding.unanswered:
-            message += "(" + "、".join(f"{t:.1f}秒" for t in finding.unanswered) + ")"
+            times = [f"{t:.1f}秒" for t in finding.unanswered[:SHOWN_IN_MESSAGE]]
+            if len(finding.unanswered) > SHOWN_IN_MESSAGE:
+                times.append(f"等{len(finding.unanswered)}处")
+            message += "(" + "、".join(times) + ")"
     return result("fail", message, evidence, missing=list(dict.fromkeys(finding.missing)))
