@@ -42,7 +42,8 @@ bench: install
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/batch_bench.py
 	$(BIN)/python bench/asr_bench.py
-	$(BIN)/python bench/e2e_bench.py
+	$(BIN)/python bench/e2e_bench.py --set natural
+	$(BIN)/python bench/e2e_bench.py --set natural-eval
 	$(BIN)/python bench/fault_bench.py
 	$(BIN)/python bench/scale_bench.py
 

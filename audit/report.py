@@ -266,6 +266,11 @@ class CallContent:
                               self._pieces(u["text"], self.highlights.get(i, [])))
                 for i, u in enumerate(self.utterances)]
 
+    def corrections(self) -> list[dict]:
+        return [{"utterance_start": c["utterance_start"], "speaker": _speaker_class(c["speaker"]),
+                 "heard": self.shown(c["heard"]), "term": self.shown(c["term"])}
+                for c in self.record.get("term_corrections", [])]
+
     def dropped(self) -> list[dict]:
         return [{"start": d["start"], "end": d["end"], "speaker": _speaker_class(d["speaker"]),
                  "text": self.shown(d["text"]), "reason": self.shown(d["reason"])}
@@ -594,6 +599,7 @@ th[aria-sort="descending"] button::after { content: " \\25BC"; }
 .finding { border-left: 4px solid var(--fail); padding: 4px 12px; margin: 12px 0; background: #fff8f8; }
 .finding.sev-minor { border-color: var(--review); background: #fffbf0; }
 .finding h3 { margin: 4px 0; font-size: 1rem; } .severity { color: var(--muted); font-weight: 400; }
+.unsure { margin-left: 6px; padding: 0 4px; border: 1px solid var(--muted); border-radius: 3px; font-size: .8rem; }
 .evidence { list-style: none; padding: 0; } .evidence li { margin: 8px 0; }
 .evidence audio { display: block; height: 32px; margin-top: 4px; }
 .when { font-variant-numeric: tabular-nums; color: var(--muted); }
@@ -835,7 +841,8 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
 
 <h2>Findings ({{ findings|length }})</h2>
 {% for f in findings %}<article class="finding sev-{{ f.severity }}" id="finding-{{ f.number }}">
-<h3>{{ f.rule_id }} <span class="severity">{{ f.severity }}</span></h3>
+<h3>{{ f.rule_id }} <span class="severity">{{ f.severity }}</span>{% if f.status == "unsure" %}
+<span class="unsure" title="the words it rests on were heard with low confidence: listen before deciding">unsure</span>{% endif %}</h3>
 <p>{{ f.message }}</p>
 {% if f.evidence %}<ul class="evidence">
 {% for e in f.evidence %}<li><span class="when">{{ e.start|clock }}-{{ e.end|clock }}</span>
@@ -855,7 +862,7 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
 <td>{% for e in r.evidence %}{{ seek(e.start) }} {% endfor %}</td></tr>
 {% endfor %}</tbody></table></details>
 
-<h2 id="transcript">Transcript <span class="muted">({{ record.transcript_source }})</span></h2>
+<h2 id="transcript">Transcript <span class="muted">({{ record.transcript_source }}{% if record.asr_model %}, {{ record.asr_model }}{% endif %})</span></h2>
 {% if audio %}<div class="player"><audio id="call-audio" controls preload="metadata" src="{{ audio }}"></audio></div>
 {% endif %}
 <ol class="transcript">
@@ -864,6 +871,10 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
 <span class="text">{{ pieces(u.pieces) }}</span></li>
 {% else %}<li class="muted">No transcript.</li>
 {% endfor %}</ol>
+{% if corrections %}<details><summary>Key terms read by sound ({{ corrections|length }})</summary><ul>
+{% for c in corrections %}<li><span class="when">{{ c.utterance_start|clock }}</span>
+<span class="speaker {{ c.speaker }}">{{ c.speaker }}</span> heard {{ c.heard }}, read as {{ c.term }}</li>
+{% endfor %}</ul></details>{% endif %}
 {% if dropped %}<details><summary>Text left out of the checks ({{ dropped|length }})</summary><ul>
 {% for d in dropped %}<li><span class="when">{{ d.start|clock }}-{{ d.end|clock }}</span>
 <span class="speaker {{ d.speaker }}">{{ d.speaker }}</span> {{ d.text }} <span class="muted">({{ d.reason }})</span></li>
@@ -990,7 +1001,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
-        transcript=content.transcript(), dropped=content.dropped())
+        transcript=content.transcript(), dropped=content.dropped(), corrections=content.corrections())
     write_text(folder / "calls" / f"{stem}.html", html)
 
 

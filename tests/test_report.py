@@ -532,3 +532,20 @@ def test_a_number_in_a_file_name_is_masked_in_every_name_and_page(audited, tmp_p
         if path.suffix in (".html", ".json"):
             text = path.read_text(encoding="utf-8")
             assert "138_1234" not in text and "1234_5678" not in text, path
+
+
+def test_an_unsure_finding_and_the_key_terms_read_by_sound_are_shown(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    name = CALLS[0]
+    record = record_of(out, name)
+    failed = next(r for r in record["results"] if r["status"] == "fail")
+    failed["status"] = "unsure"
+    record["asr_model"] = "openai-whisper:models/base.pt"
+    record["term_corrections"] = [{"speaker": "agent", "utterance_start": 0.6, "heard": "心和通信", "term": "星河通信"}]
+    (out / "calls" / f"night__{name}.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    page = read_page(page_path(out, record))
+    finding = page.visible_text.split("Findings", 1)[1].split("Transcript", 1)[0]
+    assert f"{failed['rule_id']} {failed['severity']}" in finding and "unsure" in finding
+    assert "openai-whisper:models/base.pt" in page.visible_text
+    assert "heard 心和通信, read as 星河通信" in page.visible_text
