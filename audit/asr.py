@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.config import AsrConfig
-from audit.models import is_ct2_folder, load_openai_whisper, locate, models_dir, reference, split_reference
+from audit.models import canonical, is_ct2_folder, load_openai_whisper, locate, models_dir, reference, split_reference
 from audit.records import ChannelSpeech, DroppedText, Interval, Transcript, Utterance, Word
 from audit.textnorm import normalize, normalize_phrase, to_simplified
 
@@ -229,10 +229,11 @@ class Transcriber(abc.ABC):
     def __init__(self, asr: AsrConfig, model: str | None = None, device: str | None = None):
         self.asr = asr
         name = model or asr.model
-        self.model_name = reference(self.engine, name)  # names the model in summaries and the skip key
-        self.model_label = f"{self.engine}:{name}"  # in every transcript it writes
         self.device = resolve_device(device or asr.device)
         target = locate(name, self.engine, models_dir(asr.models_dir))
+        # names the model in summaries, the skip key and every transcript, however it was spelled
+        self.model_name = reference(self.engine, canonical(target))
+        self.model_label = f"{self.engine}:{canonical(target)}"
         try:
             self._load(target)
         except AsrUnavailable:

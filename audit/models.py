@@ -112,6 +112,17 @@ def locate(model: str, engine: str, folder: Path) -> str:
     return model
 
 
+def canonical(target: str) -> str:
+    """One spelling of what `locate` found, for the skip key and the records: an existing path
+    resolved (relative to the project root when inside it: `models/base.pt` however it was given,
+    `base` included), a name to download as it is."""
+    path = Path(target).expanduser()
+    if not path.exists():
+        return target
+    resolved = path.resolve()
+    return resolved.relative_to(PROJECT_ROOT).as_posix() if resolved.is_relative_to(PROJECT_ROOT) else str(resolved)
+
+
 def installed(name: str, folder: Path) -> bool:
     """Whether `audit models install NAME` has completed into `folder`."""
     return (folder / f"{name}.pt").is_file() and all((folder / name / f).is_file() for f in CT2_FILES)

@@ -359,9 +359,12 @@ def test_the_engine_names_the_model_in_the_summary_and_the_skip_key(short_call, 
     faster = run_batch([short_call], tmp_path, config, BatchOptions("whisper", "faster-whisper:base", "cpu"))
     assert faster.count("audited") == 1
     assert faster.document["asr"]["engine"] == "faster-whisper"
-    assert faster.document["asr"]["whisper_model"] == "faster-whisper:base"
+    assert faster.document["asr"]["whisper_model"] == "faster-whisper:models/base"
     again = run_batch([short_call], tmp_path, config, BatchOptions("whisper", "faster-whisper:base", "cpu"))
     assert again.count("skipped") == 1
+    spelled = run_batch([short_call], tmp_path, config,
+                        BatchOptions("whisper", f"faster-whisper:{real_models / 'base'}/", "cpu"))
+    assert spelled.count("skipped") == 1  # the same model, however its path is written
     other = run_batch([short_call], tmp_path, config, BatchOptions("whisper", str(tiny_whisper), "cpu"))
     assert other.count("audited") == 1 and other.document["asr"]["engine"] == "openai-whisper"
 
