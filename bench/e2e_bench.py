@@ -178,7 +178,7 @@ def main() -> None:
     print(f"sidecar run: {sidecar_s:.1f} s")
     whisper = None
     model = Path(args.model)
-    if (ROOT / model).exists():  # passed as given: the results database keys audits by its spelling
+    if (ROOT / model).exists():
         whisper, whisper_s = run_audit(fixtures, out / "whisper", "whisper", str(model), args.workers,
                                          args.fresh)
         print(f"whisper run ({model.name}): {whisper_s:.1f} s")
