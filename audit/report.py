@@ -41,7 +41,7 @@ import soundfile
 from jinja2 import DictLoader, Environment, StrictUndefined
 
 from audit import decode as decoding
-from audit.config import Config, DecodeConfig, load_config
+from audit.config import Config, DecodeConfig, ScoringConfig, load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full, read_record,
                          record_path, write_file, write_text)
@@ -599,6 +599,7 @@ th[aria-sort="descending"] button::after { content: " \\25BC"; }
 .finding { border-left: 4px solid var(--fail); padding: 4px 12px; margin: 12px 0; background: #fff8f8; }
 .finding.sev-minor { border-color: var(--review); background: #fffbf0; }
 .finding h3 { margin: 4px 0; font-size: 1rem; } .severity { color: var(--muted); font-weight: 400; }
+.points { margin-left: 6px; color: var(--muted); font-weight: 400; } .why { margin: 4px 0 12px; }
 .unsure { margin-left: 6px; padding: 0 4px; border: 1px solid var(--muted); border-radius: 3px; font-size: .8rem; }
 .evidence { list-style: none; padding: 0; } .evidence li { margin: 8px 0; }
 .evidence audio { display: block; height: 32px; margin-top: 4px; }
@@ -797,6 +798,7 @@ Numbers that look like phone, ID or bank card numbers are {{ "masked" if masked 
 <h1>{{ name }}</h1>
 <p><span class="verdict v-{{ record.verdict }}">{{ record.verdict }}</span> score {{ record.score }}
 {% for category, value in record.subscores.items() %} &middot; {{ category }} {{ value }}{% endfor %}</p>
+<p class="why">{{ why }}</p>
 <dl class="facts">
 {% for label, value in facts %}<dt>{{ label }}</dt><dd>{{ value }}</dd>
 {% endfor %}</dl>
@@ -841,7 +843,8 @@ store it); audit the call again to see the agent's rate, level and pitch over ti
 
 <h2>Findings ({{ findings|length }})</h2>
 {% for f in findings %}<article class="finding sev-{{ f.severity }}" id="finding-{{ f.number }}">
-<h3>{{ f.rule_id }} <span class="severity">{{ f.severity }}</span>{% if f.status == "unsure" %}
+<h3>{{ f.rule_id }} <span class="severity">{{ f.severity }}</span>
+{%- if f.status == "fail" and points[f.rule_id] is not none %} <span class="points">&minus;{{ "%g"|format(points[f.rule_id]) }} points</span>{% endif %}{% if f.status == "unsure" %}
 <span class="unsure" title="the words it rests on were heard with low confidence: listen before deciding">unsure</span>{% endif %}</h3>
 <p>{{ f.message }}</p>
 {% if f.evidence %}<ul class="evidence">
@@ -917,6 +920,8 @@ class BuildSettings:
     bands: Bands
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
     max_evidence: int = 20  # evidence items (and clips) per finding on a page
+    weights: tuple[tuple[str, float], ...] = ()  # points each rule takes off when it fails
+    scoring: ScoringConfig = ScoringConfig()
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -925,7 +930,8 @@ class BuildSettings:
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, templates and scripts."""
         return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
-                           "max_evidence": self.max_evidence,
+                           "max_evidence": self.max_evidence, "weights": self.weights,
+                           "scoring": self.scoring.__dict__,
                            "bands": self.bands.__dict__, "decode": self.decode.__dict__, "templates": TEMPLATES, "style": STYLE,
                            "scripts": [INDEX_SCRIPT, CALL_SCRIPT]}, sort_keys=True).encode()
 
@@ -1001,8 +1007,32 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
+        why=why_verdict(record, dict(settings.weights), settings.scoring),
+        points={f.rule_id: dict(settings.weights).get(f.rule_id) for f in content.findings},
         transcript=content.transcript(), dropped=content.dropped(), corrections=content.corrections())
     write_text(folder / "calls" / f"{stem}.html", html)
+
+
+def why_verdict(record: dict, weights: dict[str, float], scoring: ScoringConfig) -> str:
+    """The reason for the call's verdict, as `audit.scoring` decided it, in one sentence."""
+    failed = [r for r in record["results"] if r["status"] == "fail"]
+    critical = [r["rule_id"] for r in failed if r["severity"] == "critical"]
+    unsure = [r["rule_id"] for r in record["results"]
+              if r["status"] == "unsure" and r["severity"] in scoring.unsure_review]
+    if record["verdict"] == "fail" and critical:
+        return f"Fail: the critical rule {', '.join(critical)} failed (a critical rule fails the call whatever the score)."
+    if record["verdict"] == "fail":
+        return (f"Fail: the score {record['score']:g} is under fail_below {scoring.fail_below:g} "
+                f"({len(failed)} rules failed).")
+    if record["verdict"] == "review":
+        reasons = []
+        if failed:
+            lost = sum(weights.get(r["rule_id"], 0.0) for r in failed)
+            reasons.append(f"{len(failed)} rule{'s' if len(failed) > 1 else ''} failed ({lost:g} points off)")
+        if unsure:
+            reasons.append(f"{', '.join(unsure)} rests on words the ASR doubted: listen before deciding")
+        return "Review: " + "; ".join(reasons or ["a finding needs a reviewer"]) + "."
+    return "Pass: no rule failed."
 
 
 def _facts(record: dict, shown: Callable[[str], str]) -> list[tuple[str, str]]:
@@ -1132,7 +1162,7 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
                           "writes it again") from None
     config = config or run_config(summary)
     settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode,
-                             config.report.max_evidence)
+                             config.report.max_evidence, tuple(sorted(config.weights.items())), config.scoring)
     # the records are in the form the run wrote them: its summary says whether they are masked
     masked = bool((summary.get("privacy") or {}).get("mask_outputs"))
     audio_paths = restore_run_records(out, summary, masked)

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from audit.config import load_config
 from audit import report as report_module
 from audit.privacy import mask_numbers
 from audit.report import page_stem, write_report
@@ -549,3 +550,22 @@ def test_an_unsure_finding_and_the_key_terms_read_by_sound_are_shown(audited, tm
     assert f"{failed['rule_id']} {failed['severity']}" in finding and "unsure" in finding
     assert "openai-whisper:models/base.pt" in page.visible_text
     assert "heard 心和通信, read as 星河通信" in page.visible_text
+
+
+def test_a_call_page_says_why_its_verdict_and_what_each_finding_costs(built, audited):
+    weights = load_config().weights
+    for name in CALLS:
+        record = record_of(audited, name)
+        text = read_page(page_path(built, record)).visible_text
+        failed = [r for r in record["results"] if r["status"] == "fail"]
+        critical = [r["rule_id"] for r in failed if r["severity"] == "critical"]
+        if record["verdict"] == "pass":
+            assert "Pass: no rule failed." in text
+        elif critical:
+            assert f"Fail: the critical rule {', '.join(critical)} failed" in text
+        elif record["verdict"] == "fail":
+            assert f"Fail: the score {record['score']:g} is under fail_below" in text
+        else:
+            assert f"Review: {len(failed)} rule" in text
+        for result in failed:
+            assert f"{result['rule_id']} {result['severity']} \u2212{weights[result['rule_id']]:g} points" in text
