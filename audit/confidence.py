@@ -15,10 +15,11 @@ so are transcripts without word confidences (sidecars).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 
 from audit.config import AsrConfig
-from audit.records import Evidence, RuleResult, Transcript
+from audit.records import Evidence, RuleResult, Transcript, Word
 
 
 def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, asr: AsrConfig,
@@ -38,17 +39,42 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, as
         The ids of the rules that fail on something said (their evidence is the violation).
     """
     confusable = frozenset("".join(asr.confusable))
-    return tuple(_weighed(result, transcript, asr, confusable) if result.rule_id in said else result
+    words = _WordIndex(transcript)
+    return tuple(_weighed(result, words, asr, confusable) if result.rule_id in said else result
                  for result in results)
 
 
-def _weighed(result: RuleResult, transcript: Transcript, asr: AsrConfig, confusable: frozenset[str]) -> RuleResult:
+class _WordIndex:
+    """The transcript's words with a probability, per speaker in time order: the words under a
+    piece of evidence are found by bisection, not by a scan of the whole call per piece."""
+
+    def __init__(self, transcript: Transcript):
+        self._words: dict[str, list[Word]] = {}
+        for utterance in transcript.utterances:
+            self._words.setdefault(utterance.speaker, []).extend(
+                w for w in utterance.words if w.probability is not None)
+        for words in self._words.values():
+            words.sort(key=lambda w: w.start)
+        self._starts = {speaker: [w.start for w in words] for speaker, words in self._words.items()}
+        self._longest = {speaker: max(w.end - w.start for w in words)
+                         for speaker, words in self._words.items() if words}
+
+    def under(self, evidence: Evidence) -> list[Word]:
+        words, starts = self._words.get(evidence.speaker, []), self._starts.get(evidence.speaker, [])
+        if not words:
+            return []
+        low = bisect.bisect_left(starts, evidence.start - self._longest[evidence.speaker])
+        high = bisect.bisect_left(starts, evidence.end)
+        return [w for w in words[low:high] if w.end > evidence.start]
+
+
+def _weighed(result: RuleResult, words: _WordIndex, asr: AsrConfig, confusable: frozenset[str]) -> RuleResult:
     if result.status != "fail" or asr.sure_word_probability <= 0:
         return result
     matched = [e for e in result.evidence if e.match]
     if not matched:
         return result
-    doubts = [_doubt(e, transcript, asr, confusable) for e in matched]
+    doubts = [_doubt(words.under(e), asr, confusable) for e in matched]
     if any(doubt is None for doubt in doubts):
         return result  # a piece of evidence the ASR was sure of (or gave no confidence for) stands
     lowest = min(doubts)
@@ -57,17 +83,10 @@ def _weighed(result: RuleResult, transcript: Transcript, asr: AsrConfig, confusa
                    details={**result.details, "word_probability": round(lowest, 3)})
 
 
-def _doubt(evidence: Evidence, transcript: Transcript, asr: AsrConfig, confusable: frozenset[str]) -> float | None:
+def _doubt(words: list[Word], asr: AsrConfig, confusable: frozenset[str]) -> float | None:
     """The lowest probability among the words under a piece of evidence when one of them is below
     its bar (a word holding a confusable character has the higher bar); None when the evidence is
     sure or no probability is known."""
-    words = [
-        word
-        for utterance in transcript.utterances
-        if utterance.speaker == evidence.speaker and utterance.start < evidence.end and utterance.end > evidence.start
-        for word in utterance.words
-        if word.probability is not None and word.start < evidence.end and word.end > evidence.start
-    ]
     doubted = [word.probability for word in words
                if word.probability < (asr.sure_confusable_probability if confusable.intersection(word.text)
                                       else asr.sure_word_probability)]

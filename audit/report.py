@@ -997,6 +997,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         _write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
         audio_href = f"../audio/{quote(stem)}.flac"
     content = CallContent(record, shown, clips, settings.max_evidence)
+    weights = dict(settings.weights)
     axis = TimeAxis(record["recording"]["duration_s"])
     lanes = timeline(record, content.findings, axis)
     html = _environment().get_template("call.html").render(
@@ -1007,8 +1008,8 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
-        why=why_verdict(record, dict(settings.weights), settings.scoring),
-        points={f.rule_id: dict(settings.weights).get(f.rule_id) for f in content.findings},
+        why=why_verdict(record, weights, settings.scoring),
+        points={f.rule_id: weights.get(f.rule_id) for f in content.findings},
         transcript=content.transcript(), dropped=content.dropped(), corrections=content.corrections())
     write_text(folder / "calls" / f"{stem}.html", html)
 

@@ -27,13 +27,18 @@ _FOLDED_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 
 
 @lru_cache(maxsize=8192)
+def toneless_readings(char: str) -> frozenset[str]:
+    """The readings of a character with tones dropped ("xing1" -> "xing")."""
+    return frozenset(re.sub(r"\d", "", reading) for reading in char_readings(char))
+
+
+@lru_cache(maxsize=8192)
 def fuzzy_readings(char: str) -> frozenset[str]:
-    """The readings of a character with tones dropped and blurred sounds folded ("xing1" -> "xin")."""
-    return frozenset(_fold(reading) for reading in char_readings(char))
+    """The toneless readings with blurred sounds folded ("xing" -> "xin")."""
+    return frozenset(_fold(reading) for reading in toneless_readings(char))
 
 
-def _fold(reading: str) -> str:
-    syllable = re.sub(r"\d", "", reading)
+def _fold(syllable: str) -> str:
     for long, short in _FOLDED_INITIALS:
         if syllable.startswith(long):
             syllable = short + syllable[len(long):]
@@ -42,11 +47,6 @@ def _fold(reading: str) -> str:
         if syllable.endswith(long):
             return syllable[: -len(long)] + short
     return syllable
-
-
-@lru_cache(maxsize=8192)
-def toneless_readings(char: str) -> frozenset[str]:
-    return frozenset(re.sub(r"\d", "", reading) for reading in char_readings(char))
 
 
 def sounds_like(heard: str, term: str) -> bool:
