@@ -1,16 +1,23 @@
-"""Findings that rest on words the ASR was unsure of go to a reviewer instead of failing the call.
+"""Findings that rest on words the ASR was unsure of, or could not have written, go to a reviewer
+instead of failing the call.
 
 Whisper gives every word a probability. A text finding proves what was said only as far as its
 words are right, and some confusions are exactly the ones the norms turn on: base writes 你 for a
-polite 您 on telephone audio. A failed text rule whose every matched piece of evidence lies on words
-below `[asr] sure_word_probability` is `unsure`: it takes no points off, and the call goes to review
-with the finding, its words and their confidence, for a reviewer to listen. Only rules that fail
-on something said are weighed (the rulebook's `forbid` rules): a rule failing for what is missing
-shows what was said only as context. A match on a character
-the ASR is known to confuse with another (`[asr] confusable`: 你 and 您) needs the higher
-`sure_confusable_probability`. Findings about what is
-missing (no closing, no 工号) and about the audio (rings, silences, rate) are judged as before, and
-so are transcripts without word confidences (sidecars).
+polite 您 on telephone audio. A failed `forbid` rule (one that fails on something said) whose every
+matched piece of evidence is doubted is `unsure`: it takes no points off, and the call goes to
+review (`[scoring] unsure_review`) with the finding and its words' confidence, for a reviewer to
+listen. A piece of evidence is doubted when its words' mean probability is under
+`[asr] sure_word_probability` (one misheard word does not undo a sentence, a lone doubtful word
+is doubtful), or when a word holding a character the ASR confuses with another (`[asr]
+confusable`: 你 and 您) is under the higher `sure_confusable_probability`. A finding whose every
+match is on such a character also needs `confusable_min_sure` sure matches: base once wrote 你 for
+您 at 0.95, while an agent who really says 你 says it more than once.
+
+A rule failing for what is missing is judged as before, except where a word Whisper leaves out of
+its text (`[asr] omitted`: the filler 嗯, a backchannel of active listening) could have satisfied
+it: on an ASR's text (one whose words carry probabilities) that absence proves nothing, so the failure is `unsure` too. Findings about
+the audio (rings, silences, rate) and transcripts without word confidences (sidecars) are judged as
+before.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from dataclasses import replace
 
 from audit.config import AsrConfig
 from audit.records import Evidence, RuleResult, Transcript, Word
+from audit.textnorm import normalize
+
+CONFUSABLE_WORD_CHARS = 3  # a match this short that holds a confusable character turns on it
 
 
 def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, asr: AsrConfig,
-                     said: frozenset[str]) -> tuple[RuleResult, ...]:
-    """The results with every text failure that rests only on unsure words made `unsure`.
+                     said: frozenset[str], unheard: frozenset[str] = frozenset()) -> tuple[RuleResult, ...]:
+    """The results with every text failure that rests on doubted or unwritable words made `unsure`.
 
     Parameters
     ----------
@@ -33,15 +43,28 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, as
     transcript : Transcript
         The transcript they judged; its words carry the ASR's probabilities (0-1).
     asr : AsrConfig
-        `sure_word_probability` (words below it are unsure; 0 turns this off), `confusable` and
-        `sure_confusable_probability` (the bar for a match on a confusable character).
+        `sure_word_probability` (a mean below it is doubted; 0 turns the weighing of `said`
+        rules off),
+        `confusable`, `sure_confusable_probability` (the bar for a word holding a confusable
+        character), `confusable_min_sure` (sure matches needed when every match is on one).
     said : frozenset of str
         The ids of the rules that fail on something said (their evidence is the violation).
+    unheard : frozenset of str
+        The ids of the rules one of `asr.omitted` could satisfy (weighed on ASR text only: a
+        transcript whose words carry probabilities).
     """
     confusable = frozenset("".join(asr.confusable))
     words = _WordIndex(transcript)
-    return tuple(_weighed(result, words, asr, confusable) if result.rule_id in said else result
-                 for result in results)
+    omitted = "、".join(asr.omitted)
+    weighed = []
+    for result in results:
+        if result.status == "fail" and result.rule_id in said and asr.sure_word_probability > 0:
+            result = _weighed(result, words, asr, confusable)
+        elif result.status == "fail" and result.rule_id in unheard and words.from_asr:
+            result = replace(result, status="unsure",
+                             message=f"语音识别不写语气词({omitted}),无法确认:{result.message}")
+        weighed.append(result)
+    return tuple(weighed)
 
 
 class _WordIndex:
@@ -58,6 +81,7 @@ class _WordIndex:
         self._starts = {speaker: [w.start for w in words] for speaker, words in self._words.items()}
         self._longest = {speaker: max(w.end - w.start for w in words)
                          for speaker, words in self._words.items() if words}
+        self.from_asr = any(self._words.values())  # an ASR's text: its words carry probabilities
 
     def under(self, evidence: Evidence) -> list[Word]:
         words, starts = self._words.get(evidence.speaker, []), self._starts.get(evidence.speaker, [])
@@ -69,25 +93,39 @@ class _WordIndex:
 
 
 def _weighed(result: RuleResult, words: _WordIndex, asr: AsrConfig, confusable: frozenset[str]) -> RuleResult:
-    if result.status != "fail" or asr.sure_word_probability <= 0:
-        return result
     matched = [e for e in result.evidence if e.match]
-    if not matched:
-        return result
-    doubts = [_doubt(words.under(e), asr, confusable) for e in matched]
-    if any(doubt is None for doubt in doubts):
-        return result  # a piece of evidence the ASR was sure of (or gave no confidence for) stands
-    lowest = min(doubts)
-    return replace(result, status="unsure",
-                   message=f"识别置信度低(最低{lowest:.2f}),请复听确认:{result.message}",
-                   details={**result.details, "word_probability": round(lowest, 3)})
+    under = [words.under(e) for e in matched]
+    doubts = [_doubt(w, asr, confusable) for w in under]
+    sure = [w for w, doubt in zip(under, doubts) if doubt is None]
+    if matched and not sure:
+        lowest = min(doubts)
+        return replace(result, status="unsure",
+                       message=f"识别置信度低({lowest:.2f}),请复听确认:{result.message}",
+                       details={**result.details, "word_probability": round(lowest, 3)})
+    if (matched and len(sure) < asr.confusable_min_sure and all(sure)
+            and all(_confusable_word(e.match, confusable) for e in matched)):
+        return replace(result, status="unsure",
+                       message=f"易混字仅{len(sure)}处识别可信,请复听确认:{result.message}",
+                       details={**result.details, "sure_confusable": len(sure)})
+    return result  # evidence the ASR was sure of (or gave no confidence for) stands
+
+
+def _confusable_word(match: str, confusable: frozenset[str]) -> bool:
+    """Whether a match is a word on a confusable character (你, 你们, 你好), not a sentence that
+    happens to hold one (请您把验证码告诉我)."""
+    text = normalize(match).text
+    return len(text) <= CONFUSABLE_WORD_CHARS and bool(confusable.intersection(text))
 
 
 def _doubt(words: list[Word], asr: AsrConfig, confusable: frozenset[str]) -> float | None:
-    """The lowest probability among the words under a piece of evidence when one of them is below
-    its bar (a word holding a confusable character has the higher bar); None when the evidence is
-    sure or no probability is known."""
-    doubted = [word.probability for word in words
-               if word.probability < (asr.sure_confusable_probability if confusable.intersection(word.text)
-                                      else asr.sure_word_probability)]
-    return min(doubted) if doubted else None
+    """How doubtful the words under a piece of evidence are: the probability of a word holding a
+    confusable character under its bar, else the words' mean when under the sure bar; None when
+    the evidence is sure or no probability is known."""
+    if not words:
+        return None
+    doubted = [w.probability for w in words
+               if confusable.intersection(w.text) and w.probability < asr.sure_confusable_probability]
+    if doubted:
+        return min(doubted)
+    mean = sum(w.probability for w in words) / len(words)
+    return mean if mean < asr.sure_word_probability else None

@@ -83,6 +83,8 @@ class AsrConfig:
     sure_word_probability: float = field(default=0.7, metadata=value_range(0.0, 1.0))  # below: a finding goes to review
     confusable: tuple[str, ...] = ()  # groups of characters the ASR mistakes for each other ("你您")
     sure_confusable_probability: float = field(default=0.9, metadata=value_range(0.0, 1.0))  # ... their bar
+    confusable_min_sure: int = field(default=2, metadata=value_range(1, 20))  # sure confusable matches to fail
+    omitted: tuple[str, ...] = ()  # words the ASR leaves out of its text (嗯): they cannot be missed on it
     blocklist: tuple[str, ...] = ()
     cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))

@@ -153,7 +153,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         answer_latest_s=timing.answer_latest_s,
     )
     results = weigh_confidence(capped(run_checks(context, config), config.report.max_evidence),
-                               transcript, config.asr, config.rulebook.forbidding)
+                               transcript, config.asr, config.rulebook.forbidding,
+                               config.rulebook.satisfiable_by(config.asr.omitted))
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,

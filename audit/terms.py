@@ -8,7 +8,10 @@ distinctions Mandarin speakers and ASR often blur are folded (zh/z, ch/c, sh/s, 
 -ing/-in, -eng/-en, -ang/-an as finals), and at least one character must be the term's own, so a
 string of unrelated homophones is not taken for the name; a term of three or more characters is
 also recognised with no character of its own when every syllable is exactly the term's but for
-the tones (深分正 for 身份证). Every correction is kept in the
+the tones (深分正 for 身份证). A term of four or more characters, at least half of them its own, may
+have one syllable heard only nearly (the same initial or the same final once folded: 亲和通信 for
+星河通信, 内心等待 for 耐心等待), since Whisper often gets one sound of a long set phrase wrong and
+the rest of the phrase leaves no doubt. Every correction is kept in the
 transcript (`Transcript.corrections`) with what was heard, so a reviewer sees it; the words keep
 their heard spelling and their times.
 """
@@ -24,6 +27,9 @@ from audit.textnorm import char_readings, normalize, normalize_phrase
 
 _FOLDED_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
 _FOLDED_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x",
+             "r", "z", "c", "s", "y", "w")
+MIN_NEAR_TERM = 4  # a term this long may have one syllable heard only nearly
 
 
 @lru_cache(maxsize=8192)
@@ -49,16 +55,41 @@ def _fold(syllable: str) -> str:
     return syllable
 
 
+@lru_cache(maxsize=8192)
+def near_readings(char: str) -> frozenset[tuple[str, str]]:
+    """The folded readings split into (initial, final): "xin" -> ("x", "in"), "an" -> ("", "an")."""
+    return frozenset(_split(reading) for reading in fuzzy_readings(char))
+
+
+def _split(syllable: str) -> tuple[str, str]:
+    for initial in _INITIALS:
+        if syllable.startswith(initial) and len(syllable) > len(initial):
+            return initial, syllable[len(initial):]
+    return "", syllable
+
+
+def _near(heard: str, meant: str) -> bool:
+    """Whether two characters share a folded initial or a folded final (qin / xin, nei / nai)."""
+    return any(h[0] == m[0] or h[1] == m[1]
+               for h in near_readings(heard) for m in near_readings(meant))
+
+
 def sounds_like(heard: str, term: str) -> bool:
     """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
     character the term's or sounding like it once blurred sounds are folded, with one character
-    the term's own, or, for a term of three or more, every syllable exactly the term's but for
-    the tones (深分正 for 身份证)."""
+    the term's own (for a term of four or more, half of them, and then one syllable may be only
+    near: the same initial or final), or, for a term of three or more, every syllable exactly the
+    term's but for the tones (深分正 for 身份证)."""
     if heard == term or len(heard) != len(term):
         return False
     pairs = list(zip(heard, term))
-    if any(h == t for h, t in pairs):
-        return all(h == t or fuzzy_readings(h) & fuzzy_readings(t) for h, t in pairs)
+    own = sum(h == t for h, t in pairs)
+    if own:
+        unlike = [(h, t) for h, t in pairs if h != t and not fuzzy_readings(h) & fuzzy_readings(t)]
+        if not unlike:
+            return True
+        return (len(term) >= MIN_NEAR_TERM and 2 * own >= len(term) and len(unlike) == 1
+                and _near(*unlike[0]))
     return len(term) >= 3 and all(toneless_readings(h) & toneless_readings(t) for h, t in pairs)
 
 
@@ -73,7 +104,8 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:
         The key terms, e.g. the company name and its aliases and 工号; terms shorter than two
         characters are ignored (one syllable has too many homophones).
     """
-    wanted = tuple(dict.fromkeys(t for t in (normalize_phrase(term) for term in terms) if len(t) >= 2))
+    wanted = tuple(sorted(dict.fromkeys(t for t in (normalize_phrase(term) for term in terms) if len(t) >= 2),
+                          key=len, reverse=True))  # the longest first: 感谢您的来电 before 来电
     if not wanted:
         return transcript
     utterances, corrections = [], list(transcript.corrections)

@@ -27,7 +27,8 @@ def audited(*utterances: Utterance):
     found = CHECKS["opening.golden_30s"].run(call, opening.params)
     checked = (RuleResult("opening.golden_30s", found.status, opening.severity, found.message, found.evidence),
                *CONFIG.rulebook.evaluate(call))  # the text rules: a written dialogue has no audio to time
-    results = weigh_confidence(checked, call.transcript, CONFIG.asr, CONFIG.rulebook.forbidding)
+    results = weigh_confidence(checked, call.transcript, CONFIG.asr, CONFIG.rulebook.forbidding,
+                               CONFIG.rulebook.satisfiable_by(CONFIG.asr.omitted))
     return {r.rule_id: r for r in results}, score_call(results, CONFIG.weights, CONFIG.scoring)
 
 
@@ -43,16 +44,33 @@ def test_a_你_the_asr_doubted_is_unsure_and_takes_no_points():
     assert score == unsure_free  # no points off for it
 
 
-def test_a_你_the_asr_was_sure_of_fails_and_so_does_one_without_confidences():
-    sure, _ = audited(spoken([("你", 0.93), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]))
+def test_a_你_the_asr_was_sure_of_twice_fails_and_so_does_one_without_confidences():
+    sure, _ = audited(spoken([("你", 0.93), ("家", 0.9), ("宽带", 0.88), ("断了", 0.92)]),
+                      spoken([("你", 0.96), ("看", 0.9)], start=5.0))
     assert sure["text.polite_address"].status == "fail"
     sidecar, _ = audited(spoken([("你", None), ("家", None), ("宽带", None), ("断了", None)]))
     assert sidecar["text.polite_address"].status == "fail"
 
 
-def test_one_sure_piece_of_evidence_is_enough_to_fail():
-    results, _ = audited(spoken([("你", 0.3), ("家", 0.9)]), spoken([("你", 0.95), ("看", 0.9)], start=5.0))
-    assert results["text.polite_address"].status == "fail"
+def test_one_sure_你_alone_is_unsure_a_mishearing_can_be_that_sure():
+    # base wrote 你 for the script's 有什么可以帮到您 at 0.95 (fixtures/natural-eval e11)
+    results, _ = audited(spoken([("你", 0.95), ("家", 0.9), ("宽带", 0.88)]))
+    address = results["text.polite_address"]
+    assert address.status == "unsure" and address.details["sure_confusable"] == 1
+    assert "易混字仅1处" in address.message
+
+
+def test_one_sure_piece_of_evidence_is_enough_to_fail_a_rule_not_on_a_confusable_word():
+    results, _ = audited(spoken([("您", 0.95), ("搞错", 0.3), ("了", 0.4)]),
+                         spoken([("您", 0.96), ("搞错", 0.92), ("了", 0.9)], start=5.0))
+    assert results["text.forbidden.argue"].status == "fail"
+
+
+def test_a_sentence_with_one_misheard_word_stands_its_mean_is_sure():
+    # n08: 请您把验证码告诉我 with 码 heard as 马 (0.41) is still a request for the code
+    asked, _ = audited(spoken([("好的", 0.95), ("请", 0.93), ("您", 0.97), ("把", 0.9), ("验证", 0.92), ("码", 0.41),
+                               ("告诉", 0.94), ("我", 0.9)]))
+    assert asked["text.identity_privacy"].status == "fail"
 
 
 def test_a_finding_about_what_is_missing_is_not_softened_by_unsure_words():
@@ -66,5 +84,15 @@ def test_a_confusable_character_needs_the_higher_bar_other_words_the_usual_one()
     assert heard["text.polite_address"].status == "unsure"
     argued, _ = audited(spoken([("您", 0.95), ("搞错", 0.8), ("了", 0.85)]))
     assert argued["text.forbidden.argue"].status == "fail"
-    doubted, _ = audited(spoken([("您", 0.95), ("搞错", 0.5), ("了", 0.85)]))
+    doubted, _ = audited(spoken([("您", 0.95), ("搞错", 0.4), ("了", 0.6)]))
     assert doubted["text.forbidden.argue"].status == "unsure"
+
+
+def test_a_rule_a_filler_whisper_leaves_out_could_satisfy_is_unsure_on_asr_text():
+    # the curt agent's only listening was 嗯 (嗯，查到了), which Whisper does not write
+    assert "text.active_listening" in CONFIG.rulebook.satisfiable_by(CONFIG.asr.omitted)
+    assert "opening.golden_30s" not in CONFIG.rulebook.satisfiable_by(CONFIG.asr.omitted)
+    asr, _ = audited(spoken([("查到了", 0.9), ("扣的是", 0.9), ("会员费", 0.9)]))
+    assert asr["text.active_listening"].status == "unsure" and "嗯" in asr["text.active_listening"].message
+    text, _ = audited(spoken([("查到了", None), ("扣的是", None), ("会员费", None)]))
+    assert text["text.active_listening"].status == "fail"  # a true transcript would have written it

@@ -69,3 +69,22 @@ def test_a_longer_term_is_recognised_by_its_syllables_alone():
         Utterance("agent", 27.0, 33.0, "请您把验证马告诉我。"))), ("身份证", "验证码"))
     assert [u.text for u in transcript.utterances] == ["好的,请您抱一下您完整的身份证号码。", "请您把验证码告诉我。"]
     assert not sounds_like("深分", "身份")  # two syllables alone are too little
+
+
+def test_a_long_set_phrase_may_have_one_syllable_heard_only_nearly():
+    """Whisper base on natural-eval: 亲和通信 for 星河通信 (the opening then lacked the company),
+    感谢您的内心等待 for 耐心等待 (the hold looked unthanked), 感谢来点 for 感谢来电."""
+    assert sounds_like("亲和通信", "星河通信")  # qin / xing: the same final once folded
+    assert sounds_like("内心等待", "耐心等待")  # nei / nai: the same initial
+    assert not sounds_like("亲和同心", "星河通信")  # two syllables off
+    assert not sounds_like("亲和通话", "星河通信")  # hua / xin share nothing
+    assert not sounds_like("专讯", "专席")  # a two-character term may not be near
+    config = load_config()
+    transcript = correct_terms(Transcript("whisper", (
+        Utterance("agent", 3.1, 9.0, "下午好,亲和通信工号5924位您服务。"),
+        Utterance("agent", 43.8, 45.0, "感谢您的内心等待。"),
+        Utterance("agent", 74.0, 75.5, "感谢您的来点再见。"))), config.key_terms)
+    assert [u.text for u in transcript.utterances] == [
+        "下午好,星河通信工号5924位您服务。", "感谢您的耐心等待。", "感谢您的来电再见。"]
+    assert [(c.heard, c.term) for c in transcript.corrections] == [
+        ("亲和通信", "星河通信"), ("内心等待", "耐心等待"), ("感谢您的来点", "感谢您的来电")]

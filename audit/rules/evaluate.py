@@ -48,6 +48,14 @@ class Rulebook:
         """The rules that fail on something said (`forbid`), as opposed to something missing."""
         return frozenset(rule.id for rule in self.rules if rule.mode == "forbid")
 
+    def satisfiable_by(self, words: tuple[str, ...]) -> frozenset[str]:
+        """The `require` rules that one of `words` could satisfy (it is one of their phrases, not
+        under a `not`): when the ASR leaves those words out of its text, such a rule failing on
+        that text proves nothing."""
+        wanted = frozenset(normalize(word).text for word in words)
+        return frozenset(rule.id for rule in self.rules
+                         if rule.mode == "require" and wanted & _phrases_that_satisfy(rule.condition))
+
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
             if rule.id == rule_id:
@@ -182,6 +190,18 @@ class CallView:
     def context(self, index: int) -> _Hit:
         u = self.utterances[index]
         return _Hit(u.start, u.end, u.speaker, u.text, "", index, "")
+
+
+def _phrases_that_satisfy(node: Node) -> frozenset[str]:
+    """The phrases (normalised) whose hearing helps `node` hold: those of `any` lists, through
+    `and` / `or` and what must follow an anchor; never those under a `not`."""
+    if isinstance(node, PhraseNode):
+        return frozenset(p.needle for p in node.phrases) if node.mode == "any" else frozenset()
+    if isinstance(node, (AllOf, AnyOf)):
+        return frozenset().union(*(_phrases_that_satisfy(child) for child in node.children))
+    if isinstance(node, Anchor):
+        return _phrases_that_satisfy(node.then)
+    return frozenset()
 
 
 class _Evaluator:
