@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/asr_bench.py
 	$(BIN)/python bench/e2e_bench.py --set natural
 	$(BIN)/python bench/e2e_bench.py --set natural-eval
+	$(BIN)/python bench/e2e_bench.py --set natural-eval2
 	$(BIN)/python bench/fault_bench.py
 	$(BIN)/python bench/scale_bench.py
 

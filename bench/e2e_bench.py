@@ -2,12 +2,14 @@
 """End-to-end benchmark on the natural-voice calls in fixtures/natural/ (prints figures, asserts
 nothing).
 
-    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval] [--model models/base.pt]
+    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval|natural-eval2] [--model models/base.pt]
                                         [--out /tmp/e2e-bench] [--workers 1] [--fresh]
 
-Two sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on) and
-`natural-eval` (fixtures/natural-eval, 12 more written later with other topics, wording and agent
-ids, held aside: never tuned on, only reported). It audits a set twice through the project's CLI (`audit run`):
+Three sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on),
+`natural-eval` (fixtures/natural-eval, 12 more with other topics, wording and agent ids, held aside
+until it was studied and tuned on, so now a development set too) and `natural-eval2`
+(fixtures/natural-eval2, written later by someone who saw neither the rules nor the tool's output:
+held aside, only reported). It audits a set twice through the project's CLI (`audit run`):
 
 1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
 2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from audit.config import load_config  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
 
-SETS = {"natural": ROOT / "fixtures" / "natural", "natural-eval": ROOT / "fixtures" / "natural-eval"}
+SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2")}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 
 
@@ -157,7 +159,7 @@ def report(label: str, truth: dict, records: dict[str, dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(SETS), default="natural",
-                        help="the calls: natural (tuned on) or natural-eval (held aside)")
+                        help="the calls: natural, natural-eval (tuned on) or natural-eval2 (held aside)")
     parser.add_argument("--model", default="models/base.pt",
                         help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
                              "root (default models/base.pt)")
