@@ -51,7 +51,7 @@ _QUESTION_MARK = re.compile(r"[？?]")
 _EXCLAMATION_MARK = re.compile(r"[！!]")
 # A clause asks when it ends in a question particle or holds a question frame (normalised text).
 _QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行吗|可以吗|是不是|有没有|能不能|可不可以"
-                       r"|要不要|多少|什么|哪|几|怎么|为什么|如何")
+                       r"|要不要|多少|什么|哪|(?<![过好这那十])几|怎么|为什么|如何")  # 过几天 / 好几次 tell
 # A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
 _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
 # 别 alone is a negator (别着急), not inside 特别 / 区别 / 识别 nor as 别的 / 别人 ("other")
@@ -67,6 +67,7 @@ _FINAL_PARTICLE = re.compile(r"(?:吗|呢|吧|啊|呀|嘛|啦|哦|嘞|哈|嗯)$"
 _OPENERS = frozenset({"请问", "麻烦", "请", "谢谢", "感谢", "为了", "不过", "但是", "另外", "然后", "所以",
                       "您好", "你好", "嗯", "好的", "好嘞", "明白", "没问题", "如果", "要是", "因为", "不客气"})
 _BACKCHANNELS = frozenset({"嗯", "好的", "好嘞", "明白", "明白了", "没问题", "是的", "对的"})
+_POTENTIAL = frozenset({"不了", "得了"})  # 动不了您的号码: a verb's complement, not the particle 了
 _PRONOUNS = frozenset({"我", "我们", "您", "你", "他", "她", "这", "那", "这个", "那个"})
 _QUOTES = {"“": "”", "「": "」", "『": "』", '"': '"', "‘": "’"}
 
@@ -236,7 +237,8 @@ class Reading:
             before = self.clauses[touched[0] - 1]
             if lead.search(text, before.start, before.end):
                 touched.insert(0, touched[0] - 1)
-        return any(p.search(text, self.clauses[i].start, self.clauses[i].end)
+        # on the clause's own text: with a start position, ^ would still mean the utterance's start
+        return any(p.search(text[self.clauses[i].start:self.clauses[i].end])
                    for i in touched for p in patterns)
 
     def negated(self, start: int, straddling: bool = False) -> bool:
@@ -274,7 +276,7 @@ def _word_split(original: str) -> bool:
 def _clause_gaps(original: str) -> list[tuple[int, int]]:
     """The spaces of a word-split utterance that end a clause: after a sentence-final particle or a
     backchannel (嗯, 好的, 明白), before a word that opens a clause (`_OPENERS`), and after a 了
-    that a new subject follows (核实 通过 了 我 看 到)."""
+    that a new subject follows (核实 通过 了 我 看 到; not 动 不 了 您 的 号码)."""
     gaps = [(m.start(), m.end()) for m in re.finditer(r"\s+", original)]
     words = original.split()
     kept = []
@@ -284,7 +286,7 @@ def _clause_gaps(original: str) -> list[tuple[int, int]]:
         two_after = after + (words[index + 2] if index + 2 < len(words) else "")
         if (_FINAL_PARTICLE.search(before) or before in _BACKCHANNELS or two_before in _BACKCHANNELS
                 or after in _OPENERS or two_after in _OPENERS
-                or (before == "了" and after in _PRONOUNS)):
+                or (before == "了" and after in _PRONOUNS and two_before not in _POTENTIAL)):
             kept.append(gap)
     return kept
 

@@ -461,3 +461,50 @@ def test_commitment_time_assurances_and_continued_promises(shipped, turns, statu
 ])
 def test_word_split_text_and_closing_formulas(shipped, turns, rule_id, status):
     assert _status(shipped, rule_id, *turns) == status
+
+
+def test_a_restatement_in_a_later_clause_is_no_disclosure(shipped):
+    # the clause exclusion ^(?:您)(?:是说) must hold in any clause, not only the utterance's first
+    said = "也很抱歉。您是说这个月银行卡被扣了两次话费，每次一百五十元，对吧？"
+    assert not _says(shipped, "account_disclosure", said)
+    assert _says(shipped, "account_disclosure", "我看到这个月银行卡被扣了两次话费。")
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("谢谢 您 核实 通过 了 翠湖 苑 那边 可能 是 基站 在 割接 也许 过 几 天 就 好 了", True),  # 过几天: no question
+    ("您 过 几 天 能 来 营业厅 吗", False),
+    ("应该 下 个 月 一 號 就 生效 了 吧", True),
+    ("跟转账差不多，就是选手机充值这一项。", False),  # alike, not a hedge
+])
+def test_hedges_in_word_split_text_and_what_is_no_hedge(shipped, text, fires):
+    assert bool(_says(shipped, "hedge", text)) is fires
+
+
+@pytest.mark.parametrize("turns, status", [
+    (["坐席: 您好，请问有什么可以帮您？", "坐席: 请 您 放 心 只要 没 点 链接 别人 就 动 不 了 您 的 号码"], "pass"),
+    (["坐席: 您好，请问有什么可以帮您？", "坐席: 阿姨，让您久等了，谢谢您耐心等着。"], "pass"),
+    (["坐席: 您好，请问有什么可以帮您？", "坐席: 你就等着吧。"], "fail"),
+])
+def test_curt_commands_are_whole_clauses(shipped, turns, status):
+    assert _status(shipped, "text.politeness", *turns) == status
+
+
+@pytest.mark.parametrize("rule_id, said, status", [
+    ("text.forbidden.negative", "维修公司的电话不对外，这个没办法。", "fail"),
+    ("text.forbidden.negative", "不 行 你 这 个 套餐 提 不 了 没 办 法", "fail"),
+    ("text.forbidden.negative", "那么多东西都绑着，换了我也会急得不行。", "pass"),
+    ("text.forbidden.overpromise", "这 次 肯定 给 您 弄 好", "fail"),
+    ("text.forbidden.overpromise", "这个号我肯定给您留着，绝对不会被别人选走。", "fail"),
+    ("text.forbidden.argue", "系统记录就是您点的，您肯定是点了。", "fail"),
+    ("text.forbidden.argue", "非常抱歉让您来回说了好几遍。", "pass"),
+    ("text.identity_privacy", "我给您手机发了一条短信，里面有一串六位数字，麻烦您把那串数字念给我。", "fail"),
+    ("text.identity_privacy", "麻烦您告诉我您身份证号码最后四个数字。", "pass"),
+    ("text.identity_privacy", "那条短信是您自己发给运营商的号码，不用告诉我。", "pass"),
+])
+def test_round_five_wordings(shipped, rule_id, said, status):
+    assert _status(shipped, rule_id, f"坐席: {said}") == status
+
+
+def test_another_partys_reply_is_no_promise_of_ours(shipped):
+    turns = ["坐席: 您发短信给现在那家运营商，它会回复您能不能转。"]
+    assert _status(shipped, "text.commitment_time", *turns) != "fail"
