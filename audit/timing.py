@@ -22,6 +22,7 @@ from audit.textnorm import normalize, normalize_phrase, to_simplified
 
 SAMPLE_RATE = 16000
 TONE_FRAME = 1024  # 64 ms: 15.6 Hz bins, enough to tell 440 from 480 Hz
+BURST_DROPOUT_S = 0.06  # a gap this short inside a tone is a lost packet or frame: one burst, not two
 TONE_HOP = 160  # 10 ms
 TONE_CHUNK_FRAMES = 4096  # frames analysed at once, bounding memory on long ringing
 LEVEL_FRAME_S = 0.02
@@ -297,7 +298,7 @@ def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:
     runs: list[Interval] = []
     for start, end in zip(*true_runs(tonal)):
         interval = Interval(centre[start] - half_hop, centre[end - 1] + half_hop)
-        if runs and interval.start - runs[-1].end < 0.06:  # a dropped frame inside one burst
+        if runs and interval.start - runs[-1].end < BURST_DROPOUT_S:
             interval = Interval(runs[-1].start, interval.end)
             runs.pop()
         runs.append(interval)

@@ -321,3 +321,19 @@ def test_first_words_judged_on_what_the_window_proves(answer_in_cycle, delay, li
     assert outcome.details["answer_latest_s"] == pytest.approx(timing.answer_latest_s, abs=0.01)
     if not timing.answer_exact:
         assert "之间" in outcome.message  # the message says the answer is only known to a window
+
+
+def test_a_dropout_inside_a_ring_burst_is_one_burst():
+    """China's ringback (450 Hz, 1 s on, 4 s off) with a 40 ms packet loss in the middle of every
+    burst: still three rings of a second each, not six half-rings that fit no cadence."""
+    sr, on, off = 16000, 1.0, 4.0
+    t = np.arange(int(sr * on)) / sr
+    burst = (0.18 * np.sin(2 * np.pi * 450 * t)).astype(np.float32)
+    burst[int(0.48 * sr): int(0.52 * sr)] = 0.0
+    quiet = np.zeros(int(sr * off), np.float32)
+    line = np.concatenate([quiet[: sr], burst, quiet, burst, quiet, burst, quiet[: sr]])
+    audio = np.stack([np.zeros_like(line), line]) + np.random.default_rng(1).standard_normal(
+        (2, line.size)).astype(np.float32) * 1e-3
+    bursts = find_ringback(audio, line.size / sr, CONFIG.timing)
+    assert len(bursts) == 3
+    assert all(abs(b.duration - on) <= 0.05 for b in bursts)
