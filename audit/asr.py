@@ -39,20 +39,20 @@ from pathlib import Path
 import numpy as np
 
 from audit.config import AsrConfig
+from audit.frames import SAMPLE_RATE
 from audit.models import canonical, is_ct2_folder, load_openai_whisper, locate, models_dir, reference, split_reference
 from audit.records import ChannelSpeech, DroppedText, Interval, Transcript, Utterance, Word
 from audit.textnorm import normalize, normalize_phrase, to_simplified
 
 log = logging.getLogger(__name__)
 
-WHISPER_SAMPLE_RATE = 16000
 WINDOW_S = 30.0  # Whisper decodes 30-second windows
-WINDOW_SAMPLES = int(WINDOW_S * WHISPER_SAMPLE_RATE)
+WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)
 MEL_HOP = 160  # samples per mel frame (whisper.audio.HOP_LENGTH)
 SECONDS_PER_TIMESTAMP = 0.02  # one timestamp token step
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # whisper.transcribe's default schedule
 QUIET_FRAME = 160  # 10 ms frames, to find where to cut speech longer than a window
-CUT_SEARCH_SAMPLES = 5 * WHISPER_SAMPLE_RATE  # ... searched over the last 5 s that still fit
+CUT_SEARCH_SAMPLES = 5 * SAMPLE_RATE  # ... searched over the last 5 s that still fit
 
 
 class AsrUnavailable(Exception):
@@ -86,7 +86,7 @@ class Piece:
         return self.end - self.start
 
     def to_recording(self, window_s: float) -> float:
-        return window_s + (self.start - self.offset) / WHISPER_SAMPLE_RATE
+        return window_s + (self.start - self.offset) / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ class Window:
     def place(self, start_s: float, end_s: float) -> tuple[Piece, float, float]:
         """The piece a span of window time belongs to (the one holding its middle), and the span
         in recording time, kept inside that piece so it never reaches audio the model did not hear."""
-        middle = (start_s + end_s) / 2 * WHISPER_SAMPLE_RATE
+        middle = (start_s + end_s) / 2 * SAMPLE_RATE
         piece = self.pieces[max(0, bisect.bisect_right([p.offset for p in self.pieces], middle) - 1)]
-        low, high = piece.offset / WHISPER_SAMPLE_RATE, (piece.offset + piece.length) / WHISPER_SAMPLE_RATE
+        low, high = piece.offset / SAMPLE_RATE, (piece.offset + piece.length) / SAMPLE_RATE
         start, end = (min(max(t, low), high) for t in (start_s, end_s))
         return piece, piece.to_recording(start), piece.to_recording(end)
 
@@ -117,11 +117,11 @@ def speech_spans(intervals: tuple[Interval, ...], pad_s: float, merge_gap_s: flo
     """Sample ranges of one channel to transcribe: speech widened by `pad_s`, neighbours closer
     than `merge_gap_s` joined with the gap kept (a pause inside a sentence stays in context), and
     none longer than a window."""
-    gap = round(merge_gap_s * WHISPER_SAMPLE_RATE)
+    gap = round(merge_gap_s * SAMPLE_RATE)
     spans: list[tuple[int, int]] = []
     for interval in intervals:
-        start = max(0, round((interval.start - pad_s) * WHISPER_SAMPLE_RATE))
-        end = min(len(audio), round((interval.end + pad_s) * WHISPER_SAMPLE_RATE))
+        start = max(0, round((interval.start - pad_s) * SAMPLE_RATE))
+        end = min(len(audio), round((interval.end + pad_s) * SAMPLE_RATE))
         if spans and start - spans[-1][1] <= gap and end - spans[-1][0] <= WINDOW_SAMPLES:
             spans[-1] = (spans[-1][0], end)
         else:
@@ -351,7 +351,7 @@ class WhisperTranscriber(Transcriber):
         with torch.no_grad():
             features = self.model.embed_audio(torch.stack(mels))  # encoded once, for every use below
         for index, (window, mel, result) in enumerate(zip(batch, mels, self._decode(features))):
-            segments = _segments(result, self.tokenizer, window.samples / WHISPER_SAMPLE_RATE)
+            segments = _segments(result, self.tokenizer, window.samples / SAMPLE_RATE)
             if not self._judged_non_speech(result.no_speech_prob, result.avg_logprob):
                 add_word_timestamps(segments=segments, model=_Encoded(self.model, features[index: index + 1]),
                                     tokenizer=self.tokenizer, mel=mel, num_frames=window.samples // MEL_HOP,

@@ -92,6 +92,43 @@ class AsrConfig:
 
 
 @dataclass(frozen=True)
+class ProsodyConfig:
+    """Thresholds of the prosody measures; `[prosody]` in the config, sources in the TOML."""
+
+    rate_pause_min_s: float = field(default=0.3, metadata=value_range(0.05, 5.0))
+    rate_min_chars: int = field(default=4, metadata=value_range(1, 50))
+    rate_min_speech_s: float = field(default=0.5, metadata=value_range(0.05, 30.0))
+    speaking_floor_db: float = field(default=30.0, metadata=value_range(5.0, 60.0))
+    speaking_noise_percentile: float = field(default=25.0, metadata=value_range(1.0, 50.0))
+    speaking_noise_share: float = field(default=0.2, metadata=value_range(0.0, 0.9))
+    intensity_window_s: float = field(default=0.035, metadata=value_range(0.01, 0.2))
+    nuclei_min_dip_db: float = field(default=1.5, metadata=value_range(0.1, 20.0))
+    nuclei_floor_db: float = field(default=25.0, metadata=value_range(5.0, 60.0))
+    nuclei_voicing_reach_s: float = field(default=0.05, metadata=value_range(0.0, 0.2))
+    pitch_min_hz: float = field(default=60.0, metadata=value_range(30.0, 200.0))
+    pitch_max_hz: float = field(default=500.0, metadata=value_range(150.0, 1000.0))
+    pitch_voicing_threshold: float = field(default=0.3, metadata=value_range(0.01, 0.6))
+    pitch_min_voiced_s: float = field(default=0.25, metadata=value_range(0.03, 10.0))
+    level_window_s: float = field(default=1.0, metadata=value_range(0.1, 10.0))
+    level_baseline_min_s: float = field(default=5.0, metadata=value_range(0.5, 600.0))
+    quiet_level_dbfs: float = field(default=-28.0, metadata=value_range(-90.0, 0.0))
+    raised_level_db: float = field(default=6.0, metadata=value_range(1.0, 40.0))
+    raised_min_s: float = field(default=1.0, metadata=value_range(0.1, 60.0))
+    raised_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 30.0))
+    jump_level_db: float = field(default=10.0, metadata=value_range(1.0, 60.0))
+    jump_pitch_level_db: float = field(default=6.0, metadata=value_range(0.0, 60.0))
+    jump_pitch_st: float = field(default=4.0, metadata=value_range(0.5, 24.0))
+    monotone_min_voiced_s: float = field(default=1.5, metadata=value_range(0.3, 60.0))
+    monotone_max_range_st: float = field(default=3.0, metadata=value_range(0.5, 24.0))
+    long_pause_s: float = field(default=2.0, metadata=value_range(0.3, 600.0))
+    agitation_baseline_percentile: float = field(default=25.0, metadata=value_range(0.0, 50.0))
+    agitation_level_db: float = field(default=5.0, metadata=value_range(1.0, 40.0))
+    agitation_rate_ratio: float = field(default=1.25, metadata=value_range(1.01, 5.0))
+    agitation_rate_min_s: float = field(default=2.0, metadata=value_range(0.3, 60.0))
+    agitation_min_utterances: int = field(default=3, metadata=value_range(2, 100))
+
+
+@dataclass(frozen=True)
 class RingbackCadence:
     freqs_hz: tuple[float, ...] = field(metadata=value_range(100.0, 3000.0))
     cadence_s: tuple[float, ...] = field(metadata=value_range(0.05, 30.0))  # on, off[, on, off]
@@ -288,7 +325,6 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
 
 def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_base: Path) -> Config:
     from audit.checks import CHECKS  # the checks declare their own parameters
-    from audit.prosody import ProsodyConfig
     from audit.rules import check_rulebook
 
     known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",

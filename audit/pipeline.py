@@ -14,10 +14,11 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.agreement import disagreements
 from audit.confidence import weigh_confidence
-from audit.asr import WHISPER_SAMPLE_RATE, AsrUnavailable, Transcriber, load_transcriber
+from audit.asr import AsrUnavailable, Transcriber, load_transcriber
 from audit.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.checks import CallContext, run_checks
 from audit.config import Config
+from audit.frames import SAMPLE_RATE
 from audit.records import CallAudit, CallMeta, ChannelSpeech, RuleResult, Transcript
 from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech, load_vad
@@ -123,7 +124,7 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         meta = sidecar.read_meta(job.path).filled_from(job.meta)
     except (decoding.DecodeError, sidecar.SidecarError) as error:
         raise AuditError(str(error)) from None
-    audio_16k = decoding.resample(recording, WHISPER_SAMPLE_RATE)
+    audio_16k = decoding.resample(recording, SAMPLE_RATE)
     info = recording.info
     del recording  # from here on the 16 kHz copy is all we need (an hour at 8 kHz is 230 MB more)
     channels = assign_channels(info.channels, config.channels)

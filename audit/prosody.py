@@ -27,19 +27,18 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, resample_poly
 
-from audit.config import value_range
-from audit.frames import true_runs
+from audit.config import ProsodyConfig
+from audit.frames import SAMPLE_RATE, power_db, true_runs
 from audit.records import CallEvent, ChannelSpeech, Speaker, Transcript, Utterance
 from audit.textnorm import normalize
 
-SAMPLE_RATE = 16000  # what the pipeline hands the stages
 FRAME_S = 0.01
 FRAME = int(SAMPLE_RATE * FRAME_S)
 PITCH_RATE = 8000  # the telephone band holds all of F0 and the vowels; half the work of 16 kHz
@@ -57,43 +56,6 @@ OCTAVE_CONTEXT = 9  # voiced frames around each frame whose median tells an octa
 # clip as recorded (11 st)
 SPEAKER_OCTAVE_LIMIT = 0.75
 DIGITAL_SILENCE_DB = -100.0  # a line not yet connected, or zero padding: no noise floor
-
-
-@dataclass(frozen=True)
-class ProsodyConfig:
-    """Thresholds of the prosody measures; `[prosody]` in the config, sources in the TOML."""
-
-    rate_pause_min_s: float = field(default=0.3, metadata=value_range(0.05, 5.0))
-    rate_min_chars: int = field(default=4, metadata=value_range(1, 50))
-    rate_min_speech_s: float = field(default=0.5, metadata=value_range(0.05, 30.0))
-    speaking_floor_db: float = field(default=30.0, metadata=value_range(5.0, 60.0))
-    speaking_noise_percentile: float = field(default=25.0, metadata=value_range(1.0, 50.0))
-    speaking_noise_share: float = field(default=0.2, metadata=value_range(0.0, 0.9))
-    intensity_window_s: float = field(default=0.035, metadata=value_range(0.01, 0.2))
-    nuclei_min_dip_db: float = field(default=1.5, metadata=value_range(0.1, 20.0))
-    nuclei_floor_db: float = field(default=25.0, metadata=value_range(5.0, 60.0))
-    nuclei_voicing_reach_s: float = field(default=0.05, metadata=value_range(0.0, 0.2))
-    pitch_min_hz: float = field(default=60.0, metadata=value_range(30.0, 200.0))
-    pitch_max_hz: float = field(default=500.0, metadata=value_range(150.0, 1000.0))
-    pitch_voicing_threshold: float = field(default=0.3, metadata=value_range(0.01, 0.6))
-    pitch_min_voiced_s: float = field(default=0.25, metadata=value_range(0.03, 10.0))
-    level_window_s: float = field(default=1.0, metadata=value_range(0.1, 10.0))
-    level_baseline_min_s: float = field(default=5.0, metadata=value_range(0.5, 600.0))
-    quiet_level_dbfs: float = field(default=-28.0, metadata=value_range(-90.0, 0.0))
-    raised_level_db: float = field(default=6.0, metadata=value_range(1.0, 40.0))
-    raised_min_s: float = field(default=1.0, metadata=value_range(0.1, 60.0))
-    raised_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 30.0))
-    jump_level_db: float = field(default=10.0, metadata=value_range(1.0, 60.0))
-    jump_pitch_level_db: float = field(default=6.0, metadata=value_range(0.0, 60.0))
-    jump_pitch_st: float = field(default=4.0, metadata=value_range(0.5, 24.0))
-    monotone_min_voiced_s: float = field(default=1.5, metadata=value_range(0.3, 60.0))
-    monotone_max_range_st: float = field(default=3.0, metadata=value_range(0.5, 24.0))
-    long_pause_s: float = field(default=2.0, metadata=value_range(0.3, 600.0))
-    agitation_baseline_percentile: float = field(default=25.0, metadata=value_range(0.0, 50.0))
-    agitation_level_db: float = field(default=5.0, metadata=value_range(1.0, 40.0))
-    agitation_rate_ratio: float = field(default=1.25, metadata=value_range(1.01, 5.0))
-    agitation_rate_min_s: float = field(default=2.0, metadata=value_range(0.3, 60.0))
-    agitation_min_utterances: int = field(default=3, metadata=value_range(2, 100))
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -317,10 +279,6 @@ def _moving_sum(values: np.ndarray, width: int) -> np.ndarray:
     return total[upper] - total[lower]
 
 
-def _db(power):
-    return 10.0 * np.log10(np.maximum(power, 1e-12))
-
-
 def _analyse_channel(samples: np.ndarray, intervals, settings: ProsodyConfig) -> _ChannelFrames:
     frames = math.ceil(samples.size / FRAME)
     whole = samples.size // FRAME * FRAME
@@ -349,7 +307,7 @@ def _sounding(power: np.ndarray, speech: np.ndarray, settings: ProsodyConfig) ->
     if not speech.any():
         return speech
     sigma = settings.intensity_window_s / FRAME_S / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    level = _db(gaussian_filter1d(power, sigma, mode="nearest"))
+    level = power_db(gaussian_filter1d(power, sigma, mode="nearest"))
     loudest = np.quantile(level[speech], 0.99)
     floor = loudest - settings.speaking_floor_db
     outside = level[~speech & (level > DIGITAL_SILENCE_DB)]
@@ -477,7 +435,7 @@ def _syllable_nuclei(narrow: np.ndarray, speech: np.ndarray, f0: np.ndarray,
     framed = narrow.reshape(speech.size, PITCH_HOP)
     power = np.einsum("fs,fs->f", framed, framed).astype(np.float64) / PITCH_HOP
     sigma = settings.intensity_window_s / FRAME_S / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    intensity = _db(gaussian_filter1d(power, sigma, mode="constant"))
+    intensity = power_db(gaussian_filter1d(power, sigma, mode="constant"))
     floor = np.quantile(intensity[speech], 0.99) - settings.nuclei_floor_db
     contour = np.where(speech, intensity, floor - settings.nuclei_min_dip_db)
     with warnings.catch_warnings():  # plateaus inside the 1 s window have no prominence: not peaks
@@ -535,7 +493,7 @@ def _smoothed_level(track: _Track, settings: ProsodyConfig) -> np.ndarray:
     weight = track.mask.astype(np.float64)
     energy = _moving_sum(track.channel.power * weight, width)
     count = _moving_sum(weight, width)
-    return _db(energy / np.maximum(count, 1.0))
+    return power_db(energy / np.maximum(count, 1.0))
 
 
 def _semitones(hz: np.ndarray, reference: float) -> np.ndarray:
@@ -575,7 +533,7 @@ def _measure_utterance(index: int, utterance: Utterance, track: _Track | None, s
     nuclei = int(np.count_nonzero(track.channel.nuclei[a:b] & spoken))
     rate_audio = nuclei / spoken_s * 60.0 if rated else None
     own = track.mask[a:b]
-    level = float(_db(track.channel.power[a:b][own].mean())) if own.any() else None
+    level = float(power_db(track.channel.power[a:b][own].mean())) if own.any() else None
     median, pitch_range, _, voiced_s = _pitch_stats(track.f0_hz[a:b][own], settings)
     quiet = level is not None and level < settings.quiet_level_dbfs
     monotone = (pitch_range <= settings.monotone_max_range_st
@@ -596,7 +554,7 @@ def _summarise(track: _Track, speaking: np.ndarray, level: np.ndarray,
     nuclei = int(np.count_nonzero(track.channel.nuclei & speaking))
     rate_audio = nuclei / speech_s * 60.0 if speech_s >= settings.rate_min_speech_s else None
     own_s = float(track.mask.sum()) * FRAME_S
-    mean_level = float(_db(track.channel.power[track.mask].mean())) if own_s else None
+    mean_level = float(power_db(track.channel.power[track.mask].mean())) if own_s else None
     baseline = spread = quiet = None
     if own_s >= settings.level_baseline_min_s:
         levels = level[track.mask]

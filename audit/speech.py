@@ -14,10 +14,9 @@ from functools import lru_cache
 import numpy as np
 
 from audit.config import ChannelsConfig, VadConfig
-from audit.frames import true_runs
+from audit.frames import SAMPLE_RATE, frame_db, power_db, true_runs
 from audit.records import Channel, ChannelSpeech, Interval
 
-VAD_SAMPLE_RATE = 16000
 EDGE_FRAME = 160  # 10 ms
 DIGITAL_SILENCE_DB = -100.0
 
@@ -38,7 +37,7 @@ def load_vad():
     from silero_vad import load_silero_vad
 
     model = load_silero_vad(sequence=True)
-    model.audio_forward(np.zeros(VAD_SAMPLE_RATE, np.float32), sampling_rate=VAD_SAMPLE_RATE)
+    model.audio_forward(np.zeros(SAMPLE_RATE, np.float32), sampling_rate=SAMPLE_RATE)
     return model
 
 
@@ -61,7 +60,7 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
             intervals.append(((offset + stamp["start"]) // EDGE_FRAME,
                               -(-(offset + stamp["end"]) // EDGE_FRAME)))
     return tuple(
-        Interval(start * EDGE_FRAME / VAD_SAMPLE_RATE, end * EDGE_FRAME / VAD_SAMPLE_RATE)
+        Interval(start * EDGE_FRAME / SAMPLE_RATE, end * EDGE_FRAME / SAMPLE_RATE)
         for start, end in _refine_edges(intervals, sound, vad) if end > start
     )
 
@@ -128,7 +127,7 @@ def _spectral_peaks(audio_16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spectrum = scipy.fft.rfft(frames * taper, axis=1)[:, LOWEST_BIN:]
         peak[first: first + len(frames)] = (spectrum.real ** 2 + spectrum.imag ** 2).argmax(axis=1)
         power = np.einsum("fs,fs->f", frames, frames) / TONE_WINDOW
-        live[first: first + len(frames)] = 10 * np.log10(power + 1e-12) > DIGITAL_SILENCE_DB
+        live[first: first + len(frames)] = power_db(power) > DIGITAL_SILENCE_DB
     return peak, live
 
 
@@ -139,7 +138,7 @@ def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:
         audio,
         load_vad(),
         threshold=vad.threshold,
-        sampling_rate=VAD_SAMPLE_RATE,
+        sampling_rate=SAMPLE_RATE,
         min_speech_duration_ms=int(vad.min_speech_s * 1000),
         min_silence_duration_ms=int(vad.min_silence_s * 1000),
         speech_pad_ms=int(vad.speech_pad_s * 1000),
@@ -149,7 +148,7 @@ def _silero(audio: np.ndarray, vad: VadConfig) -> list[dict]:
 def _loud_frames(audio_16k: np.ndarray, margin_db: float) -> np.ndarray:
     """10 ms frames louder than the channel's noise floor by `margin_db`."""
     frames = audio_16k[: audio_16k.size // EDGE_FRAME * EDGE_FRAME].reshape(-1, EDGE_FRAME)
-    level = 10 * np.log10(np.einsum("fs,fs->f", frames, frames) / EDGE_FRAME + 1e-12)
+    level = frame_db(frames)
     live = level[level > DIGITAL_SILENCE_DB]  # a line not yet connected is no noise floor
     if not live.size:
         return np.zeros(len(level), dtype=bool)
@@ -159,7 +158,7 @@ def _loud_frames(audio_16k: np.ndarray, margin_db: float) -> np.ndarray:
 def _active_regions(sound: np.ndarray, tunes: np.ndarray, vad: VadConfig) -> list[tuple[int, int]]:
     """Frame ranges with sound, merged across short gaps and padded so the VAD hears context,
     then split around tunes so that it never hears them (pieces too short to hold speech dropped)."""
-    pad = int(vad.region_pad_s * VAD_SAMPLE_RATE / EDGE_FRAME)
+    pad = int(vad.region_pad_s * SAMPLE_RATE / EDGE_FRAME)
     regions: list[tuple[int, int]] = []
     for start, end in zip(*true_runs(sound)):
         start, end = max(0, start - pad), min(len(sound), end + pad)
@@ -167,7 +166,7 @@ def _active_regions(sound: np.ndarray, tunes: np.ndarray, vad: VadConfig) -> lis
             regions[-1] = (regions[-1][0], end)
         else:
             regions.append((start, end))
-    shortest = int(vad.min_speech_s * VAD_SAMPLE_RATE / EDGE_FRAME)
+    shortest = int(vad.min_speech_s * SAMPLE_RATE / EDGE_FRAME)
     return [(start + first, start + last) for start, end in regions
             for first, last in zip(*true_runs(~tunes[start:end])) if last - first >= shortest]
 
@@ -179,7 +178,7 @@ def _refine_edges(intervals: list[tuple[int, int]], sound: np.ndarray, vad: VadC
     ends it hears; the 10 ms energy track against the channel's own noise floor (tunes taken out)
     sets the edges, moving each by at most `vad.edge_search_s`.
     """
-    reach = int(vad.edge_search_s * VAD_SAMPLE_RATE / EDGE_FRAME)
+    reach = int(vad.edge_search_s * SAMPLE_RATE / EDGE_FRAME)
     refined = []
     previous_end = 0
     following = [start for start, _ in intervals[1:]] + [len(sound)]

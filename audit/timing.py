@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.config import RingbackCadence, TimingConfig
-from audit.frames import true_runs
+from audit.frames import SAMPLE_RATE, frame_db, true_runs
 from audit.records import CallEvent, CallMeta, ChannelSpeech, Interval, Speaker, Transcript, Utterance
 from audit.textnorm import normalize, normalize_phrase, to_simplified
 
-SAMPLE_RATE = 16000
 TONE_FRAME = 1024  # 64 ms: 15.6 Hz bins, enough to tell 440 from 480 Hz
 BURST_DROPOUT_S = 0.06  # a gap this short inside a tone is a lost packet or frame: one burst, not two
 TONE_HOP = 160  # 10 ms
@@ -288,7 +287,7 @@ def _tone_runs(samples: np.ndarray, settings: TimingConfig) -> list[Interval]:
         power = np.abs(np.fft.rfft(chunk * window, axis=1)) ** 2
         total = power[:, band].sum(axis=1) + 1e-20
         parts = np.stack([power[:, bins].sum(axis=1) for bins in tone_bins]) / total
-        level = 10 * np.log10(np.mean(chunk.astype(np.float64) ** 2, axis=1) + 1e-20)
+        level = frame_db(chunk)
         each = parts.min(axis=0) >= settings.tone_min_ratio / (2 * len(tone_bins))
         flags.append((parts.sum(axis=0) >= settings.tone_min_ratio) & each
                      & (level >= settings.tone_min_level_dbfs))
@@ -415,7 +414,7 @@ def _frame_levels(audio_16k: np.ndarray) -> _Levels:
     step = int(LEVEL_FRAME_S * SAMPLE_RATE)
     usable = audio_16k.shape[1] // step * step
     frames = audio_16k[:, :usable].reshape(audio_16k.shape[0], -1, step)  # a view: no copy of the call
-    db = 10 * np.log10(np.einsum("cfs,cfs->cf", frames, frames) / step + 1e-12)
+    db = frame_db(frames)
     floor = np.percentile(db, 10, axis=1) if db.shape[1] else np.full(audio_16k.shape[0], -120.0)
     return _Levels(db, floor)
 

@@ -47,8 +47,8 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import ChannelsConfig, VadConfig
-from audit.prosody import Prosody, ProsodyConfig, SpeakerProsody, UtteranceProsody, measure_prosody
+from audit.config import ChannelsConfig, ProsodyConfig, VadConfig
+from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,
     Channel,

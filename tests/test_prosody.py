@@ -23,7 +23,8 @@ from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
 from audit.config import DEFAULT_CONFIG, ChannelsConfig, ConfigError, VadConfig, build_section, load_config, read_toml
-from audit.prosody import ProsodyConfig, measure_prosody
+from audit.config import ProsodyConfig
+from audit.prosody import measure_prosody
 from audit.records import (CallMeta, Channel, ChannelSpeech, Interval, RecordingInfo, Transcript,
                            Utterance)
 from audit.speech import assign_channels, detect_speech, find_speech

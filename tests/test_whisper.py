@@ -11,7 +11,8 @@ import soxr
 
 from audit import asr as asr_module
 from audit import decode as decoding
-from audit.asr import WHISPER_SAMPLE_RATE, WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
+from audit.asr import WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
+from audit.frames import SAMPLE_RATE
 from audit.batch import BatchOptions, run_batch
 from audit.config import load_config
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call
@@ -69,7 +70,7 @@ def test_whisper_run_gives_a_well_formed_record(short_call, tiny_whisper, config
 def padded_speech(audio, intervals, pad_s, merge_gap_s):
     """(start, samples) of each stretch of a channel the model should hear: speech widened by the
     pad, short gaps kept."""
-    rate = WHISPER_SAMPLE_RATE
+    rate = SAMPLE_RATE
     spans = [(max(0, round((i.start - pad_s) * rate)), round((i.end + pad_s) * rate)) for i in intervals]
     mask = np.zeros(len(audio) + 1, bool)
     for (start, end), (following, _) in zip(spans, spans[1:] + [(len(audio), None)]):
@@ -91,7 +92,7 @@ def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypa
 
     monkeypatch.setattr(whisper, "log_mel_spectrogram", spy)
     audit = audit_call(Job(short_call, "short"), config, AsrChoice("whisper", transcriber))
-    audio_16k = decoding.resample(decoding.decode(short_call), WHISPER_SAMPLE_RATE)
+    audio_16k = decoding.resample(decoding.decode(short_call), SAMPLE_RATE)
     stretches = sorted(
         (start, channel.channel.index, samples)
         for channel in audit.speech
@@ -101,7 +102,7 @@ def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypa
     assert len(expected) <= WINDOW_SAMPLES and len({i for _, i, _ in stretches}) == 2
     assert len(heard) == 1  # both channels' speech of these 20 s, in the order spoken, in one window
     np.testing.assert_array_equal(heard[0], expected)
-    assert len(heard[0]) < 0.75 * audit.recording.duration_s * WHISPER_SAMPLE_RATE
+    assert len(heard[0]) < 0.75 * audit.recording.duration_s * SAMPLE_RATE
     utterances = audit.transcript.utterances + tuple(d.utterance for d in audit.transcript.dropped)
     assert any(u.words for u in utterances)  # word timestamps are on
 
@@ -322,7 +323,7 @@ def test_non_speech_the_vad_let_through_gives_no_text(real_transcriber):
     customer = np.zeros_like(agent)
     customer[6 * CALL_RATE: 12 * CALL_RATE] = sounds["hold music"]  # the music on both lines
     customer[12 * CALL_RATE: 18 * CALL_RATE] = sounds["ringback"]  # and the tone
-    audio = np.stack([soxr.resample(line, CALL_RATE, WHISPER_SAMPLE_RATE).astype(np.float32)
+    audio = np.stack([soxr.resample(line, CALL_RATE, SAMPLE_RATE).astype(np.float32)
                       for line in (agent, customer)])
     speech = (ChannelSpeech(Channel(0, "agent"), tuple(Interval(k * 6 + 0.3, k * 6 + 5.7) for k in range(4))),
               ChannelSpeech(Channel(1, "customer"), (Interval(6.3, 11.7), Interval(12.3, 17.7))))
@@ -349,7 +350,7 @@ def test_converted_base_transcribes_a_16k_clip_with_whisper_itself(real_transcri
     model = real_transcriber("openai-whisper").model
     name = "a1_BAC009S0768W0290.wav"
     audio, rate = soundfile.read(REAL_DEV / name, dtype="float32")
-    assert rate == WHISPER_SAMPLE_RATE
+    assert rate == SAMPLE_RATE
     text = whisper.transcribe(model, audio, language="zh", beam_size=5, best_of=5, fp16=False)["text"]
     assert cer(text, manifest()[name]) <= 0.3, text  # 0.21: 认定从中国健口的长用车和清醒卡车轮胎存在切销行为
 
