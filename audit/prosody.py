@@ -195,6 +195,7 @@ class Prosody:
             return None if value is None else round(value, digits)
 
         measured_raise = agent is not None and agent.level_baseline_dbfs is not None
+        gaps = [g.gap_s for g in self.response_gaps]
         return {
             "agent_rate_cpm": of(agent, "rate_cpm"),
             "agent_rate_audio_cpm": of(agent, "rate_audio_cpm"),
@@ -204,6 +205,14 @@ class Prosody:
             "agent_level_spread_db": of(agent, "level_spread_db"),
             "agent_pitch_median_hz": of(agent, "pitch_median_hz"),
             "agent_pitch_range_st": of(agent, "pitch_range_st", 2),
+            "agent_pitch_spread_st": of(agent, "pitch_spread_st", 2),
+            "agent_quiet_share": of(agent, "quiet_share", 2),
+            # hesitation and response latency: silences of long_pause_s or more inside the agent's
+            # turns, and the time from the customer's last words to the agent's reply
+            "agent_long_pauses": len(self.pauses),
+            "agent_long_pause_s": round(sum(p.duration_s for p in self.pauses), 1),
+            "agent_response_median_s": (round(float(np.median(gaps)), 2) if gaps else None),
+            "agent_response_max_s": (round(max(gaps), 2) if gaps else None),
             "raised_voice_count": (sum(e.speaker == "agent" for e in self.raised)
                                    if measured_raise else None),
             "agitation_moments": (None if self.agitation is None

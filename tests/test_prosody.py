@@ -418,6 +418,12 @@ def test_pauses_in_agent_turns_and_response_gaps(calls, truth):
     assert len(gaps) == 4 and all(0.3 < g < 0.6 for g in gaps)  # the fixture answers 0.45 s later
     long = [g for g in calls["unannounced_hold"].prosody.response_gaps if g.gap_s > 5]
     assert [round(g.gap_s) for g in long] == [25]
+    # ... and the call record carries them: hesitation and response latency per call
+    compliant, held = calls["compliant"].prosody.metrics(), calls["unannounced_hold"].prosody.metrics()
+    assert compliant["agent_long_pauses"] == 1
+    assert compliant["agent_long_pause_s"] == pytest.approx(hold["end"] - hold["start"], abs=0.3)
+    assert 0.3 < compliant["agent_response_median_s"] < 0.6 and compliant["agent_response_max_s"] < 0.6
+    assert held["agent_response_max_s"] == pytest.approx(25, abs=0.5)
 
 
 @pytest.mark.parametrize("agent_file, expected", [("rate_280.flac", "fail"), ("rate_120.flac", "pass")])
