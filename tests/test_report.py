@@ -755,3 +755,71 @@ def test_a_call_page_says_why_its_verdict_and_what_each_finding_costs(built, aud
             label = labels[result["rule_id"]]
             assert (f"{label.category} {label.name} {result['rule_id']} {severity[result['severity']]} "
                     f"\u2212{weights[result['rule_id']]:g} 分") in text
+
+
+# --- findings shown truthfully (issue 17, item 5) -------------------------------------------------
+
+
+def test_a_measured_event_is_shown_as_an_event_not_as_words(built):
+    page = read_page(page_path(built, record_of(built, "unannounced_hold")))
+    finding = page.visible_text.split("问题点", 1)[1].split("其他结果", 1)[0]
+    assert "事件:静音25秒,未告知客户" in finding and "(静音25秒" not in finding  # not a quote of the agent
+    links = [a["href"] for a in page.all("a") if a.get("href", "").startswith("#e-")]
+    rows = page.all("li", **{"class": "event-row"})
+    assert links and {link[1:] for link in links} <= {row["id"] for row in rows}
+    transcript = page.visible_text.split("转写", 1)[1]
+    assert "静音25秒,未告知客户(24.9 秒)" in transcript
+
+
+def test_a_missing_element_says_where_it_was_due_and_plays_no_correct_speech(audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__compliant.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
+    opening.update(status="fail", message="缺少工号")  # as a call without 工号 records it
+    opening["details"]["elements"]["agent_id"] = None
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    write_report(out)
+    html = page_path(out, record).read_text(encoding="utf-8")
+    page = Page(html)
+    article = html.split('data-rule="opening.golden_30s"', 1)[1].split("</article>", 1)[0]
+    assert "<audio" not in article and 'class="fail"' not in article  # the greeting it said is not the fault
+    assert 'class="pass"' in article and "符合要求" in article
+    start = opening["details"]["answer_latest_s"]
+    assert "应在" in article and f"接听后 {opening['details']['deadline_s']:g} 秒内" in article
+    assert len(page.all("rect", **{"class": "due"})) == 1 and not page.all("rect", **{"class": "flag"})
+    assert not page.all("mark", **{"class": "fail"})
+    assert start == 0.0 or f'data-seek="{start}"' in article
+
+
+def test_each_finding_has_its_own_lane_on_the_timeline(built):
+    record = record_of(built, "raised_voice")
+    page = read_page(page_path(built, record))
+    lanes: dict[str, set[str]] = {}
+    link = None
+    for tag, attrs in page.tags:
+        if tag == "a" and attrs.get("href", "").startswith("#finding-"):
+            link = attrs["href"]
+        elif tag == "rect" and attrs.get("class") == "flag":
+            lanes.setdefault(link, set()).add(attrs["y"])
+    flagged = [r for r in record["results"] if r["status"] in ("fail", "unsure") and r["evidence"]]
+    assert len(lanes) == len(flagged) and all(len(ys) == 1 for ys in lanes.values())
+    assert len({next(iter(ys)) for ys in lanes.values()}) == len(lanes)  # no finding hides another
+
+
+def test_a_jump_to_the_transcript_is_not_hidden_under_the_player(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, record_of(built, "raised_voice")))
+    link = driver.find_elements(By.CSS_SELECTOR, 'article.finding a[href^="#u-"]')[-1]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    target = driver.find_element(By.ID, link.get_attribute("href").split("#")[1])
+    wait_for(lambda: driver.execute_script("return location.hash") == "#" + target.get_attribute("id"))
+    player = driver.find_element(By.CSS_SELECTOR, ".player")
+    top, covered = driver.execute_script(
+        "return [arguments[0].getBoundingClientRect().top, arguments[1].getBoundingClientRect().bottom]",
+        target, player)
+    assert top >= covered
+    assert driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor", target) != "rgba(0, 0, 0, 0)"

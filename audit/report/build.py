@@ -189,7 +189,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         points={f.rule_id: weights.get(f.rule_id) for f in content.findings},
         verdicts=VERDICT_NAMES, severities=SEVERITY_NAMES, statuses=STATUS_NAMES, speakers=SPEAKER_NAMES,
         reasons=settings.reasons, decisions={k: {**d, "note": shown(d["note"])} for k, d in plan.decisions}, previous=plan.previous, next=plan.next,
-        transcript=content.transcript(), dropped=content.dropped(), corrections=content.corrections())
+        transcript=content.transcript(), events=sorted(content.events.values(), key=lambda e: e.index), dropped=content.dropped(), corrections=content.corrections())
     write_text(folder / "calls" / f"{stem}.html", html)
 
 

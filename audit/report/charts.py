@@ -101,9 +101,14 @@ def timeline(record: dict, findings: list[ResultView], axis: TimeAxis) -> list[L
     silences = spans(holds, "hold", "等待") + spans(dead_air, "dead-air", "静音")
     lanes.append(Lane("等待 / 静音", silences))
     for f in findings:
-        lanes.append(Lane(_short(f.rule.name), [
-            Span(axis.x(e.start), axis.width(e.start, e.end), "flag", f"{f.rule.name} {clock(e.start)}",
-                 f"#finding-{f.number}") for e in f.evidence]))
+        if f.absent:  # where the missing words were due, not the correct speech beside them
+            start, end = f.window or (0.0, 0.0)
+            spans_of = [Span(axis.x(start), axis.width(start, end), "due",
+                             f"{f.rule.name}:应在 {clock(start)}-{clock(end)} 说到", f"#finding-{f.number}")] if f.window else []
+        else:
+            spans_of = [Span(axis.x(e.start), axis.width(e.start, e.end), "flag", f"{f.rule.name} {clock(e.start)}",
+                             f"#finding-{f.number}") for e in f.evidence]
+        lanes.append(Lane(_short(f.rule.name), spans_of))
     return lanes
 
 

@@ -93,6 +93,19 @@ class EvidenceView:
     pieces: list
     clip: Clip | None
     utterance: int | None  # index in the transcript, for the "in transcript" link
+    event: int | None = None  # a measured event (dead air, agitation), quoting no utterance: its row
+
+
+@dataclass(frozen=True)
+class EventView:
+    """A measured moment shown as an event in the transcript (静音25秒), not as someone's words."""
+
+    index: int
+    start: float
+    end: float
+    speaker: str
+    text: str
+    is_event: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,9 @@ class ResultView:
     more: int = 0  # evidence found beyond what the record (or the page) keeps
     key: str = ""  # the finding's key (audit.review) for decisions
     moment: str = "-"
+    missing: tuple[str, ...] = ()  # what the call lacks, as the rule names it
+    absent: bool = False  # the finding is about something not said: its evidence is what was said
+    window: tuple[float, float] | None = None  # where the missing words were due, in call time
 
     @property
     def rule_id(self) -> str:
@@ -119,6 +135,7 @@ class UtteranceView:
     end: float
     speaker: str
     pieces: list
+    is_event: bool = False
 
 
 class CallContent:
@@ -134,6 +151,7 @@ class CallContent:
         for index, utterance in enumerate(self.utterances):
             self._by_text.setdefault((utterance["speaker"], utterance["text"]), []).append(index)
         self.highlights: dict[int, list[Highlight]] = {}
+        self.events: dict[tuple, EventView] = {}
         ordered = sorted(record["results"], key=lambda r: (r["status"] not in FLAGGED,
                                                            SEVERITY_ORDER.get(r["severity"], 3)))
         self.results = [self._result(number, result) for number, result in enumerate(ordered, 1)]
@@ -146,10 +164,12 @@ class CallContent:
     def other_results(self) -> list[ResultView]:
         return [r for r in self.results if r.status not in FLAGGED]
 
-    def transcript(self) -> list[UtteranceView]:
-        return [UtteranceView(i, u["start"], u["end"], speaker_class(u["speaker"]),
+    def transcript(self) -> list[UtteranceView | EventView]:
+        """The utterances, with the measured events of the findings as rows of their own."""
+        rows = [UtteranceView(i, u["start"], u["end"], speaker_class(u["speaker"]),
                               self._pieces(u["text"], self.highlights.get(i, [])))
                 for i, u in enumerate(self.utterances)]
+        return sorted([*rows, *self.events.values()], key=lambda row: (row.start, row.is_event))
 
     def corrections(self) -> list[dict]:
         return [{"utterance_start": c["utterance_start"], "speaker": speaker_class(c["speaker"]),
@@ -165,14 +185,23 @@ class CallContent:
         failed = result["status"] in FLAGGED
         rule = RuleName.of(self.labels, result["rule_id"])
         title = f"{rule.name}({rule.rule_id}):{self.shown(result['message'])}"
+        details = result.get("details") or {}
+        missing = tuple(self.shown(str(m)) for m in details.get("missing") or ())
+        absent = failed and (bool(missing) or None in (details.get("elements") or {}).values())
+        window = None
+        if absent and isinstance(details.get("deadline_s"), (int, float)):
+            start = details.get("answer_latest_s") or 0.0
+            window = (start, start + details["deadline_s"])
         items = result["evidence"][:self.max_evidence]
-        evidence = [self._evidence(item, "fail" if failed else "pass", title, failed) for item in items]
+        # what was said beside a missing element passed: green, and no clip of correct speech
+        evidence = [self._evidence(item, "fail" if failed and not absent else "pass", title, failed and not absent)
+                    for item in items]
         found = (result.get("details") or {}).get("evidence_total", len(result["evidence"]))
         more = found - len(items) if isinstance(found, int) else 0
         where = moment(result["evidence"])
         key = finding_key(self.record["recording"]["sha256"], self.call_id, rule.rule_id, where)
-        return ResultView(number, rule, result["status"], result["severity"],
-                          self.shown(result["message"]), evidence, max(more, 0), key if failed else "", where)
+        return ResultView(number, rule, result["status"], result["severity"], self.shown(result["message"]),
+                          evidence, max(more, 0), key if failed else "", where, missing, absent, window)
 
     def _evidence(self, item: dict, kind: str, title: str, with_clip: bool) -> EvidenceView:
         utterance = self._utterance_of(item)
@@ -185,8 +214,15 @@ class CallContent:
                 if utterance is not None:
                     self.highlights.setdefault(utterance, []).append(Highlight(*span, kind, title))
         clip = self.clips.clip(item["start"], item["end"]) if self.clips and with_clip else None
+        event = None
+        if utterance is None and not item.get("match"):
+            row = (item["start"], item["end"], item["speaker"], item["text"])
+            if row not in self.events:
+                self.events[row] = EventView(len(self.events), item["start"], item["end"],
+                                             speaker_class(item["speaker"]), self.shown(item["text"].strip("()[]()【】")))
+            event = self.events[row].index
         return EvidenceView(item["start"], item["end"], speaker_class(item["speaker"]),
-                            self._pieces(item["text"], marks), clip, utterance)
+                            self._pieces(item["text"], marks), clip, utterance, event)
 
     def _utterance_of(self, item: dict) -> int | None:
         """The transcript utterance an evidence item quotes: same speaker and text, nearest in time.
