@@ -1,4 +1,4 @@
-"""The reviewer report (audit/report.py), built from a real `audit run` of sample calls, a hostile
+"""The reviewer report (audit/report/), built from a real `audit run` of sample calls, a hostile
 call (markup, a phone and an ID number in its transcript, metadata and file name) and a broken file.
 
 Content, escaping, masking, clips and rebuilds are checked on the files; what a reviewer does in
