@@ -18,6 +18,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from audit.records import SPEAKERS, Severity, Status, Verdict
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 
 
@@ -206,8 +208,17 @@ class LabelsConfig:
 
     categories: tuple[str, ...] = field(metadata={"nonempty": True})
     rules: dict[str, RuleLabel]
+    verdicts: dict[str, str] = field(metadata={"nonempty": True})
+    severities: dict[str, str] = field(metadata={"nonempty": True})
+    statuses: dict[str, str] = field(metadata={"nonempty": True})
+    speakers: dict[str, str] = field(metadata={"nonempty": True})
 
     def problems(self) -> list[tuple[str, str]]:
+        for name, words in (("verdicts", typing.get_args(Verdict)), ("severities", typing.get_args(Severity)),
+                            ("statuses", typing.get_args(Status)), ("speakers", SPEAKERS)):
+            given = getattr(self, name)
+            if set(given) != set(words):
+                return [(name, f"must name exactly {list(words)}, got {sorted(given)}")]
         for rule_id, label in self.rules.items():
             if label.category not in self.categories:
                 return [(f"rules.{rule_id}.category",

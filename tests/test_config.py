@@ -69,6 +69,8 @@ def test_overlay_changes_only_its_keys(tmp_path):
          "labels.rules.timing.cut_off.name", "must not be empty"),
         ('[labels.rules]\n"no.such_rule" = { name = "无", category = "服务规范" }\n', "labels.rules.no.such_rule",
          "no such rule"),
+        ('[labels]\nverdicts = { maybe = "也许" }\n', "labels.verdicts", "must name exactly ['pass', 'review', 'fail']"),
+        ('[labels]\nspeakers = { agent = "" }\n', "labels.speakers.agent", "must not be empty"),
     ],
 )
 def test_invalid_value_names_file_and_key(tmp_path, text, key, reason):

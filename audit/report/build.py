@@ -25,8 +25,7 @@ from audit.privacy import mask_numbers, worker_logging
 from audit.report.charts import LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
 from audit.report.clips import ClipWriter, load_audio, write_audio
 from audit.report.pages import render, sources_digest
-from audit.report.views import (SEVERITY_NAMES, SPEAKER_NAMES, STATUS_NAMES, VERDICT_NAMES, CallContent,
-                                RuleName, facts, why_verdict)
+from audit.report.views import CallContent, RuleName, facts, why_verdict
 from audit.report.worklist import CallSearch, index_row, neighbours, worklist_order
 from audit.review import record_findings, stored_reviews
 from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full, read_record,
@@ -71,8 +70,9 @@ class BuildSettings:
         return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
                            "max_evidence": self.max_evidence, "weights": self.weights,
                            "scoring": self.scoring.__dict__, "reasons": self.reasons,
-                           "labels": [self.labels.categories,
-                                      {r: [l.name, l.category] for r, l in self.labels.rules.items()}],
+                           "labels": [self.labels.categories, {r: [l.name, l.category] for r, l in self.labels.rules.items()},
+                                      self.labels.verdicts, self.labels.severities, self.labels.statuses,
+                                      self.labels.speakers],
                            "bands": self.bands.__dict__, "decode": self.decode.__dict__,
                            "sources": sources_digest()}, sort_keys=True).encode()
 
@@ -176,7 +176,8 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
     content = CallContent(record, shown, clips, settings.labels, settings.max_evidence, plan.call_id)
     weights = dict(settings.weights)
     axis = TimeAxis(record["recording"]["duration_s"])
-    lanes = timeline(record, content.findings, axis)
+    labels = settings.labels
+    lanes = timeline(record, content.findings, axis, labels.speakers)
     html = render(
         "call.html", "call.js",
         name=shown(record["call_id"]), record=record, facts=facts(record, shown),
@@ -187,7 +188,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         findings=content.findings, others=content.other_results,
         why=why_verdict(record, weights, settings.scoring, settings.labels),
         points={f.rule_id: weights.get(f.rule_id) for f in content.findings},
-        verdicts=VERDICT_NAMES, severities=SEVERITY_NAMES, statuses=STATUS_NAMES, speakers=SPEAKER_NAMES,
+        verdicts=labels.verdicts, severities=labels.severities, statuses=labels.statuses, speakers=labels.speakers,
         reasons=settings.reasons, decisions={k: {**d, "note": shown(d["note"])} for k, d in plan.decisions}, previous=plan.previous, next=plan.next,
         transcript=content.transcript(), events=sorted(content.events.values(), key=lambda e: e.index), dropped=content.dropped(), corrections=content.corrections())
     write_text(folder / "calls" / f"{stem}.html", html)
@@ -233,24 +234,24 @@ def write_index(summary: dict, pages: dict[str, str], problems: dict[str, str], 
     calls = [index_row(row, pages.get(row["call_id"]), problems.get(row["call_id"], "没有记录"),
                        searches.get(row["call_id"], CallSearch()), decided, shown)
              for row in worklist_order(summary["calls"])]
-    counts = summary["counts"]
+    counts, verdicts = summary["counts"], settings.labels.verdicts
     html = render(
         "index.html", "index.js", masked=settings.mask_pii,
         run={"run_id": summary.get("run_id"), "files": counts["files"], "elapsed": summary.get("elapsed_s"),
              "asr": summary["asr"]["whisper_model"] or summary["asr"]["mode"],
              "config": shown(", ".join(Path(f).name for f in summary["config"]["files"]))},
-        counts=[("已质检", counts["audited"], ""), (VERDICT_NAMES["pass"], counts["pass"], "v-pass"),
-                (VERDICT_NAMES["review"], counts["review"], "v-review"),
-                (VERDICT_NAMES["fail"], counts["fail"], "v-fail"), ("无法质检", counts["errors"], "")],
+        counts=[("已质检", counts["audited"], ""), (verdicts["pass"], counts["pass"], "v-pass"),
+                (verdicts["review"], counts["review"], "v-review"),
+                (verdicts["fail"], counts["fail"], "v-fail"), ("无法质检", counts["errors"], "")],
         fails_by_rule=[(RuleName.of(settings.labels, rule), count) for rule, count in
                        sorted(summary["fails_by_rule"].items(), key=lambda kv: (-kv[1], kv[0]))],
         fails_by_agent=[_agent_row(agent, row, shown, settings.labels)
                         for agent, row in summary["fails_by_agent"].items()],
-        calls=calls, verdicts=[(v, VERDICT_NAMES[v]) for v in VERDICT_NAMES if any(c["verdict"] == v for c in calls)],
+        calls=calls, verdicts=[(v, verdicts[v]) for v in ("fail", "review", "pass") if any(c["verdict"] == v for c in calls)],
         rules=[(r, RuleName.of(settings.labels, r).name) for r in sorted(summary["fails_by_rule"])],
         agents=[(a, a) for a in sorted({c["agent"] for c in calls})],
         rule_names={r: RuleName.of(settings.labels, r).name for r in sorted({r for c in calls for r in c["rules"]})},
-        verdict_names=VERDICT_NAMES,
+        verdict_names=verdicts,
         errors=[{"name": shown(e["call_id"]), "path": shown(e["path"]), "reason": shown(e["reason"])}
                 for e in summary["errors"]])
     index = settings.folder / "index.html"

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from audit.config import Config
-from audit.report.views import SPEAKER_NAMES, ResultView, clock, speaker_class
+from audit.report.views import ResultView, clock, speaker_class
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Lane:
     spans: list[Span]
 
 
-def timeline(record: dict, findings: list[ResultView], axis: TimeAxis) -> list[Lane]:
+def timeline(record: dict, findings: list[ResultView], axis: TimeAxis, speakers: dict[str, str]) -> list[Lane]:
     """Ringing, each channel's speech, overlaps, holds and dead air, and each finding in a lane of
     its own, so that no finding hides another."""
     details = _details(record)
@@ -91,7 +91,7 @@ def timeline(record: dict, findings: list[ResultView], axis: TimeAxis) -> list[L
     lanes = [_ringing_lane(record["metrics"], axis)]
     channels = [(c["speaker"], c["intervals"]) for c in record["speech"]]
     for speaker, intervals in channels:
-        name = SPEAKER_NAMES.get(speaker, "说话")
+        name = speakers.get(speaker, speakers["unknown"])
         lanes.append(Lane(name, spans(intervals, speaker_class(speaker), name)))
     if len(channels) == 2:
         both = overlaps(channels[0][1], channels[1][1])

@@ -11,14 +11,10 @@ from typing import Callable
 
 from audit.config import LabelsConfig, ScoringConfig
 from audit.report.clips import ClipWriter
-from audit.records import FLAGGED, finding_key, moment
+from audit.records import FLAGGED, SPEAKERS, finding_key, moment
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
-SEVERITY_NAMES = {"critical": "关键", "major": "重要", "minor": "一般"}
-VERDICT_NAMES = {"pass": "合格", "review": "需复核", "fail": "不合格"}
-STATUS_NAMES = {"pass": "通过", "fail": "未通过", "unsure": "存疑", "not_measurable": "无法判断"}
-SPEAKER_NAMES = {"agent": "坐席", "customer": "客户", "unknown": "未知"}
-SPEAKER_CLASSES = set(SPEAKER_NAMES)  # CSS classes; anything else shows as unknown
+SPEAKER_CLASSES = set(SPEAKERS)  # CSS classes; anything else shows as unknown
 
 
 def clock(seconds: float | None, decimals: bool = True) -> str:
