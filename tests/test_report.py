@@ -823,3 +823,30 @@ def test_a_jump_to_the_transcript_is_not_hidden_under_the_player(browser, built)
         target, player)
     assert top >= covered
     assert driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor", target) != "rgba(0, 0, 0, 0)"
+
+
+def test_keys_move_between_findings_and_decide_them(browser, built):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    page = page_path(built, record_of(built, "raised_voice"))
+    open_page(driver, page)
+    driver.execute_script("localStorage.clear(); localStorage.setItem('audit-reviewer', '王芳')")
+    open_page(driver, page)
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys("j")  # the second finding
+    body.send_keys("x")
+    articles = driver.find_elements(By.CSS_SELECTOR, "article[data-finding]")
+    assert driver.execute_script("return location.hash") == "#" + articles[1].get_attribute("id")
+    assert [a.get_attribute("data-decision") for a in articles[:3]] == ["", "dismiss", ""]
+    body.send_keys("k")
+    body.send_keys("c")
+    assert articles[0].get_attribute("data-decision") == "confirm"
+    note = articles[0].find_element(By.CSS_SELECTOR, "input.note")
+    note.send_keys("x" + Keys.TAB)  # typing in a field decides nothing
+    assert articles[0].get_attribute("data-decision") == "confirm"
+    body.send_keys("n")
+    wait_for(lambda: driver.find_element(By.TAG_NAME, "h1").text != "night__raised_voice")
+    driver.execute_script("localStorage.clear()")
+    assert console_errors(driver) == []

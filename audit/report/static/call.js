@@ -79,3 +79,26 @@ for (const article of document.querySelectorAll("article[data-finding]")) {
   });
   showDecision(article);
 }
+
+// Keys, for working through a call without the mouse: j / k the next / previous finding, c confirm
+// it, x dismiss it, n / p the next / previous flagged call.
+const findings = Array.from(document.querySelectorAll("article[data-finding]"));
+let current = Math.max(0, findings.findIndex((article) => "#" + article.id === location.hash));
+
+function go(index) {
+  if (!findings.length) return;
+  current = Math.min(Math.max(index, 0), findings.length - 1);
+  location.hash = findings[current].id;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest("input, select, textarea")) return;
+  const link = {n: "next-call", p: "previous-call"}[event.key];
+  if (link && document.getElementById(link)) document.getElementById(link).click();
+  else if (event.key === "j") go(current + 1);
+  else if (event.key === "k") go(current - 1);
+  else if ((event.key === "c" || event.key === "x") && findings.length) {
+    decide(findings[current], event.key === "c" ? "confirm" : "dismiss");
+  } else return;
+  event.preventDefault();
+});
