@@ -850,3 +850,24 @@ def test_keys_move_between_findings_and_decide_them(browser, built):
     wait_for(lambda: driver.find_element(By.TAG_NAME, "h1").text != "night__raised_voice")
     driver.execute_script("localStorage.clear()")
     assert console_errors(driver) == []
+
+
+def test_an_evidence_button_seeks_the_call_player_and_the_playhead_follows(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, record_of(built, "raised_voice")))
+    button = driver.find_elements(By.CSS_SELECTOR, "article.finding button.in-call")[0]
+    start = float(button.get_attribute("data-seek"))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    player = driver.find_element(By.ID, "call-audio")
+    wait_for(lambda: driver.execute_script("return arguments[0].currentTime > arguments[1] + 0.2", player, start))
+    x = float(driver.find_element(By.ID, "playhead").get_attribute("x1"))
+    chart = driver.find_element(By.ID, "timeline")
+    left, right, duration = (float(chart.get_attribute(n)) for n in ("data-left", "data-right", "data-duration"))
+    assert left + (right - left) * start / duration <= x <= left + (right - left) * (start + 2.5) / duration
+    playing = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".transcript li.playing"))
+    assert float(playing[0].get_attribute("data-start")) <= start + 2.5 <= float(playing[0].get_attribute("data-end")) + 2.5
+    driver.execute_script("arguments[0].pause()", player)
+    assert console_errors(driver) == []

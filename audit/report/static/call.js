@@ -6,6 +6,23 @@ for (const button of document.querySelectorAll("[data-seek]")) {
     player.play();
   });
 }
+// while the call plays: a playhead on the timeline, and the utterance being spoken highlighted
+const playhead = document.getElementById("playhead");
+const lines = Array.from(document.querySelectorAll(".transcript li[data-start]"));
+if (player && playhead) {
+  const chart = document.getElementById("timeline").dataset;
+  player.addEventListener("timeupdate", () => {
+    const t = player.currentTime;
+    const share = Math.min(Math.max(t / Number(chart.duration), 0), 1);
+    const x = Number(chart.left) + (Number(chart.right) - Number(chart.left)) * share;
+    playhead.setAttribute("x1", x);
+    playhead.setAttribute("x2", x);
+    for (const line of lines) {
+      line.classList.toggle("playing", Number(line.dataset.start) <= t && t < Number(line.dataset.end));
+    }
+  });
+}
+
 // one voice at a time: starting a clip pauses the call and the other clips
 document.addEventListener("play", (event) => {
   for (const audio of document.querySelectorAll("audio")) {
