@@ -27,9 +27,10 @@ from audit.config import ConfigError, load_config
 from audit.batch import BatchOptions, discover, run_batch, run_status
 from audit.privacy import mask_numbers, masked_logging
 from audit.report import ReportError, write_report
+from audit.review import ReviewFileError, export_review_csv, import_reviews, review_figures
 from audit.sidecar import SidecarError, read_manifest
-from audit.store import (DB_NAME, OutputError, OutputFull, RunLocked, check_output_folder, export_csv,
-                         last_config_files)
+from audit.store import (DB_NAME, OutputError, OutputFull, ResultsDB, RunLocked, check_output_folder,
+                         export_csv, last_config_files)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -227,15 +228,43 @@ def _shown(document: dict, text: str) -> str:
     return mask_numbers(text) if (document.get("privacy") or {}).get("mask_outputs") else text
 
 
-def _mask_outputs(out: Path, config: Path | None) -> bool:
-    """`[privacy] mask_outputs` of `--config`, else of the config the folder's last run used."""
+def _folder_config(out: Path, config: Path | None):
+    """The config of `--config`, else the one the folder's last run used."""
     if config is None:
         files = last_config_files(out)
         config = Path(files[1]) if len(files) > 1 else None
     try:
-        return load_config(config).privacy.mask_outputs
+        return load_config(config)
     except ConfigError as error:
         raise _fail(f"invalid config: {error}")
+
+
+def _mask_outputs(out: Path, config: Path | None) -> bool:
+    """`[privacy] mask_outputs` of `--config`, else of the config the folder's last run used."""
+    return _folder_config(out, config).privacy.mask_outputs
+
+
+def _print_reviews(out: Path, settings) -> None:
+    """Reviewed and open findings, and per rule how often reviewers dismissed it."""
+    db = ResultsDB(out)
+    try:
+        figures, stale = review_figures(db)
+    finally:
+        db.close()
+    flagged, reviewed = sum(f.flagged for f in figures), sum(f.reviewed for f in figures)
+    out_console.print(f"findings reviewed: {reviewed} of {flagged} (open {flagged - reviewed})"
+                      + (f"; decisions on findings no longer current: {stale}" if stale else ""), highlight=False)
+    if not figures:
+        return
+    table = Table(title="Reviews by rule", title_justify="left")
+    for column in ("rule", "name", "flagged", "reviewed", "open", "confirmed", "dismissed", "dismissal rate"):
+        table.add_column(column, justify="left" if column in ("rule", "name") else "right")
+    for f in figures:
+        label = settings.labels.rules.get(f.rule_id)
+        rate = "-" if f.dismissal_rate is None else f"{f.dismissal_rate:.0%}"
+        table.add_row(f.rule_id, label.name if label else "", str(f.flagged), str(f.reviewed), str(f.open),
+                      str(f.confirmed), str(f.dismissed), rate)
+    out_console.print(table)
 
 
 @app.command()
@@ -247,7 +276,8 @@ def status(
     """What ran, what failed and what is left in an output folder."""
     if not (out / DB_NAME).exists():
         raise _fail(f"{out} holds no results database ({DB_NAME}); run `audit run ... --out {out}` first")
-    facts = run_status(out, _mask_outputs(out, config))
+    settings = _folder_config(out, config)
+    facts = run_status(out, settings.privacy.mask_outputs)
     runs = Table(title="Runs", title_justify="left")
     for column in ("run", "started", "finished", "status", "files", "audited", "skipped", "errors"):
         runs.add_column(column)
@@ -264,6 +294,7 @@ def status(
     out_console.print(f"left to audit from the last run's folders: {len(left)}", highlight=False)
     for call_id in left[:20]:
         out_console.print(Text(f"  {call_id}"))
+    _print_reviews(out, settings)
 
 
 @app.command()
@@ -303,7 +334,10 @@ def export(
     out: Annotated[Path, typer.Argument(help="An output folder of `audit run`.")],
     csv: Annotated[Path, typer.Option("--csv", help="Write one row per call here.")],
     findings: Annotated[Optional[Path], typer.Option(
-        help="Also write one row per finding (failed rule) here.")] = None,
+        help="Also write one row per finding (failed rule) here, with its reviewer's decision.")] = None,
+    reviews: Annotated[Optional[Path], typer.Option(
+        help="Also write one row per rule here: flagged findings, reviewed, confirmed, dismissed, "
+             "dismissal rate.")] = None,
     config: Annotated[Optional[Path], typer.Option(
         help="TOML whose [privacy] mask_outputs applies; default: the files the last run used.")] = None,
 ):
@@ -311,10 +345,42 @@ def export(
     [privacy] mask_outputs)."""
     if not (out / DB_NAME).exists():
         raise _fail(f"{out} holds no results database ({DB_NAME})")
-    calls, found = export_csv(out, csv, findings, _mask_outputs(out, config))
+    settings = _folder_config(out, config)
+    calls, found = export_csv(out, csv, findings, settings.privacy.mask_outputs)
     out_console.print(f"{calls} calls written to {csv}"
                       + (f", {found} findings to {findings}" if findings else ""), highlight=False,
                       markup=False)
+    if reviews:
+        rules = export_review_csv(out, reviews, settings.labels)
+        out_console.print(f"{rules} rules written to {reviews}", highlight=False, markup=False)
+    _print_reviews(out, settings)
+
+
+review_app = typer.Typer(help="Reviewers' decisions on findings, exported from the report.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="A review file the report's 导出审核结果 wrote.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The output folder whose report it came from.")],
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML whose [review] reasons apply; default: the files the last run used.")] = None,
+):
+    """Read reviewers' decisions into the results database; importing a file twice changes nothing."""
+    if not (out / DB_NAME).exists():
+        raise _fail(f"{out} holds no results database ({DB_NAME}); run `audit run ... --out {out}` first")
+    settings = _folder_config(out, config)
+    try:
+        done = import_reviews(out, file, settings.review.reasons)
+    except ReviewFileError as error:
+        raise _fail(str(error))
+    out_console.print(f"{file}: {done.added} decisions added, {done.updated} updated, {done.unchanged} "
+                      f"already imported" + (f"; {done.unmatched} on findings no longer current "
+                                              "(re-audited since the export)" if done.unmatched else ""),
+                      highlight=False, markup=False)
+    _print_reviews(out, settings)
 
 
 models_app = typer.Typer(help="Install Whisper models where the model hub cannot be reached.",

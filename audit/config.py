@@ -18,6 +18,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from audit.records import SPEAKERS, Severity, Status, Verdict
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 
 
@@ -221,6 +223,49 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    """What a reviewer picks from when confirming or dismissing a finding (report, `audit review`)."""
+
+    reasons: tuple[str, ...] = field(default=(), metadata={"nonempty": True})
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.reasons:
+            return [("reasons", "must list at least one reason")]
+        twice = sorted({r for r in self.reasons if self.reasons.count(r) > 1})
+        return [("reasons", f"{twice[0]!r} is listed twice")] if twice else []
+
+
+@dataclass(frozen=True)
+class RuleLabel:
+    name: str = field(metadata={"nonempty": True})  # what a reviewer reads, in Chinese
+    category: str = field(metadata={"nonempty": True})  # one of [labels] categories
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """Each rule's Chinese name and category: the one place the report and `audit status` read them."""
+
+    categories: tuple[str, ...] = field(metadata={"nonempty": True})
+    rules: dict[str, RuleLabel]
+    verdicts: dict[str, str] = field(metadata={"nonempty": True})
+    severities: dict[str, str] = field(metadata={"nonempty": True})
+    statuses: dict[str, str] = field(metadata={"nonempty": True})
+    speakers: dict[str, str] = field(metadata={"nonempty": True})
+
+    def problems(self) -> list[tuple[str, str]]:
+        for name, words in (("verdicts", typing.get_args(Verdict)), ("severities", typing.get_args(Severity)),
+                            ("statuses", typing.get_args(Status)), ("speakers", SPEAKERS)):
+            given = getattr(self, name)
+            if set(given) != set(words):
+                return [(name, f"must name exactly {list(words)}, got {sorted(given)}")]
+        for rule_id, label in self.rules.items():
+            if label.category not in self.categories:
+                return [(f"rules.{rule_id}.category",
+                         f"{label.category!r} is not one of the categories {list(self.categories)}")]
+        return []
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     """What the shared outputs hold (audit/privacy.py); the report has its own `[report] mask_pii`."""
 
@@ -258,6 +303,8 @@ class Config:
     text: TextConfig
     report: ReportConfig
     privacy: PrivacyConfig
+    review: ReviewConfig
+    labels: LabelsConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
     rulebook: Any  # audit.rules.Rulebook: the text rules
@@ -328,7 +375,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.rules import check_rulebook
 
     known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",
-             "text", "report", "privacy", "scoring", "rules"}
+             "text", "report", "privacy", "review", "labels", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -347,6 +394,8 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("text", TextConfig),
             ("report", ReportConfig),
             ("privacy", PrivacyConfig),
+            ("review", ReviewConfig),
+            ("labels", LabelsConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -369,15 +418,26 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
+    _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
     # What cannot change a verdict stays out of the hash, so changing it re-audits nothing: the
     # report's display settings, how the outputs are masked (records are written again from the
-    # database) and where the model runs.
-    judged = {name: value for name, value in table.items() if name not in ("report", "privacy")}
+    # database), the reviewers' reasons and the rules' names, and where the model runs.
+    judged = {name: value for name, value in table.items()
+              if name not in ("report", "privacy", "review", "labels")}
     judged["asr"] = {name: value for name, value in judged.get("asr", {}).items() if name != "share_model"}
     digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())
     return Config(**sections, rules=rules, rulebook=rulebook, files=files,
                   sha256=digest.hexdigest())
+
+
+def _check_labels(labels: LabelsConfig, rule_ids: set[str], origin: str) -> None:
+    """Every rule (built-in check or rulebook rule) has a name and category, and no other id does."""
+    for rule_id in sorted(rule_ids - set(labels.rules)):
+        raise ConfigError(origin, f"labels.rules.{rule_id}",
+                          "missing: every rule needs a name and category, e.g. { name = \"...\", category = \"服务规范\" }")
+    for rule_id in sorted(set(labels.rules) - rule_ids):
+        raise ConfigError(origin, f"labels.rules.{rule_id}", "no such rule in the checks or the rulebook")
 
 
 def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConfig:

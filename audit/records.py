@@ -7,6 +7,8 @@ the recording throughout.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,6 +22,20 @@ Verdict = Literal["pass", "review", "fail"]
 TranscriptSource = Literal["whisper", "sidecar", "none"]
 
 SPEAKERS: tuple[Speaker, ...] = ("agent", "customer", "unknown")
+FLAGGED: tuple[Status, ...] = ("fail", "unsure")  # findings a reviewer looks at
+
+
+def moment(evidence: list[dict]) -> str:
+    """Where a finding is: the whole second its first piece of evidence starts at, `-` without any."""
+    if not evidence or not isinstance(evidence[0].get("start"), (int, float)):
+        return "-"
+    return str(int(math.floor(float(evidence[0]["start"]) + 0.5)))
+
+
+def finding_key(audio_sha256: str, call_id: str, rule_id: str, where: str) -> str:
+    """A finding's identity across re-audits of the same recording (audit/review.py), hashed so
+    that a review file names no call id in clear."""
+    return hashlib.sha256(f"{audio_sha256}/{call_id}/{rule_id}/{where}".encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)

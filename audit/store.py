@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from audit.privacy import Privacy
-from audit.records import CallAudit, Evidence, Utterance
+from audit.records import CallAudit, Evidence, Utterance, finding_key, moment
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +297,24 @@ MIGRATIONS = (
         value TEXT NOT NULL
     );
     """,
+    # v5: reviewers' decisions on findings (audit/review.py: `audit review import`). No foreign key to
+    # calls: a re-audit replaces a call's row, and a decision on a finding outlives it.
+    """
+    CREATE TABLE reviews (
+        finding_key TEXT PRIMARY KEY,      -- hash of the recording, call, rule and evidence moment
+        call_id TEXT,                      -- the call, when its finding was current at import
+        rule_id TEXT NOT NULL,
+        moment TEXT NOT NULL,              -- whole second of the finding's first evidence, or -
+        decision TEXT NOT NULL,            -- confirm | dismiss
+        reason TEXT NOT NULL,              -- one of [review] reasons
+        note TEXT NOT NULL,                -- the reviewer's free text
+        reviewer TEXT NOT NULL,
+        decided_at TEXT NOT NULL,          -- in the browser, ISO 8601
+        imported_at TEXT NOT NULL,
+        source TEXT NOT NULL               -- the file's name
+    );
+    CREATE INDEX reviews_rule ON reviews(rule_id, decision);
+    """,
 )
 
 
@@ -549,13 +567,14 @@ def stored_status(out: Path, mask_outputs: bool = False) -> dict:
 CALL_COLUMNS = ("call_id", "path", "agent_id", "direction", "duration_s", "transcript_source",
                 "score", "verdict", "failed_rules", "audited_at", "run_id")
 FINDING_COLUMNS = ("call_id", "agent_id", "rule_id", "severity", "message", "start", "end", "speaker",
-                   "text")
+                   "text", "finding_key", "decision", "reason", "note", "reviewer", "decided_at")
 
 
 def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None,
                mask_outputs: bool = False) -> tuple[int, int]:
-    """One row per call (and optionally one per finding); UTF-8 with BOM so Excel shows Chinese.
-    With `mask_outputs`, call ids and texts as the masked records have them."""
+    """One row per call (and optionally one per finding, with the reviewer's decision on it); UTF-8
+    with BOM so Excel shows Chinese. With `mask_outputs`, call ids and texts as the masked records
+    have them."""
     import csv
 
     db = ResultsDB(out)
@@ -579,18 +598,24 @@ def export_csv(out: Path, calls_csv: Path, findings_csv: Path | None = None,
                                  ";".join(failed.get(call_id, [])), *row[8:]))
         findings = 0
         if findings_csv is not None:
+            reviews = {row[0]: row[1:] for row in db.db.execute(
+                "SELECT finding_key, decision, reason, note, reviewer, decided_at FROM reviews")}
             with open(findings_csv, "w", newline="", encoding="utf-8-sig") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(FINDING_COLUMNS)
-                for call_id, agent, rule_id, severity, message, evidence in db.db.execute(
-                        "SELECT r.call_id, c.agent_id, r.rule_id, r.severity, r.message, r.evidence"
-                        " FROM results r JOIN calls c USING (call_id) WHERE r.status = 'fail'"
+                for call_id, agent, sha, rule_id, severity, message, evidence in db.db.execute(
+                        "SELECT r.call_id, c.agent_id, c.audio_sha256, r.rule_id, r.severity, r.message,"
+                        " r.evidence FROM results r JOIN calls c USING (call_id) WHERE r.status = 'fail'"
                         " ORDER BY r.call_id, r.rule_id"):
-                    first = (json.loads(evidence) or [{}])[0]
+                    items = json.loads(evidence)
+                    first = (items or [{}])[0]
                     text = first.get("text")
+                    key = finding_key(sha, call_id, rule_id, moment(items))
+                    decision, reason, note, reviewer, at = reviews.get(key, ("", "", "", "", ""))
                     writer.writerow((privacy.id(call_id), agent and shown(agent), rule_id, severity,
                                      shown(message), first.get("start"), first.get("end"),
-                                     first.get("speaker"), text and shown(text)))
+                                     first.get("speaker"), text and shown(text), key, decision, reason,
+                                     shown(note), shown(reviewer), at))
                     findings += 1
     finally:
         db.close()

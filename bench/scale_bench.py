@@ -90,7 +90,8 @@ class Stages:
 
     @contextmanager
     def wrapped(self):
-        from audit import batch, decode, pipeline, report, sidecar, store
+        from audit import batch, decode, pipeline, sidecar, store
+        from audit.report import build as report
 
         for owner, attribute, label in (
                 (decode, "decode", "decode (run and report)"), (decode, "resample", "resample"),

@@ -201,6 +201,16 @@ def test_readme_queries_run(tmp_path):
     folder = _folder(tmp_path / "night", 7)
     out = tmp_path / "out"
     run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
+    from audit.review import current_findings, import_reviews
+    from audit.store import ResultsDB
+
+    db = ResultsDB(out)
+    finding = next(iter(current_findings(db).values()))
+    db.close()
+    decision = {"finding": finding.key, "rule_id": finding.rule_id, "moment": finding.moment, "decision": "dismiss",
+                "reason": "规则误判", "reviewer": "李雷", "decided_at": "2026-11-23T09:00:00Z"}
+    (tmp_path / "review.json").write_text(json.dumps({"schema": "audit-review/1", "decisions": [decision]}))
+    import_reviews(out, tmp_path / "review.json", load_config().review.reasons)  # for the reviews query
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     queries = [block.split("```", 1)[0].strip() for block in readme.split("```sql")[1:]]
     assert queries
@@ -278,10 +288,11 @@ def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(t
         db.execute("ALTER TABLE calls DROP COLUMN inputs_sha256")
         db.execute("ALTER TABLE errors DROP COLUMN inputs_sha256")
         db.execute("DROP TABLE secrets")
+        db.execute("DROP TABLE reviews")
         db.execute("PRAGMA user_version = 1")
     again = run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
     assert again.count("audited") == 2
     with _db(out) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
         assert db.execute("SELECT count(*) FROM calls WHERE inputs_sha256 IS NOT NULL").fetchone()[0] == 2
     assert run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar")).count("skipped") == 2

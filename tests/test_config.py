@@ -11,6 +11,9 @@ from audit.config import DEFAULT_CONFIG, ConfigError, load_config
 def test_default_config_loads_with_every_rule():
     config = load_config()
     assert config.company.name == "星河通信"
+    every_rule = {*config.rules, *(r.id for r in config.rulebook.rules)}
+    assert set(config.labels.rules) == every_rule  # each with its Chinese name and category
+    assert config.labels.rules["text.forbidden.shirk"].category == "服务禁语"
     assert config.rules["opening.golden_30s"].params.window_s == 30.0
     assert config.files == (str(DEFAULT_CONFIG),)
 
@@ -56,6 +59,18 @@ def test_overlay_changes_only_its_keys(tmp_path):
         ("[decode]\nmin_sample_rate = 16000\nmax_sample_rate = 8000\n", "decode.min_sample_rate",
          "is above max_sample_rate"),
         ("[agreement]\nmin_speech_share = 1.5\n", "agreement.min_speech_share", "outside the allowed range"),
+        # what reviewers read and pick from (issue 17)
+        ("[review]\nreasons = []\n", "review.reasons", "must list at least one reason"),
+        ('[review]\nreasons = ["属实", "属实"]\n', "review.reasons", "listed twice"),
+        ('[review]\nreasons = ["属实", " "]\n', "review.reasons[1]", "must not be empty"),
+        ('[labels.rules]\n"timing.cut_off" = { name = "挂机", category = "杂项" }\n',
+         "labels.rules.timing.cut_off.category", "is not one of the categories"),
+        ('[labels.rules]\n"timing.cut_off" = { name = "", category = "服务规范" }\n',
+         "labels.rules.timing.cut_off.name", "must not be empty"),
+        ('[labels.rules]\n"no.such_rule" = { name = "无", category = "服务规范" }\n', "labels.rules.no.such_rule",
+         "no such rule"),
+        ('[labels]\nverdicts = { maybe = "也许" }\n', "labels.verdicts", "must name exactly ['pass', 'review', 'fail']"),
+        ('[labels]\nspeakers = { agent = "" }\n', "labels.speakers.agent", "must not be empty"),
     ],
 )
 def test_invalid_value_names_file_and_key(tmp_path, text, key, reason):

@@ -538,5 +538,5 @@ def test_thousands_of_tiny_utterances_give_capped_evidence_and_clips(tmp_path, s
     findings = page.read_text(encoding="utf-8").split('<article class="finding')[1:]
     assert len(findings) == sum(r["status"] == "fail" for r in results)
     assert all(finding.count("<audio ") <= 5 for finding in findings)
-    assert any("more like these, not shown" in finding for finding in findings)
+    assert any("处类似的证据未显示" in finding for finding in findings)
     assert 0 < len(list((out / "report" / "clips").rglob("*.wav"))) <= 5 * len(failed)
