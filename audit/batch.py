@@ -19,7 +19,9 @@ Guarantees, whatever happens during the night:
   path, and the run says so (`id_collisions` in the summary, a warning in the log);
 - a call record (`calls/<id>.json`) that is missing or corrupt is written again from the database;
 - when the output's disk fills up (or turns read-only) the run stops at once with `OutputFull`,
-  keeping every call already recorded and leaving no temporary file; the next run resumes.
+  keeping every call already recorded and leaving no temporary file; the next run resumes;
+- all of this holds on a Ray cluster too (`ray`, `audit.cluster`): the calls are audited there by
+  the same per-call work, and planned and recorded here, by this process alone.
 """
 
 from __future__ import annotations
