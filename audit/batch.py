@@ -243,7 +243,8 @@ def run_batch(
                           sum(o.state.startswith("skipped") for o in outcomes),
                           sum(o.state in ("failed", "skipped_failed") for o in outcomes))
             document = privacy.summary(
-                _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed, executor.cluster))
+                _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed,
+                         executor.cluster))
             write_json(out / "summary.json", document)
         except Exception as error:
             if not output_full(error):
@@ -551,7 +552,8 @@ def _throughput(outcomes: list[Outcome], elapsed: float) -> list[dict]:
     nodes: dict[str, dict] = {}
     for outcome in outcomes:
         if outcome.node:
-            node = nodes.setdefault(outcome.node, {"node": outcome.node, "calls": 0, "failed": 0, "audit_s": 0.0})
+            node = nodes.setdefault(outcome.node,
+                                    {"node": outcome.node, "calls": 0, "failed": 0, "audit_s": 0.0})
             node["calls"] += 1
             node["failed"] += outcome.state == "failed"
             node["audit_s"] += outcome.seconds

@@ -132,9 +132,9 @@ class Auditor:
         """How this actor transcribes (`AsrChoice.describe`), its node, and why it cannot, if so."""
         return {"node": self.node, "error": self.error, "asr": self.asr.describe() if self.asr else None}
 
-    def missing(self, paths: list[str]) -> list[str]:
-        """The `paths` this actor's node cannot see."""
-        return [path for path in paths if not os.path.exists(path)]
+    def sees(self, path: str) -> bool:
+        """Whether this actor's node can see `path` (the recordings are read where they lie)."""
+        return os.path.exists(path)
 
     def audit(self, job: Job) -> Outcome:
         return audit_job(job, self.config, self.asr, node=self.node)
@@ -147,13 +147,16 @@ class RayExecutor:
     def __init__(self, config: Config, address: str, mode: str, model: str | None, device: str | None):
         started = time.perf_counter()
         self.config, self.address = config, address
-        self.owns_ray = not ray.is_initialized()  # a test or a host program may have connected already
+        self.owns_ray = not ray.is_initialized()  # a test or a host program may have connected
         if self.owns_ray:
             try:
+                if address != "auto":
+                    _probe(address)  # ray.init waits for an unreachable address for good
                 ray.init(address=address, logging_level=logging.WARNING)
             except Exception as error:  # Ray raises ConnectionError, ValueError or its own errors
                 raise ClusterError(f"cannot reach the Ray cluster at {address!r}: {_first_line(error)}; "
-                                   "start one with `ray start --head` (see README: Scale out on Ray)") from None
+                                   "start one with `ray start --head` (see README: Scale out on Ray)"
+                                   ) from None
         self.models: list = []
         self.slots: list[dict] = []  # one per auditor: its handle, how to start it again, its node
         try:
@@ -171,25 +174,30 @@ class RayExecutor:
                  len(self._nodes))
 
     def _start(self, mode: str, model: str | None, device: str | None) -> None:
-        config = self.config
         self._nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= 1]
         if not self._nodes:
             raise ClusterError(f"the Ray cluster at {self.address!r} has no node with a CPU to audit on")
-        device = device or config.asr.device
+        device = device or self.config.asr.device
+        share = self.config.asr.share_model
         gpus = sum(int(n["Resources"].get("GPU", 0)) for n in self._nodes)
-        on_gpu = mode != "sidecar" and config.asr.share_model != "never" and device != "cpu" and gpus > 0
-        on_cpu = mode != "sidecar" and config.asr.share_model == "always" and not on_gpu
+        on_gpu = mode != "sidecar" and share != "never" and device != "cpu" and gpus > 0
+        on_cpu = mode != "sidecar" and share == "always" and not on_gpu
+        by_node, whisper_error = self._start_models(model, on_gpu, on_cpu, mode)
+        self._start_auditors(mode, model, device, by_node, int(on_cpu), whisper_error)
+
+    def _start_models(self, model: str | None, on_gpu: bool, on_cpu: bool, mode: str):
+        """The model actors (one per GPU, or with `on_cpu` one per node), by node, each as the
+        `RayTranscriber` an auditor uses; or none, with why when they could not load the model."""
         by_node: dict[str, list] = {}
         for node in self._nodes:
-            placed = _on(node)
-            cpus = int(node["Resources"]["CPU"])
-            if on_gpu:
-                count, options, where = int(node["Resources"].get("GPU", 0)), {"num_cpus": 0, "num_gpus": 1}, "cuda"
-            else:
-                count, options, where = int(on_cpu), {"num_cpus": 1}, "cpu"
-            threads = 2 if on_gpu else cpus  # on a CPU the model does nearly all the work
-            actors = [ModelActor.options(max_restarts=-1, scheduling_strategy=placed, **options)
-                      .remote(config.asr, model, where, threads) for _ in range(count)]
+            if on_gpu:  # the GPU does the work; its CPUs stay with the auditors
+                count, where, threads = int(node["Resources"].get("GPU", 0)), "cuda", 2
+                options = {"num_cpus": 0, "num_gpus": 1}
+            else:  # on a CPU the model does nearly all the work
+                count, where, threads = int(on_cpu), "cpu", int(node["Resources"]["CPU"])
+                options = {"num_cpus": 1}
+            actors = [ModelActor.options(max_restarts=-1, scheduling_strategy=_on(node), **options)
+                      .remote(self.config.asr, model, where, threads) for _ in range(count)]
             self.models.extend(actors)
             by_node[node["NodeID"]] = actors
         loaded = ray.get([actor.info.remote() for actor in self.models])
@@ -199,20 +207,23 @@ class RayExecutor:
                 raise AsrUnavailable(f"the Whisper model actor cannot load the model {whisper_error}")
             for actor in self.models:
                 ray.kill(actor)
-            self.models, by_node = [], {}
-        infos = [value for ok, value in loaded if ok]
-        everywhere = self.models
+            self.models = []
+            return {}, whisper_error
+        transcribers = iter([RayTranscriber(actor, *info) for actor, (_, info) in zip(self.models, loaded)])
+        return {node: [next(transcribers) for _ in actors] for node, actors in by_node.items()}, None
+
+    def _start_auditors(self, mode: str, model: str | None, device: str | None, by_node: dict,
+                        cpus_for_models: int, whisper_error: str | None) -> None:
+        """The auditors, one per CPU a node offers (less its model actor's), each with a model
+        actor of its node (else of any node) when there are any; then what they all agree on."""
+        everywhere = [transcriber for transcribers in by_node.values() for transcriber in transcribers]
         for node in self._nodes:
-            cpus = int(node["Resources"]["CPU"])
             near = by_node.get(node["NodeID"]) or everywhere
-            count = config.cluster.auditors_per_node or max(1, cpus - int(on_cpu))
+            cpus = int(node["Resources"]["CPU"])
+            count = self.config.cluster.auditors_per_node or max(1, cpus - cpus_for_models)
             for number in range(count):
-                transcriber = None
-                if near:
-                    actor = near[number % len(near)]
-                    name, engine, where = infos[self.models.index(actor)]
-                    transcriber = RayTranscriber(actor, name, engine, where)
-                spec = (_on(node), (config, mode, model, device, transcriber, whisper_error))
+                transcriber = near[number % len(near)] if near else None
+                spec = (_on(node), (self.config, mode, model, device, transcriber, whisper_error))
                 self.slots.append({"spec": spec, "actor": self._auditor(spec), "node": None})
         described = ray.get([slot["actor"].describe.remote() for slot in self.slots])
         for slot, description in zip(self.slots, described):
@@ -256,7 +267,7 @@ class RayExecutor:
         flight: dict = {}  # object ref -> (job, slot number, the slot's actor, tried alone)
         load = [0] * len(self.slots)
         while pending or suspects or flight:
-            for number, slot in enumerate(self.slots):
+            for number in range(len(self.slots)):
                 if suspects:  # a suspect runs alone on an idle actor; the others drain first
                     if load[number] == 0:
                         self._submit(suspects.popleft(), number, True, flight, load)
@@ -299,8 +310,10 @@ class RayExecutor:
         (it would record every call it took as failed)."""
         first_on_node = {slot["node"]: slot["actor"] for slot in reversed(self.slots)}
         path = os.path.realpath(job.path)
-        answers = ray.get([actor.missing.remote([path]) for actor in first_on_node.values()])
-        blind = [node for node, missing in zip(first_on_node, answers) if missing]
+        if not os.path.exists(path):  # gone since the plan: its audit says so, as on one machine
+            return
+        answers = ray.get([actor.sees.remote(path) for actor in first_on_node.values()])
+        blind = [node for node, seen in zip(first_on_node, answers) if not seen]
         if blind:
             raise ClusterError(f"{', '.join(blind)} cannot read {path}: every node needs the "
                                "recordings at the same path (a shared or mounted folder)")
@@ -323,6 +336,12 @@ class RayExecutor:
 def _on(node: dict) -> NodeAffinitySchedulingStrategy:
     """Place an actor on `node`, or elsewhere when the node is gone or full (its replacements too)."""
     return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
+
+
+def _probe(address: str, timeout_s: float = 10.0) -> None:
+    """Raise OSError unless something listens at `address` (`ray://host:port` or `host:port`)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    socket.create_connection((host, int(port)), timeout=timeout_s).close()
 
 
 def _first_line(error: BaseException) -> str:

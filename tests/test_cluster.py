@@ -264,3 +264,6 @@ def test_cluster_settings_are_validated(tmp_path):
         assert raised.value.file == str(site) and raised.value.key.startswith("cluster.")
     done = audit("run", FIXTURE_CALLS, "--out", tmp_path / "out", "--ray", "head")
     assert done.returncode == 2 and "--ray: 'head' is not a Ray cluster address" in done.stderr
+    nobody = audit("run", FIXTURE_CALLS, "--out", tmp_path / "out", "--asr", "sidecar", "--ray", "127.0.0.1:1")
+    assert nobody.returncode == 2 and "cannot reach the Ray cluster at '127.0.0.1:1'" in nobody.stderr
+    assert not (tmp_path / "out" / "audit.sqlite").exists()  # nothing audited
