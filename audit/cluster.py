@@ -31,7 +31,6 @@ import os
 import socket
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np
