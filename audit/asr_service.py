@@ -71,6 +71,8 @@ class ServiceHandle:
 class RemoteTranscriber:
     """Stands in for a `Transcriber` in a worker: the same `transcribe`, run by a model process."""
 
+    shared = True  # the run summary's `asr.shared_model`
+
     def __init__(self, handle: ServiceHandle):
         self.handle = handle
         self.model_name = handle.model_name

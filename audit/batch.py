@@ -19,7 +19,9 @@ Guarantees, whatever happens during the night:
   path, and the run says so (`id_collisions` in the summary, a warning in the log);
 - a call record (`calls/<id>.json`) that is missing or corrupt is written again from the database;
 - when the output's disk fills up (or turns read-only) the run stops at once with `OutputFull`,
-  keeping every call already recorded and leaving no temporary file; the next run resumes.
+  keeping every call already recorded and leaving no temporary file; the next run resumes;
+- all of this holds on a Ray cluster too (`ray`, `audit.cluster`): the calls are audited there by
+  the same per-call work, and planned and recorded here, by this process alone.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ from audit.asr import AsrUnavailable
 from audit.asr_service import ModelService, ServiceHandle, model_devices
 from audit.config import Config, load_config
 from audit.decode import AUDIO_EXTENSIONS
-from audit.pipeline import AsrChoice, AuditError, Job, audit_call, load_models
+from audit.pipeline import AsrChoice, Job, load_models
 from audit.privacy import Privacy, worker_logging
 from audit.records import CallMeta
-from audit.store import (SUMMARY_SCHEMA, OutputFull, OutputLock, ResultsDB, call_record,
-                         output_full, record_path, remove_other_records, remove_records,
-                         stored_status, write_json)
+from audit.store import (SUMMARY_SCHEMA, OutputFull, OutputLock, ResultsDB, output_full, record_path,
+                         remove_other_records, remove_records, stored_status, write_json)
+from audit.work import HOST, Outcome, audit_job
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +175,6 @@ def file_sha256(path: Path) -> str | None:
 
 
 @dataclass
-class Outcome:
-    """What became of one recording in this run."""
-
-    job: Job
-    state: str  # "audited", "skipped", "failed", "skipped_failed"
-    row: dict | None = None  # the summary row of an audited or skipped call
-    reason: str | None = None
-    seconds: float = 0.0  # time spent auditing it (zero when skipped)
-    shown_id: str = ""  # the call id as the outputs name it ([privacy] mask_outputs)
-
-
-@dataclass
 class BatchOptions:
     asr_mode: str = "auto"
     model: str | None = None
@@ -195,6 +185,7 @@ class BatchOptions:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     manifest: dict[str, CallMeta] = field(default_factory=dict)  # from `sidecar.read_manifest`
+    ray: str = ""  # a Ray cluster's address ([cluster] ray): the calls are audited there
 
 
 @dataclass
@@ -218,14 +209,9 @@ def run_batch(
 ) -> RunReport:
     """Audit everything under `paths` into `out`; see the module docstring for the guarantees."""
     started = time.perf_counter()
-    with OutputLock(out), _shared_model(config, options) as (service, service_error):
-        if service_error is not None:
-            asr = AsrChoice.without_whisper(options.asr_mode, service_error)
-        else:
-            asr = AsrChoice.prepare(options.asr_mode, config, options.model, options.device,
-                                    service.handle if service else None)
-        model_key = f"whisper:{asr.transcriber.model_name}" if asr.transcriber else "sidecar"
-        asr_info = asr.describe()
+    with OutputLock(out), _executor(config, options) as executor:
+        asr_info = executor.asr
+        model_key = f"whisper:{asr_info['whisper_model']}" if asr_info["whisper_model"] else "sidecar"
         db = ResultsDB(out)
         privacy = db.privacy(config.privacy.mask_outputs)
         jobs: list[Job] = []
@@ -234,7 +220,7 @@ def run_batch(
         try:
             jobs = with_metadata(discover(paths, options.include, options.exclude, outside=out),
                                  options.manifest, config.metadata.agent_id_from_name)
-            run_id = db.start_run([os.path.realpath(p) for p in paths], config, asr_info, options.workers)
+            run_id = db.start_run([os.path.realpath(p) for p in paths], config, asr_info, executor.workers)
             plan = _plan(jobs, db, config, model_key, options, privacy)
             jobs = plan.jobs
             db.restore_records(out, [o.job.call_id for o in plan.settled if o.state == "skipped"], privacy)
@@ -251,19 +237,14 @@ def run_batch(
 
             for outcome in plan.settled + plan.refused:
                 record(outcome)
-            if options.workers > 1 and len(plan.todo) > 1:
-                asr.transcriber = None  # each worker loads its own model or uses the shared one
-                _run_parallel(plan.todo, config, options, service.handle if service else None, record)
-            elif plan.todo:
-                load_models(config)
-                for job in plan.todo:
-                    record(_audit(job, config, asr))
+            executor.run(plan.todo, record)
             elapsed = time.perf_counter() - started
             db.finish_run(run_id, len(jobs), sum(o.state == "audited" for o in outcomes),
                           sum(o.state.startswith("skipped") for o in outcomes),
                           sum(o.state in ("failed", "skipped_failed") for o in outcomes))
             document = privacy.summary(
-                _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed))
+                _summary(db, jobs, run_id, config, asr_info, outcomes, elapsed, plan.renamed,
+                         executor.cluster))
             write_json(out / "summary.json", document)
         except Exception as error:
             if not output_full(error):
@@ -285,6 +266,47 @@ def run_status(out: Path, mask_outputs: bool = False) -> dict:
     jobs = discover(existing, outside=out) if existing else []
     return facts | {"left": [facts["privacy"].id(job.call_id) for job in jobs
                              if job.call_id not in facts["known"]]}
+
+
+@contextmanager
+def _executor(config: Config, options: BatchOptions):
+    """Where the run's calls are audited: a Ray cluster with `options.ray` (Ray is imported only
+    then), else this machine."""
+    if options.ray:
+        from audit.cluster import RayExecutor
+
+        with RayExecutor(config, options.ray, options.asr_mode, options.model, options.device) as executor:
+            yield executor
+        return
+    with _shared_model(config, options) as (service, service_error):
+        yield LocalExecutor(config, options, service, service_error)
+
+
+class LocalExecutor:
+    """This machine: the calls in the run's own process, or on `options.workers` processes."""
+
+    cluster = None  # what a Ray run says about its cluster in the summary
+
+    def __init__(self, config: Config, options: BatchOptions, service: ModelService | None,
+                 service_error: AsrUnavailable | None):
+        self.config, self.options, self.service = config, options, service
+        if service_error is not None:
+            self.choice = AsrChoice.without_whisper(options.asr_mode, service_error)
+        else:
+            self.choice = AsrChoice.prepare(options.asr_mode, config, options.model, options.device,
+                                            service.handle if service else None)
+        self.asr = self.choice.describe()
+        self.workers = options.workers
+
+    def run(self, todo: list[Job], record: Callable[[Outcome], None]) -> None:
+        if self.workers > 1 and len(todo) > 1:
+            self.choice.transcriber = None  # each worker loads its own model or uses the shared one
+            _run_parallel(todo, self.config, self.options, self.service.handle if self.service else None,
+                          record)
+        elif todo:
+            load_models(self.config)
+            for job in todo:
+                record(audit_job(job, self.config, self.choice))
 
 
 @contextmanager
@@ -366,19 +388,6 @@ def _plan(jobs: list[Job], db: ResultsDB, config: Config, model_key: str, option
     return plan
 
 
-def _audit(job: Job, config: Config, asr: AsrChoice) -> Outcome:
-    started = time.perf_counter()
-    try:
-        record = call_record(audit_call(job, config, asr))
-        return Outcome(job, "audited", record, seconds=time.perf_counter() - started)
-    except AuditError as failure:
-        reason = str(failure)
-    except Exception as failure:  # a bug or an odd file must not cost the other calls
-        log.exception("internal error on %s", job.path)
-        reason = f"internal error: {type(failure).__name__}: {failure}"
-    return Outcome(job, "failed", reason=reason, seconds=time.perf_counter() - started)
-
-
 def _store(outcome: Outcome, db: ResultsDB, out: Path, run_id: int, config: Config, model_key: str,
            privacy: Privacy = Privacy()):
     """JSON record first, then the database row: the row is the proof the call is done. A failure
@@ -432,7 +441,7 @@ def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
 
 
 def _worker_audit(job: Job) -> Outcome:
-    return _audit(job, _WORKER["config"], _WORKER["asr"])
+    return audit_job(job, _WORKER["config"], _WORKER["asr"])
 
 
 def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared: ServiceHandle | None,
@@ -482,15 +491,17 @@ def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int,
         try:
             return pool.submit(_worker_audit, job).result()
         except BrokenProcessPool:
-            return Outcome(job, "failed", reason="the worker process died while auditing this recording")
+            return Outcome(job, "failed", reason="the worker process died while auditing this recording",
+                           node=HOST)
 
 
 # --- the run summary ----------------------------------------------------------------------------
 
 
 def _summary(db: ResultsDB, jobs: list[Job], run_id: int, config: Config, asr: dict,
-             outcomes: list[Outcome], elapsed: float, renamed: list[dict]) -> dict:
-    """Every recording given to this run, audited now or before, with what became of it."""
+             outcomes: list[Outcome], elapsed: float, renamed: list[dict], cluster: dict | None) -> dict:
+    """Every recording given to this run, audited now or before, with what became of it, and
+    how many calls each machine audited in this run (on Ray: each node)."""
     ids = [job.call_id for job in jobs]
     calls = db.call_rows(ids)
     errors = db.error_rows(ids)
@@ -530,4 +541,22 @@ def _summary(db: ResultsDB, jobs: list[Job], run_id: int, config: Config, asr: d
         "calls": call_list,
         "errors": error_list,
         "id_collisions": renamed,
+        "cluster": cluster,
+        "nodes": _throughput(outcomes, elapsed),
     }
+
+
+def _throughput(outcomes: list[Outcome], elapsed: float) -> list[dict]:
+    """Per machine: calls audited (and failed) in this run, their audit time and calls per minute
+    of the run's wall time."""
+    nodes: dict[str, dict] = {}
+    for outcome in outcomes:
+        if outcome.node:
+            node = nodes.setdefault(outcome.node,
+                                    {"node": outcome.node, "calls": 0, "failed": 0, "audit_s": 0.0})
+            node["calls"] += 1
+            node["failed"] += outcome.state == "failed"
+            node["audit_s"] += outcome.seconds
+    return [node | {"audit_s": round(node["audit_s"], 2),
+                    "calls_per_min": round(node["calls"] / max(elapsed, 1e-6) * 60, 1)}
+            for _, node in sorted(nodes.items())]

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.asr import AsrUnavailable
-from audit.config import ConfigError, load_config
+from audit.config import ConfigError, load_config, ray_address_problem
 from audit.batch import BatchOptions, discover, run_batch, run_status
 from audit.privacy import mask_numbers, masked_logging
 from audit.report import ReportError, write_report
@@ -31,6 +31,7 @@ from audit.review import ReviewFileError, export_review_csv, import_reviews, rev
 from audit.sidecar import SidecarError, read_manifest
 from audit.store import (DB_NAME, OutputError, OutputFull, ResultsDB, RunLocked, check_output_folder,
                          export_csv, last_config_files)
+from audit.work import ClusterError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -106,6 +107,9 @@ def run(
         help="Skip recordings whose path below the folder matches this glob (repeatable).")] = None,
     manifest: Annotated[Optional[Path], typer.Option(
         help="CSV of call metadata: call_id or path, agent_id, direction, ring_start, answer_at.")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        help="Audit on a Ray cluster: auto (the cluster this machine joined), ray://head:10001 "
+             "or head:6379; default from [cluster] ray (empty: this machine).")] = None,
 ):
     """Audit recordings; calls already audited with the same audio, config and model are skipped."""
     try:
@@ -124,8 +128,11 @@ def run(
         raise _fail(f"invalid manifest: {error}")
     if engine is not None:  # the engine travels with the model to every worker and model process
         model = f"{engine.value}:{model or settings.asr.model}"
+    if ray is not None and (problem := ray_address_problem(ray)):
+        raise _fail(f"--ray: {problem}")
     options = BatchOptions(asr.value, model, device.value if device else None, workers, force,
-                           retry_failed, include, exclude, known)
+                           retry_failed, include, exclude, known,
+                           ray if ray is not None else settings.cluster.ray)
     try:
         check_output_folder(out)
     except OutputError as error:
@@ -138,7 +145,7 @@ def run(
             _print_summary(report.document, out)
             index = write_report(out, settings, mask_pii=settings.report.mask_pii,
                                  clip_context_s=settings.report.clip_context_s, workers=workers)
-        except AsrUnavailable as error:
+        except (AsrUnavailable, ClusterError) as error:
             raise _fail(shown(str(error)))
         except RunLocked as error:
             raise _error(shown(str(error)), EXIT_LOCKED)
@@ -221,6 +228,10 @@ def _print_summary(document: dict, out: Path) -> None:
         f"errors {counts['errors']}). Results in {_shown(document, str(out))}",
         highlight=False, markup=False,
     )
+    if document["cluster"]:
+        for node in document["nodes"]:
+            out_console.print(f"  {node['node']}: {node['calls']} calls ({node['failed']} failed), "
+                              f"{node['calls_per_min']:g} calls/min", highlight=False, markup=False)
 
 
 def _shown(document: dict, text: str) -> str:

@@ -274,6 +274,30 @@ class PrivacyConfig:
     mask_outputs: bool = False
 
 
+RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-]+:\d{1,5}")  # ray://host:port or host:port
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where `audit run --ray` audits the calls (audit/cluster.py); none of it changes a verdict."""
+
+    ray: str = ""  # "", "auto", "ray://host:port" or "host:port"
+    auditors_per_node: int = field(default=0, metadata=value_range(0, 1024))  # 0: one per CPU
+    calls_per_auditor: int = field(default=2, metadata=value_range(1, 64))
+
+    def problems(self) -> list[tuple[str, str]]:
+        reason = ray_address_problem(self.ray)
+        return [("ray", reason)] if reason else []
+
+
+def ray_address_problem(address: str) -> str | None:
+    """Why `address` is no Ray cluster address `audit run --ray` takes, or None when it is one."""
+    if address in ("", "auto") or RAY_ADDRESS.fullmatch(address):
+        return None
+    return (f"{address!r} is not a Ray cluster address: use \"auto\", \"ray://host:port\" (Ray Client) "
+            "or \"host:port\" (a head node's address)")
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
     fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
@@ -305,6 +329,7 @@ class Config:
     privacy: PrivacyConfig
     review: ReviewConfig
     labels: LabelsConfig
+    cluster: ClusterConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]
     rulebook: Any  # audit.rules.Rulebook: the text rules
@@ -375,7 +400,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     from audit.rules import check_rulebook
 
     known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",
-             "text", "report", "privacy", "review", "labels", "scoring", "rules"}
+             "text", "report", "privacy", "review", "labels", "cluster", "scoring", "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
@@ -396,6 +421,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
             ("privacy", PrivacyConfig),
             ("review", ReviewConfig),
             ("labels", LabelsConfig),
+            ("cluster", ClusterConfig),
             ("scoring", ScoringConfig),
         )
     }
@@ -421,9 +447,9 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
     # What cannot change a verdict stays out of the hash, so changing it re-audits nothing: the
     # report's display settings, how the outputs are masked (records are written again from the
-    # database), the reviewers' reasons and the rules' names, and where the model runs.
+    # database), the reviewers' reasons and the rules' names, and where the model and the calls run.
     judged = {name: value for name, value in table.items()
-              if name not in ("report", "privacy", "review", "labels")}
+              if name not in ("report", "privacy", "review", "labels", "cluster")}
     judged["asr"] = {name: value for name, value in judged.get("asr", {}).items() if name != "share_model"}
     digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())

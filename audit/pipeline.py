@@ -98,7 +98,7 @@ class AsrChoice:
             "whisper_model": transcriber.model_name if transcriber else None,
             "engine": transcriber.engine if transcriber else None,
             "device": transcriber.device if transcriber else None,
-            "shared_model": isinstance(transcriber, RemoteTranscriber),
+            "shared_model": getattr(transcriber, "shared", False),  # a model process or actor's
             "whisper_error": self.whisper_error,
         }
 

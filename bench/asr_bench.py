@@ -167,8 +167,8 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
     for engine in (WhisperTranscriber, FasterWhisperTranscriber):  # every window of every round
         engine._decode_windows = _counting(engine._decode_windows, windows)
     per_call: list[dict] = []
-    audit_one = batch._audit
-    batch._audit = lambda *args: _counted(audit_one, args, seconds, per_call)
+    audit_one = batch.audit_job
+    batch.audit_job = lambda *args: _counted(audit_one, args, seconds, per_call)
     started = time.perf_counter()
     report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", model, "cpu"))
     seconds["run"] = time.perf_counter() - started
