@@ -39,95 +39,95 @@ def value_range(lo: float | None = None, hi: float | None = None) -> dict:
 @dataclass(frozen=True)
 class CompanyConfig:
     name: str = field(metadata={"nonempty": True})
-    aliases: tuple[str, ...] = ()  # other spellings a reviewer accepts (short forms, ASR variants)
+    aliases: tuple[str, ...]  # other spellings a reviewer accepts (short forms, ASR variants)
 
 
 @dataclass(frozen=True)
 class ChannelsConfig:
-    agent: int = field(default=0, metadata=value_range(0, 1))
-    mono_speaker: Literal["agent", "customer", "unknown"] = "unknown"
+    agent: int = field(metadata=value_range(0, 1))
+    mono_speaker: Literal["agent", "customer", "unknown"]
 
 
 @dataclass(frozen=True)
 class VadConfig:
-    threshold: float = field(default=0.5, metadata=value_range(0.05, 0.95))
-    min_speech_s: float = field(default=0.25, metadata=value_range(0.0, 5.0))
-    min_silence_s: float = field(default=0.3, metadata=value_range(0.0, 10.0))
-    speech_pad_s: float = field(default=0.05, metadata=value_range(0.0, 1.0))
-    edge_margin_db: float = field(default=6.0, metadata=value_range(3.0, 40.0))
-    edge_search_s: float = field(default=0.3, metadata=value_range(0.0, 1.0))
-    region_pad_s: float = field(default=1.0, metadata=value_range(0.1, 5.0))
-    max_tonal_steadiness: float = field(default=0.93, metadata=value_range(0.5, 1.0))
-    tune_edge_steadiness: float = field(default=0.7, metadata=value_range(0.3, 1.0))
+    threshold: float = field(metadata=value_range(0.05, 0.95))
+    min_speech_s: float = field(metadata=value_range(0.0, 5.0))
+    min_silence_s: float = field(metadata=value_range(0.0, 10.0))
+    speech_pad_s: float = field(metadata=value_range(0.0, 1.0))
+    edge_margin_db: float = field(metadata=value_range(3.0, 40.0))
+    edge_search_s: float = field(metadata=value_range(0.0, 1.0))
+    region_pad_s: float = field(metadata=value_range(0.1, 5.0))
+    max_tonal_steadiness: float = field(metadata=value_range(0.5, 1.0))
+    tune_edge_steadiness: float = field(metadata=value_range(0.3, 1.0))
 
 
 @dataclass(frozen=True)
 class AsrConfig:
-    model: str = "base"  # a name (installed in models_dir, else the engine's download) or a path
-    engine: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
-    models_dir: str = "models"  # where `audit models install` puts models; relative to the project root
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    cpu_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"  # faster-whisper on a CPU
-    cuda_compute_type: Literal["float16", "int8_float16", "float32"] = "float16"  # ... on CUDA
-    language: str = "zh"
-    initial_prompt: str = ""
-    beam_size: int = field(default=1, metadata=value_range(1, 10))
-    clip_pad_s: float = field(default=0.2, metadata=value_range(0.0, 2.0))
-    clip_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 10.0))
-    redecode_rounds: int = field(default=2, metadata=value_range(0, 5))  # decodings of pieces Whisper did not reach
-    no_speech_threshold: float = field(default=0.6, metadata=value_range(0.0, 1.0))
-    logprob_threshold: float = field(default=-1.0, metadata=value_range(-20.0, 0.0))
-    compression_ratio_threshold: float = field(default=2.4, metadata=value_range(1.0, 10.0))
-    min_speech_overlap: float = field(default=0.5, metadata=value_range(0.0, 1.0))
-    max_repeats: int = field(default=4, metadata=value_range(1, 50))
-    prompt_echo_min_chars: int = field(default=4, metadata=value_range(1, 50))
-    min_word_probability: float = field(default=0.15, metadata=value_range(0.0, 1.0))
-    sure_word_probability: float = field(default=0.7, metadata=value_range(0.0, 1.0))  # below: a finding goes to review
-    confusable: tuple[str, ...] = ()  # groups of characters the ASR mistakes for each other ("你您")
-    sure_confusable_probability: float = field(default=0.9, metadata=value_range(0.0, 1.0))  # ... their bar
-    confusable_min_sure: int = field(default=2, metadata=value_range(1, 20))  # sure confusable matches to fail
-    omitted: tuple[str, ...] = ()  # words the ASR leaves out of its text (嗯): they cannot be missed on it
-    blocklist: tuple[str, ...] = ()
-    cpu_batch_windows: int = field(default=8, metadata=value_range(1, 64))  # windows decoded together
-    cuda_batch_windows: int = field(default=8, metadata=value_range(1, 64))
-    share_model: Literal["auto", "always", "never"] = "auto"  # one model process per device
+    model: str  # a name (installed in models_dir, else the engine's download) or a path
+    engine: Literal["openai-whisper", "faster-whisper"]
+    models_dir: str  # where `audit models install` puts models; relative to the project root
+    device: Literal["auto", "cpu", "cuda"]
+    cpu_compute_type: Literal["int8", "int8_float32", "float32"]  # faster-whisper on a CPU
+    cuda_compute_type: Literal["float16", "int8_float16", "float32"]  # ... on CUDA
+    language: str
+    initial_prompt: str
+    beam_size: int = field(metadata=value_range(1, 10))
+    clip_pad_s: float = field(metadata=value_range(0.0, 2.0))
+    clip_merge_gap_s: float = field(metadata=value_range(0.0, 10.0))
+    redecode_rounds: int = field(metadata=value_range(0, 5))  # decodings of pieces Whisper did not reach
+    no_speech_threshold: float = field(metadata=value_range(0.0, 1.0))
+    logprob_threshold: float = field(metadata=value_range(-20.0, 0.0))
+    compression_ratio_threshold: float = field(metadata=value_range(1.0, 10.0))
+    min_speech_overlap: float = field(metadata=value_range(0.0, 1.0))
+    max_repeats: int = field(metadata=value_range(1, 50))
+    prompt_echo_min_chars: int = field(metadata=value_range(1, 50))
+    min_word_probability: float = field(metadata=value_range(0.0, 1.0))
+    sure_word_probability: float = field(metadata=value_range(0.0, 1.0))  # below: a finding goes to review
+    confusable: tuple[str, ...]  # groups of characters the ASR mistakes for each other ("你您")
+    sure_confusable_probability: float = field(metadata=value_range(0.0, 1.0))  # ... their bar
+    confusable_min_sure: int = field(metadata=value_range(1, 20))  # sure confusable matches to fail
+    omitted: tuple[str, ...]  # words the ASR leaves out of its text (嗯): they cannot be missed on it
+    blocklist: tuple[str, ...]
+    cpu_batch_windows: int = field(metadata=value_range(1, 64))  # windows decoded together
+    cuda_batch_windows: int = field(metadata=value_range(1, 64))
+    share_model: Literal["auto", "always", "never"]  # one model process per device
 
 
 @dataclass(frozen=True)
 class ProsodyConfig:
     """Thresholds of the prosody measures; `[prosody]` in the config, sources in the TOML."""
 
-    rate_pause_min_s: float = field(default=0.3, metadata=value_range(0.05, 5.0))
-    rate_min_chars: int = field(default=4, metadata=value_range(1, 50))
-    rate_min_speech_s: float = field(default=0.5, metadata=value_range(0.05, 30.0))
-    speaking_floor_db: float = field(default=30.0, metadata=value_range(5.0, 60.0))
-    speaking_noise_percentile: float = field(default=25.0, metadata=value_range(1.0, 50.0))
-    speaking_noise_share: float = field(default=0.2, metadata=value_range(0.0, 0.9))
-    intensity_window_s: float = field(default=0.035, metadata=value_range(0.01, 0.2))
-    nuclei_min_dip_db: float = field(default=1.5, metadata=value_range(0.1, 20.0))
-    nuclei_floor_db: float = field(default=25.0, metadata=value_range(5.0, 60.0))
-    nuclei_voicing_reach_s: float = field(default=0.05, metadata=value_range(0.0, 0.2))
-    pitch_min_hz: float = field(default=60.0, metadata=value_range(30.0, 200.0))
-    pitch_max_hz: float = field(default=500.0, metadata=value_range(150.0, 1000.0))
-    pitch_voicing_threshold: float = field(default=0.3, metadata=value_range(0.01, 0.6))
-    pitch_min_voiced_s: float = field(default=0.25, metadata=value_range(0.03, 10.0))
-    level_window_s: float = field(default=1.0, metadata=value_range(0.1, 10.0))
-    level_baseline_min_s: float = field(default=5.0, metadata=value_range(0.5, 600.0))
-    quiet_level_dbfs: float = field(default=-28.0, metadata=value_range(-90.0, 0.0))
-    raised_level_db: float = field(default=6.0, metadata=value_range(1.0, 40.0))
-    raised_min_s: float = field(default=1.0, metadata=value_range(0.1, 60.0))
-    raised_merge_gap_s: float = field(default=1.0, metadata=value_range(0.0, 30.0))
-    jump_level_db: float = field(default=10.0, metadata=value_range(1.0, 60.0))
-    jump_pitch_level_db: float = field(default=6.0, metadata=value_range(0.0, 60.0))
-    jump_pitch_st: float = field(default=4.0, metadata=value_range(0.5, 24.0))
-    monotone_min_voiced_s: float = field(default=1.5, metadata=value_range(0.3, 60.0))
-    monotone_max_range_st: float = field(default=3.0, metadata=value_range(0.5, 24.0))
-    long_pause_s: float = field(default=2.0, metadata=value_range(0.3, 600.0))
-    agitation_baseline_percentile: float = field(default=25.0, metadata=value_range(0.0, 50.0))
-    agitation_level_db: float = field(default=5.0, metadata=value_range(1.0, 40.0))
-    agitation_rate_ratio: float = field(default=1.25, metadata=value_range(1.01, 5.0))
-    agitation_rate_min_s: float = field(default=2.0, metadata=value_range(0.3, 60.0))
-    agitation_min_utterances: int = field(default=3, metadata=value_range(2, 100))
+    rate_pause_min_s: float = field(metadata=value_range(0.05, 5.0))
+    rate_min_chars: int = field(metadata=value_range(1, 50))
+    rate_min_speech_s: float = field(metadata=value_range(0.05, 30.0))
+    speaking_floor_db: float = field(metadata=value_range(5.0, 60.0))
+    speaking_noise_percentile: float = field(metadata=value_range(1.0, 50.0))
+    speaking_noise_share: float = field(metadata=value_range(0.0, 0.9))
+    intensity_window_s: float = field(metadata=value_range(0.01, 0.2))
+    nuclei_min_dip_db: float = field(metadata=value_range(0.1, 20.0))
+    nuclei_floor_db: float = field(metadata=value_range(5.0, 60.0))
+    nuclei_voicing_reach_s: float = field(metadata=value_range(0.0, 0.2))
+    pitch_min_hz: float = field(metadata=value_range(30.0, 200.0))
+    pitch_max_hz: float = field(metadata=value_range(150.0, 1000.0))
+    pitch_voicing_threshold: float = field(metadata=value_range(0.01, 0.6))
+    pitch_min_voiced_s: float = field(metadata=value_range(0.03, 10.0))
+    level_window_s: float = field(metadata=value_range(0.1, 10.0))
+    level_baseline_min_s: float = field(metadata=value_range(0.5, 600.0))
+    quiet_level_dbfs: float = field(metadata=value_range(-90.0, 0.0))
+    raised_level_db: float = field(metadata=value_range(1.0, 40.0))
+    raised_min_s: float = field(metadata=value_range(0.1, 60.0))
+    raised_merge_gap_s: float = field(metadata=value_range(0.0, 30.0))
+    jump_level_db: float = field(metadata=value_range(1.0, 60.0))
+    jump_pitch_level_db: float = field(metadata=value_range(0.0, 60.0))
+    jump_pitch_st: float = field(metadata=value_range(0.5, 24.0))
+    monotone_min_voiced_s: float = field(metadata=value_range(0.3, 60.0))
+    monotone_max_range_st: float = field(metadata=value_range(0.5, 24.0))
+    long_pause_s: float = field(metadata=value_range(0.3, 600.0))
+    agitation_baseline_percentile: float = field(metadata=value_range(0.0, 50.0))
+    agitation_level_db: float = field(metadata=value_range(1.0, 40.0))
+    agitation_rate_ratio: float = field(metadata=value_range(1.01, 5.0))
+    agitation_rate_min_s: float = field(metadata=value_range(0.3, 60.0))
+    agitation_min_utterances: int = field(metadata=value_range(2, 100))
 
 
 @dataclass(frozen=True)
@@ -151,21 +151,21 @@ class RingbackCadence:
 class TimingConfig:
     ringback: str
     presets: dict[str, RingbackCadence]
-    tone_min_ratio: float = field(default=0.6, metadata=value_range(0.1, 1.0))
-    tone_min_level_dbfs: float = field(default=-50.0, metadata=value_range(-90.0, 0.0))
-    line_closed_dbfs: float = field(default=-80.0, metadata=value_range(-140.0, -40.0))
-    ring_cut_short_s: float = field(default=0.15, metadata=value_range(0.02, 1.0))
-    min_silence_s: float = field(default=3.0, metadata=value_range(0.5, 60.0))
-    hold_phrases: tuple[str, ...] = ()
-    announce_window_s: float = field(default=15.0, metadata=value_range(0.0, 120.0))
-    vague_hold_s: float = field(default=60.0, metadata=value_range(1.0, 600.0))
-    thanks_phrases: tuple[str, ...] = ()
-    thanks_window_s: float = field(default=20.0, metadata=value_range(0.0, 120.0))
-    interruption_min_overlap_s: float = field(default=2.0, metadata=value_range(0.1, 10.0))
-    interruption_min_chars: int = field(default=4, metadata=value_range(1, 50))
-    customer_lead_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))
-    interruption_pause_s: float = field(default=1.0, metadata=value_range(0.0, 10.0))
-    backchannel_chars: str = "嗯啊哦噢对好的是呀行明白了"
+    tone_min_ratio: float = field(metadata=value_range(0.1, 1.0))
+    tone_min_level_dbfs: float = field(metadata=value_range(-90.0, 0.0))
+    line_closed_dbfs: float = field(metadata=value_range(-140.0, -40.0))
+    ring_cut_short_s: float = field(metadata=value_range(0.02, 1.0))
+    min_silence_s: float = field(metadata=value_range(0.5, 60.0))
+    hold_phrases: tuple[str, ...]
+    announce_window_s: float = field(metadata=value_range(0.0, 120.0))
+    vague_hold_s: float = field(metadata=value_range(1.0, 600.0))
+    thanks_phrases: tuple[str, ...]
+    thanks_window_s: float = field(metadata=value_range(0.0, 120.0))
+    interruption_min_overlap_s: float = field(metadata=value_range(0.1, 10.0))
+    interruption_min_chars: int = field(metadata=value_range(1, 50))
+    customer_lead_s: float = field(metadata=value_range(0.0, 10.0))
+    interruption_pause_s: float = field(metadata=value_range(0.0, 10.0))
+    backchannel_chars: str
 
     def problems(self) -> list[tuple[str, str]]:
         if self.ringback not in self.presets:
@@ -181,7 +181,7 @@ class TimingConfig:
 class MetadataConfig:
     # A regex on the file name whose group `agent` is the agent id, e.g. '^(?P<agent>\d{4})_'
     # for 0086_20261122_0931.wav; empty = off. Sidecars and manifests take precedence.
-    agent_id_from_name: str = field(default="", metadata={"regex": True})
+    agent_id_from_name: str = field(metadata={"regex": True})
 
     def problems(self) -> list[tuple[str, str]]:
         if self.agent_id_from_name and "agent" not in re.compile(self.agent_id_from_name).groupindex:
@@ -193,40 +193,40 @@ class MetadataConfig:
 class DecodeConfig:
     """What a recording must be to be audited at all (checked before its audio is read)."""
 
-    min_sample_rate: int = field(default=8000, metadata=value_range(1000, 384000))
-    max_sample_rate: int = field(default=48000, metadata=value_range(1000, 384000))
-    max_duration_s: float = field(default=14400.0, metadata=value_range(1.0, 86400.0))
-    max_invalid_share: float = field(default=0.05, metadata=value_range(0.0, 1.0))  # NaN/inf samples
+    min_sample_rate: int = field(metadata=value_range(1000, 384000))
+    max_sample_rate: int = field(metadata=value_range(1000, 384000))
+    max_duration_s: float = field(metadata=value_range(1.0, 86400.0))
+    max_invalid_share: float = field(metadata=value_range(0.0, 1.0))  # NaN/inf samples
 
 
 @dataclass(frozen=True)
 class AgreementConfig:
     """How far a transcript (sidecar or Whisper) may disagree with the audio it describes."""
 
-    min_speech_s: float = field(default=0.5, metadata=value_range(0.0, 60.0))  # voice activity in the call
-    slack_s: float = field(default=0.5, metadata=value_range(0.0, 10.0))  # timing tolerance at the edges
-    min_speech_share: float = field(default=0.5, metadata=value_range(0.0, 1.0))  # of each utterance
-    max_silent_share: float = field(default=0.2, metadata=value_range(0.0, 1.0))  # of the transcript's time
+    min_speech_s: float = field(metadata=value_range(0.0, 60.0))  # voice activity in the call
+    slack_s: float = field(metadata=value_range(0.0, 10.0))  # timing tolerance at the edges
+    min_speech_share: float = field(metadata=value_range(0.0, 1.0))  # of each utterance
+    max_silent_share: float = field(metadata=value_range(0.0, 1.0))  # of the transcript's time
 
 
 @dataclass(frozen=True)
 class TextConfig:
-    rulebook: str = "rulebook.toml"  # the text rulebook, relative to the config file naming it
-    key_terms: tuple[str, ...] = ()  # besides the company names: read by sound in every transcript (audit.terms)
+    rulebook: str  # the text rulebook, relative to the config file naming it
+    key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.terms)
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    mask_pii: bool = True  # phone, ID and bank card numbers keep only their last 4 digits in the report
-    clip_context_s: float = field(default=1.5, metadata=value_range(0.0, 10.0))
-    max_evidence: int = field(default=20, metadata=value_range(1, 1000))  # per finding; the rest counted
+    mask_pii: bool  # phone, ID and bank card numbers keep only their last 4 digits in the report
+    clip_context_s: float = field(metadata=value_range(0.0, 10.0))
+    max_evidence: int = field(metadata=value_range(1, 1000))  # per finding; the rest counted
 
 
 @dataclass(frozen=True)
 class ReviewConfig:
     """What a reviewer picks from when confirming or dismissing a finding (report, `audit review`)."""
 
-    reasons: tuple[str, ...] = field(default=(), metadata={"nonempty": True})
+    reasons: tuple[str, ...] = field(metadata={"nonempty": True})
 
     def problems(self) -> list[tuple[str, str]]:
         if not self.reasons:
@@ -271,7 +271,7 @@ class PrivacyConfig:
 
     # records (calls/*.json, file names included), summary.json, `audit export` and the logs with
     # phone, ID and bank card numbers masked; the results database keeps them in clear
-    mask_outputs: bool = False
+    mask_outputs: bool
 
 
 RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-]+:\d{1,5}")  # ray://host:port or host:port
@@ -281,9 +281,9 @@ RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-]+:\d{1,5}")  # ray://host:port
 class ClusterConfig:
     """Where `audit run --ray` audits the calls (audit/cluster.py); none of it changes a verdict."""
 
-    ray: str = ""  # "", "auto", "ray://host:port" or "host:port"
-    auditors_per_node: int = field(default=0, metadata=value_range(0, 1024))  # 0: one per CPU
-    calls_per_auditor: int = field(default=2, metadata=value_range(1, 64))
+    ray: str  # "", "auto", "ray://host:port" or "host:port"
+    auditors_per_node: int = field(metadata=value_range(0, 1024))  # 0: one per CPU
+    calls_per_auditor: int = field(metadata=value_range(1, 64))
 
     def problems(self) -> list[tuple[str, str]]:
         reason = ray_address_problem(self.ray)
@@ -300,9 +300,9 @@ def ray_address_problem(address: str) -> str | None:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    fail_below: float = field(default=60.0, metadata=value_range(0.0, 100.0))
+    fail_below: float = field(metadata=value_range(0.0, 100.0))
     # an unsure finding (on words the ASR doubted) of these severities sends the call to review
-    unsure_review: tuple[Literal["critical", "major", "minor"], ...] = ("critical", "major")
+    unsure_review: tuple[Literal["critical", "major", "minor"], ...]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class DecodeError(Exception):
     """The file cannot be audited as a recording; the message says why."""
 
 
-def decode(path: Path, limits: DecodeConfig = DecodeConfig()) -> Recording:
+def decode(path: Path, limits: DecodeConfig) -> Recording:
     """Decode a recording into float32 channels, refusing what cannot be a real call.
 
     Parameters

@@ -47,7 +47,7 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import ChannelsConfig, ProsodyConfig, VadConfig
+from audit.config import load_config
 from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,
@@ -66,7 +66,8 @@ REAL_DEV = ROOT / "fixtures" / "real-dev"
 CALLS = ROOT / "fixtures" / "calls"
 ESPEAK = ROOT / "fixtures" / "prosody"
 RATE = 16000
-SETTINGS = ProsodyConfig()
+CONFIG = load_config()
+SETTINGS = CONFIG.prosody
 CALL_S = 300.0
 PYIN_S = 20.0
 TEMPO = 1.3  # the fast condition: 1.3x is 290 字/分 for a read clip at 225, fast for an agent
@@ -111,7 +112,7 @@ def faster(speech: np.ndarray) -> np.ndarray:
 def conditions(speech: np.ndarray, name: str):
     """(condition, audio, how much faster than recorded) for one clip; noise and room seeded by name."""
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
-    found = detect_speech(speech, VadConfig())
+    found = detect_speech(speech, CONFIG.vad)
     in_speech = np.concatenate([speech[int(i.start * RATE): int(i.end * RATE)] for i in found])
     power = float(np.mean(in_speech**2))
     yield "as recorded", speech, 1.0
@@ -169,7 +170,7 @@ def measure_clips(clips: list[Clip]) -> list[Measured]:
         recorded, rate = soundfile.read(REAL_DEV / clip.file, dtype="float32")
         assert rate == RATE
         for condition, speech, speed_up in conditions(recorded, clip.file):
-            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, VadConfig())),)
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, CONFIG.vad)),)
             transcript = Transcript("sidecar", (Utterance("agent", 0.0, speech.size / RATE, clip.text),))
             prosody = measure_prosody(speech[None, :], channel, transcript, SETTINGS)
             truth = len(clip.text) / (clip.talk_s / speed_up) * 60
@@ -232,14 +233,14 @@ def level_findings(clips: list[Clip]) -> None:
         pieces, utterances, cursor = [gap], [], gap.size / RATE
         for clip in members:
             speech, _ = soundfile.read(REAL_DEV / clip.file, dtype="float32")
-            found = detect_speech(speech, VadConfig())
+            found = detect_speech(speech, CONFIG.vad)
             piece = speech[int(found[0].start * RATE): int(found[-1].end * RATE)]
             utterances.append(Utterance("agent", cursor, cursor + piece.size / RATE, clip.text))
             pieces += [piece, gap]
             cursor += (piece.size + gap.size) / RATE
         for condition, audio in (("as recorded", np.concatenate(pieces)),
                                  ("phone, mu-law", telephone(np.concatenate(pieces)))):
-            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(audio, VadConfig())),)
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(audio, CONFIG.vad)),)
             prosody = measure_prosody(audio[None, :], channel, Transcript("sidecar", tuple(utterances)),
                                       SETTINGS)
             agent = prosody.speaker("agent")
@@ -260,7 +261,7 @@ def espeak_rates() -> None:
     for entry in document["recordings"]:
         narrow, rate = soundfile.read(ESPEAK / entry["file"], dtype="float32")
         samples = soxr.resample(narrow, rate, RATE).astype(np.float32)
-        speech = (ChannelSpeech(Channel(0, "agent"), detect_speech(samples, VadConfig())),)
+        speech = (ChannelSpeech(Channel(0, "agent"), detect_speech(samples, CONFIG.vad)),)
         transcript = Transcript("sidecar", tuple(Utterance("agent", u["start"], u["end"], u["text"])
                                                  for u in entry["utterances"]))
         agent = measure_prosody(samples[None, :], speech, transcript, SETTINGS).speaker("agent")
@@ -275,9 +276,9 @@ def sample_calls() -> None:
     truth = json.loads((CALLS / "truth.json").read_text(encoding="utf-8"))["calls"]
     for name, facts in truth.items():
         path = CALLS / facts["file"]
-        recording = decoding.decode(path)
+        recording = decoding.decode(path, CONFIG.decode)
         audio = decoding.resample(recording, RATE)
-        speech = find_speech(audio, assign_channels(recording.info.channels, ChannelsConfig()), VadConfig())
+        speech = find_speech(audio, assign_channels(recording.info.channels, CONFIG.channels), CONFIG.vad)
         agent = measure_prosody(audio, speech, sidecar.read_transcript(path), SETTINGS).speaker("agent")
         expected = facts["agent"]["rate_cpm"]
         print(f"  {name:18} {expected:7.1f} {agent.rate_cpm:11.1f} {agent.rate_cpm / expected - 1:+7.1%} "
@@ -290,7 +291,7 @@ def long_call() -> tuple[Recording, Transcript]:
     pieces, utterances, offset = [], [], 0.0
     while offset < CALL_S:
         for facts in truth.values():
-            recording = decoding.decode(CALLS / facts["file"])
+            recording = decoding.decode(CALLS / facts["file"], CONFIG.decode)
             pieces.append(recording.samples)
             for u in sidecar.read_transcript(CALLS / facts["file"]).utterances:
                 if u.end + offset <= CALL_S:
@@ -326,7 +327,7 @@ def speed() -> None:
 
     recording, transcript = long_call()
     audio = decoding.resample(recording, RATE)
-    speech = find_speech(audio, assign_channels(2, ChannelsConfig()), VadConfig())
+    speech = find_speech(audio, assign_channels(2, CONFIG.channels), CONFIG.vad)
     audit_prosody(recording, audio[:, : RATE * 5], speech, transcript)  # warm up imports and caches
     runs = []
     for _ in range(5):

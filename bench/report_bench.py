@@ -81,7 +81,8 @@ def main() -> None:
     summary, searches = synthetic_night(args.calls)
     folder = Path(tempfile.mkdtemp(prefix="report-bench-")) / "report"
     settings = BuildSettings(folder, True, 1.5, Bands.of(config), config.decode, config.labels,
-                             config.review.reasons)
+                             config.review.reasons, config.report.max_evidence,
+                             tuple(sorted(config.weights.items())), config.scoring)
     started = time.perf_counter()
     index = write_index(summary, {c["call_id"]: f"calls/{c['call_id']}.html" for c in summary["calls"]}, {},
                         settings, searches)

@@ -1,5 +1,6 @@
 """Every supported format and layout decodes to the same audio; bad files get a clear reason."""
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -7,8 +8,11 @@ import numpy as np
 import pytest
 import soundfile
 
+from audit.config import load_config
 from audit.decode import DecodeError, decode, resample
 from conftest import FIXTURE_CALLS
+
+CONFIG = load_config()
 
 SOURCE_RATE = 8000
 
@@ -47,7 +51,7 @@ def test_formats_layouts_and_rates(tmp_path, source, name, container, subtype, t
     path = tmp_path / name
     soundfile.write(path, audio, rate, format=container, subtype=subtype)
 
-    recording = decode(path)
+    recording = decode(path, CONFIG.decode)
 
     assert recording.info.sample_rate == rate
     assert recording.info.channels == audio.shape[1]
@@ -67,7 +71,7 @@ def test_formats_layouts_and_rates(tmp_path, source, name, container, subtype, t
 def test_resample_to_16k_keeps_duration_and_level(source, tmp_path):
     path = tmp_path / "call.wav"
     soundfile.write(path, source, SOURCE_RATE, subtype="PCM_16")
-    recording = decode(path)
+    recording = decode(path, CONFIG.decode)
     audio = resample(recording, 16000)
     assert audio.shape == (2, 160000)
     assert abs(_level_db(audio[0]) - _level_db(recording.samples[0])) < 0.5
@@ -98,7 +102,7 @@ def test_bad_files_are_refused_with_reason(tmp_path, source, make, reason):
     path = tmp_path / "bad.wav"
     path.write_bytes(make(source))
     with pytest.raises(DecodeError, match=reason):
-        decode(path)
+        decode(path, CONFIG.decode)
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
@@ -113,33 +117,31 @@ def test_unreadable_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", deny)
     with pytest.raises(DecodeError, match="cannot read file: Permission denied"):
-        decode(path)
+        decode(path, CONFIG.decode)
 
 
 def test_header_limits_are_checked_before_the_audio_is_read(tmp_path, source):
-    from audit.config import DecodeConfig
 
     path = tmp_path / "call.wav"
     soundfile.write(path, source, 4000, subtype="PCM_16")  # 20 s at 4 kHz
     with pytest.raises(DecodeError, match=r"sample rate 4000 Hz is outside the accepted 8000-48000 Hz"):
-        decode(path)
-    assert decode(path, DecodeConfig(min_sample_rate=4000)).info.duration_s == 20.0  # configurable
+        decode(path, CONFIG.decode)
+    assert decode(path, dataclasses.replace(CONFIG.decode, min_sample_rate=4000)).info.duration_s == 20.0  # configurable
     with pytest.raises(DecodeError, match=r"declares 20 s of audio, more than the 10 s accepted"):
-        decode(path, DecodeConfig(min_sample_rate=4000, max_duration_s=10.0))
+        decode(path, dataclasses.replace(CONFIG.decode, min_sample_rate=4000, max_duration_s=10.0))
 
 
 def test_nan_samples_up_to_the_configured_share_are_silenced(tmp_path, source):
-    from audit.config import DecodeConfig
 
     dotted = source.copy()
     dotted[::50] = np.inf  # 2 %
     path = tmp_path / "float.wav"
     soundfile.write(path, dotted, SOURCE_RATE, subtype="FLOAT")
-    recording = decode(path)
+    recording = decode(path, CONFIG.decode)
     assert np.isfinite(recording.samples).all() and recording.samples[:, ::50].max() == 0.0
     assert recording.info.notes == ("3200 NaN or infinite samples (2.00%) were replaced by silence",)
     with pytest.raises(DecodeError, match=r"2.0% of the samples are NaN or infinite, more than the 1.0%"):
-        decode(path, DecodeConfig(max_invalid_share=0.01))
+        decode(path, dataclasses.replace(CONFIG.decode, max_invalid_share=0.01))
 
 
 def test_a_wav_never_finalised_is_read_whole(tmp_path, source):
@@ -147,7 +149,7 @@ def test_a_wav_never_finalised_is_read_whole(tmp_path, source):
     data[4:8] = data[40:44] = bytes(4)
     path = tmp_path / "open.wav"
     path.write_bytes(bytes(data))
-    recording = decode(path)
+    recording = decode(path, CONFIG.decode)
     assert recording.info.duration_s == 10.0
     assert np.max(np.abs(recording.samples.T - source)) < 1e-3
     assert recording.info.notes == ("the WAV header was never finalised (data size 0); read the "
@@ -157,4 +159,4 @@ def test_a_wav_never_finalised_is_read_whole(tmp_path, source):
 def test_a_folder_named_like_a_recording(tmp_path):
     (tmp_path / "x.wav").mkdir()
     with pytest.raises(DecodeError, match="is a folder, not a recording"):
-        decode(tmp_path / "x.wav")
+        decode(tmp_path / "x.wav", CONFIG.decode)

@@ -22,7 +22,7 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import DEFAULT_CONFIG, ChannelsConfig, ConfigError, VadConfig, build_section, load_config, read_toml
+from audit.config import DEFAULT_CONFIG, ConfigError, build_section, load_config, read_toml
 from audit.config import ProsodyConfig
 from audit.prosody import measure_prosody
 from audit.records import (CallMeta, Channel, ChannelSpeech, Interval, RecordingInfo, Transcript,
@@ -109,7 +109,7 @@ def real_dev():
         assert rate == RATE
         for band in BANDS:
             speech = recorded if band == "as recorded" else telephone(recorded)
-            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, VadConfig())),)
+            channel = (ChannelSpeech(Channel(0, "agent"), detect_speech(speech, CONFIG.vad)),)
             transcript = Transcript("sidecar", (Utterance("agent", 0.0, speech.size / RATE, text),))
             prosody = measure_prosody(speech[None, :], channel, transcript, SETTINGS)
             measured[name, band] = (len(text) / talk_s * 60, prosody.speaker("agent"), prosody.utterances[0])
@@ -168,7 +168,7 @@ def espeak_rates():
     for entry in document["recordings"]:
         narrow, rate = soundfile.read(ROOT / "fixtures" / "prosody" / entry["file"], dtype="float32")
         samples = soxr.resample(narrow, rate, RATE).astype(np.float32)
-        speech = (ChannelSpeech(Channel(0, "agent"), detect_speech(samples, VadConfig())),)
+        speech = (ChannelSpeech(Channel(0, "agent"), detect_speech(samples, CONFIG.vad)),)
         transcript = Transcript("sidecar", tuple(Utterance("agent", u["start"], u["end"], u["text"])
                                                  for u in entry["utterances"]))
         agent = measure_prosody(samples[None, :], speech, transcript, SETTINGS).speaker("agent")
@@ -262,7 +262,7 @@ def test_pitch_range_of_speech_is_not_inflated_by_octave_errors(calls, speaker, 
 
 def test_scaled_real_speech_keeps_pitch_and_syllables_and_moves_level_by_the_gain():
     speech, _ = soundfile.read(REAL_SPEECH / "BAC009S0764W0121.wav", dtype="float32")
-    found = detect_speech(speech, VadConfig())
+    found = detect_speech(speech, CONFIG.vad)
     spans = [(found[0].start, found[-1].end)]
     plain, softer = (synthetic(speech * gain, spans).prosody.utterances[0]
                      for gain in (1.0, 10 ** (-9 / 20)))
@@ -294,7 +294,7 @@ def test_monotone_rule_on_flat_and_moving_pitch():
 
 def test_raised_voice_and_jumps_found_on_the_louder_copies():
     speech, _ = soundfile.read(REAL_SPEECH / "BAC009S0764W0121.wav", dtype="float32")
-    found = detect_speech(speech, VadConfig())
+    found = detect_speech(speech, CONFIG.vad)
     clip = speech[int(found[0].start * RATE): int(found[-1].end * RATE)]
     gap = np.zeros(RATE // 2, dtype=np.float32)
     levels = [-26, -26, -14, -26, -14, -26, -26, -26]
@@ -320,13 +320,13 @@ def test_raised_voice_and_jumps_found_on_the_louder_copies():
 
 
 def _audit(path, to_mono=False, transcript=None) -> CallContext:
-    recording = decoding.decode(path)
+    recording = decoding.decode(path, CONFIG.decode)
     meta = sidecar.read_meta(path)
     audio = decoding.resample(recording, RATE)
     if to_mono:
         audio = audio.mean(axis=0, keepdims=True)
         recording = replace(recording, info=replace(recording.info, channels=1))
-    speech = find_speech(audio, assign_channels(audio.shape[0], ChannelsConfig()), VadConfig())
+    speech = find_speech(audio, assign_channels(audio.shape[0], CONFIG.channels), CONFIG.vad)
     transcript = transcript or sidecar.read_transcript(path)
     prosody = measure_prosody(audio, speech, transcript, SETTINGS)
     return CallContext(recording=recording.info, meta=meta, speech=speech, transcript=transcript,
@@ -441,7 +441,7 @@ def test_agent_slows_down_for_a_slow_customer(agent_file, expected):
     audio = np.zeros((2, int(offset * RATE) + 1), dtype=np.float32)
     for channel, (speaker, samples, start) in enumerate(parts):
         audio[channel, int(start * RATE): int(start * RATE) + samples.size] = samples
-    speech = find_speech(audio, assign_channels(2, ChannelsConfig()), VadConfig())
+    speech = find_speech(audio, assign_channels(2, CONFIG.channels), CONFIG.vad)
     transcript = Transcript("sidecar", tuple(utterances))
     info = RecordingInfo(path=FIXTURE_CALLS / "slow.wav", duration_s=offset, sample_rate=RATE,
                          channels=2, sha256="0" * 64, format="WAV/FLOAT")
@@ -490,7 +490,6 @@ def test_mono_without_speakers_is_not_measurable():
 
 def test_config_fragment_is_valid_and_bad_values_name_the_key():
     assert set(FRAGMENT["prosody"]) == {f.name for f in fields(ProsodyConfig)}  # every key stated
-    assert SETTINGS == ProsodyConfig()  # ... with the code's defaults
     for rule_id, (_, params) in RULES.items():
         assert set(FRAGMENT["rules"][rule_id]) == {"severity", "weight"} | {f.name for f in fields(params)}
     for rule_id in RULES:

@@ -491,7 +491,8 @@ def test_the_index_pages_through_many_calls(browser, built, tmp_path):
                           "score": float(n % 97), "failed_rules": [], "transcript_source": "sidecar"}
                          for n in range(120)]}
     settings = BuildSettings(tmp_path / "report", True, 1.5, Bands.of(config), config.decode, config.labels,
-                             config.review.reasons)
+                             config.review.reasons, config.report.max_evidence,
+                             tuple(sorted(config.weights.items())), config.scoring)
     write_index(summary, {}, {}, settings)
     driver = browser
     open_page(driver, tmp_path / "report" / "index.html")

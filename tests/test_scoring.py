@@ -11,7 +11,7 @@ from audit.scoring import category_of, score_call
 
 WEIGHTS = {"timing.three_rings": 10.0, "prosody.rate": 10.0, "text.closing": 15.0, "opening.golden_30s": 20.0,
            "text.identity_privacy": 20.0, "text.polite_address": 5.0}
-SCORING = ScoringConfig(fail_below=60.0)
+SCORING = ScoringConfig(fail_below=60.0, unsure_review=("critical", "major"))
 
 
 def result(rule_id: str, status: str = "fail", severity: str = "major") -> RuleResult:

@@ -58,7 +58,7 @@ def test_workers_sharing_one_model_match_a_single_worker(night, sharing_config, 
 
 
 def _speech(path: Path):
-    audio = resample(decode(path), 16000)
+    audio = resample(decode(path, load_config().decode), 16000)
     return audio, _speech_of(audio)
 
 

@@ -1,12 +1,16 @@
 """Silero VAD on real Mandarin speech (fixtures/real), placed in a telephone-like call."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile
 
-from audit.config import ChannelsConfig, VadConfig
+from audit.config import load_config
 from audit.speech import assign_channels, detect_speech
 from conftest import REAL_SPEECH
+
+CONFIG = load_config()
 
 RATE = 16000
 
@@ -32,7 +36,7 @@ def test_real_speech_found_where_it_is(name):
     channel += ringback.astype(np.float32)
     channel[int(offset * RATE): int(offset * RATE) + speech.size] += speech
 
-    found = detect_speech(channel, VadConfig())
+    found = detect_speech(channel, CONFIG.vad)
 
     assert len(found) >= 1
     onset, offset_end = found[0].start, found[-1].end
@@ -53,13 +57,13 @@ def test_silence_noise_and_tones_are_not_speech():
         "us ringback": 0.1 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) * ((t % 6) < 2),
     }
     for label, signal in signals.items():
-        assert detect_speech(signal.astype(np.float32), VadConfig()) == (), label
+        assert detect_speech(signal.astype(np.float32), CONFIG.vad) == (), label
 
 
 def test_channel_roles_follow_config():
-    assert [c.speaker for c in assign_channels(2, ChannelsConfig(agent=0))] == ["agent", "customer"]
-    assert [c.speaker for c in assign_channels(2, ChannelsConfig(agent=1))] == ["customer", "agent"]
-    assert [c.speaker for c in assign_channels(1, ChannelsConfig())] == ["unknown"]
+    assert [c.speaker for c in assign_channels(2, dataclasses.replace(CONFIG.channels, agent=0))] == ["agent", "customer"]
+    assert [c.speaker for c in assign_channels(2, dataclasses.replace(CONFIG.channels, agent=1))] == ["customer", "agent"]
+    assert [c.speaker for c in assign_channels(1, CONFIG.channels)] == ["unknown"]
 
 
 @pytest.mark.parametrize("snr_db", [20, 30])
@@ -81,7 +85,7 @@ def test_hold_music_after_real_words_is_not_speech(snr_db, seed):
     level = 10 * np.log10(np.mean(speech[int(start * RATE): int(end * RATE)] ** 2))
     channel += rng.standard_normal(channel.size).astype(np.float32) * 10 ** ((level - snr_db) / 20)
 
-    found = detect_speech(channel, VadConfig())
+    found = detect_speech(channel, CONFIG.vad)
 
     assert found and abs(found[0].start - (1.0 + start)) < 0.25
     assert all(i.end <= 1.0 + end + 0.3 for i in found), found  # nothing of the tune is speech
@@ -107,7 +111,7 @@ def test_hold_music_after_a_pause_is_cut_from_the_words():
             channel[RATE: RATE + words.size] += words
             channel[int((words_end + 0.3) * RATE):][: music.size] += music
             channel += rng.standard_normal(channel.size).astype(np.float32) * 10 ** ((SPEECH_DBFS - snr_db) / 20)
-            found = detect_speech(channel, VadConfig())
+            found = detect_speech(channel, CONFIG.vad)
             assert found and abs(found[0].start - 1.0) < 0.25
             overruns.append(max(i.end for i in found) - words_end)
     assert all(o <= 0.3 for o in overruns), np.round(overruns, 2)
@@ -138,6 +142,6 @@ def test_words_after_long_hold_music_start_on_time():
             channel[RATE: RATE + music.size] += music
             channel[int(words_at * RATE):][: words.size] += words
             channel += rng.standard_normal(channel.size).astype(np.float32) * 10 ** ((SPEECH_DBFS - snr_db) / 20)
-            found = detect_speech(channel, VadConfig())
+            found = detect_speech(channel, CONFIG.vad)
             lates.append(found[0].start - words_at if found else np.inf)
     assert all(abs(late) <= 0.3 for late in lates), np.round(lates, 2)

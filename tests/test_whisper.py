@@ -92,7 +92,7 @@ def test_only_speech_reaches_the_model(short_call, transcriber, config, monkeypa
 
     monkeypatch.setattr(whisper, "log_mel_spectrogram", spy)
     audit = audit_call(Job(short_call, "short"), config, AsrChoice("whisper", transcriber))
-    audio_16k = decoding.resample(decoding.decode(short_call), SAMPLE_RATE)
+    audio_16k = decoding.resample(decoding.decode(short_call, load_config().decode), SAMPLE_RATE)
     stretches = sorted(
         (start, channel.channel.index, samples)
         for channel in audit.speech

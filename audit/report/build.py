@@ -57,9 +57,9 @@ class BuildSettings:
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
     labels: LabelsConfig  # each rule's Chinese name and category
     reasons: tuple[str, ...]  # what a reviewer picks from ([review] reasons)
-    max_evidence: int = 20  # evidence items (and clips) per finding on a page
-    weights: tuple[tuple[str, float], ...] = ()  # points each rule takes off when it fails
-    scoring: ScoringConfig = ScoringConfig()
+    max_evidence: int  # evidence items (and clips) per finding on a page ([report] max_evidence)
+    weights: tuple[tuple[str, float], ...]  # points each rule takes off when it fails
+    scoring: ScoringConfig
 
     @property
     def shown(self) -> Callable[[str], str]:
