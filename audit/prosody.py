@@ -209,8 +209,9 @@ class Prosody:
             "agent_quiet_share": of(agent, "quiet_share", 2),
             # hesitation and response latency: silences of long_pause_s or more inside the agent's
             # turns, and the time from the customer's last words to the agent's reply
-            "agent_long_pauses": len(self.pauses),
-            "agent_long_pause_s": round(sum(p.duration_s for p in self.pauses), 1),
+            "agent_long_pauses": len(self.pauses) if agent is not None else None,
+            "agent_long_pause_s": (round(sum(p.duration_s for p in self.pauses), 1) if agent is not None
+                                   else None),
             "agent_response_median_s": (round(float(np.median(gaps)), 2) if gaps else None),
             "agent_response_max_s": (round(max(gaps), 2) if gaps else None),
             "raised_voice_count": (sum(e.speaker == "agent" for e in self.raised)

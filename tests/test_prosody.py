@@ -364,7 +364,8 @@ def test_metric_names_are_the_issues(calls):
     assert set(calls["compliant"].prosody.metrics()) == {
         "agent_rate_cpm", "agent_rate_audio_cpm", "customer_rate_cpm", "customer_rate_audio_cpm",
         "agent_level_dbfs", "agent_level_spread_db", "agent_pitch_median_hz", "agent_pitch_range_st",
-        "raised_voice_count", "agitation_moments"}
+        "agent_pitch_spread_st", "agent_quiet_share", "agent_long_pauses", "agent_long_pause_s",
+        "agent_response_median_s", "agent_response_max_s", "raised_voice_count", "agitation_moments"}
 
 
 @pytest.mark.parametrize("name", CALLS)
