@@ -26,7 +26,11 @@ refused to audit (listed in the run's summary.json errors) are printed with thei
 counted apart.
 
 The Whisper run is slow on a CPU (base: about 1-2 minutes per call on 2 busy cores); the audits
-are kept in --out and reused by the next run (use --fresh to redo them).
+are kept in --out and reused by the next run (use --fresh to redo them). To iterate on judgement
+(rules, key terms, confidence) without transcribing again, `--rejudge` audits the last Whisper
+run's transcripts (text, times and word probabilities, as its records hold them) as sidecars with
+the current code and config. Its figures approximate a full run (utterance times come from the
+record instead of the VAD); the figures of record come from a full run.
 """
 
 from __future__ import annotations
@@ -66,6 +70,12 @@ def run_audit(fixtures: Path, out: Path, asr: str, model: str | None, workers: i
     if done.returncode not in (0, 1):
         print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
         raise SystemExit(f"audit run --asr {asr} exited with {done.returncode}")
+    return read_records(out), seconds
+
+
+def read_records(out: Path) -> dict[str, dict]:
+    """The call records of an output folder keyed by recording stem; a call the run refused holds
+    {"error": reason}."""
     records = {}
     for path in sorted((out / "calls").glob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -75,7 +85,28 @@ def run_audit(fixtures: Path, out: Path, asr: str, model: str | None, workers: i
         stem = Path(error["path"]).stem
         records.pop(stem, None)  # an older record of a call that now fails is not this run's
         records[stem] = {"error": error["reason"]}
-    return records, seconds
+    return records
+
+
+def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path) -> Path:
+    """A folder of the recordings (linked), their metadata and, as sidecars, the transcripts the
+    Whisper run wrote, words and their probabilities included."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for stem, record in records.items():
+        if "error" in record:
+            continue
+        (folder / f"{stem}.wav").symlink_to((fixtures / f"{stem}.wav").resolve())
+        shutil.copy(fixtures / f"{stem}.meta.json", folder / f"{stem}.meta.json")
+        utterances = []
+        for u in record["utterances"]:
+            said = {key: u[key] for key in ("speaker", "start", "end", "text")}
+            words = [{key: w[key] for key in ("start", "end", "text", "probability")} for w in u.get("words", [])]
+            utterances.append({**said, "words": words} if words else said)
+        (folder / f"{stem}.transcript.json").write_text(
+            json.dumps({"utterances": utterances}, ensure_ascii=False), encoding="utf-8")
+    return folder
 
 
 def statuses(record: dict) -> dict[str, str]:
@@ -167,6 +198,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--fresh", action="store_true",
                         help="re-audit everything (default: keep what --out already holds)")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge the last Whisper run's transcripts again with the current code and "
+                             "config, without transcribing (for iterating; approximate figures)")
     args = parser.parse_args()
 
     fixtures = SETS[args.set]
@@ -180,7 +214,14 @@ def main() -> None:
     print(f"sidecar run: {sidecar_s:.1f} s")
     whisper = None
     model = Path(args.model)
-    if (ROOT / model).exists():
+    if args.rejudge:
+        if not (out / "whisper" / "calls").is_dir():
+            raise SystemExit(f"--rejudge: no Whisper run in {out / 'whisper'} yet (run once without it)")
+        heard = read_records(out / "whisper")
+        whisper, whisper_s = run_audit(rejudge_input(fixtures, heard, out / "rejudge-in"), out / "rejudged",
+                                       "sidecar", None, args.workers, True)
+        print(f"whisper transcripts of {out / 'whisper'} judged again: {whisper_s:.1f} s")
+    elif (ROOT / model).exists():
         whisper, whisper_s = run_audit(fixtures, out / "whisper", "whisper", str(model), args.workers,
                                          args.fresh)
         print(f"whisper run ({model.name}): {whisper_s:.1f} s")
@@ -214,7 +255,7 @@ def main() -> None:
 
     report("sidecar (true transcript)", truth, sidecar)
     if whisper is not None:
-        report(f"whisper ({model.name})", truth, whisper)
+        report(f"whisper ({model.name}{', judged again' if args.rejudge else ''})", truth, whisper)
 
 
 if __name__ == "__main__":
