@@ -16,37 +16,14 @@ from audit.config import load_config
 from audit.records import CallMeta
 from audit.store import OutputLock
 from conftest import FIXTURE_CALLS, ROOT
-
-NAMES = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_voice",
-         "unannounced_hold", "customer_cut_off"]
-
-
-def _copy_call(name: str, folder: Path, as_name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    source = next(FIXTURE_CALLS.glob(f"{name}.*[!n]"))  # the audio (.wav or .flac)
-    os.link(source, folder / f"{as_name}{source.suffix}")
-    for suffix in (".transcript.json", ".meta.json"):
-        os.link(FIXTURE_CALLS / f"{name}{suffix}", folder / f"{as_name}{suffix}")
-
-
-def _folder(root: Path, copies: int) -> Path:
-    for index in range(copies):
-        name = NAMES[index % len(NAMES)]
-        _copy_call(name, root / f"team{index % 3}", f"{name}-{index:03d}")
-    return root
-
-
-def audit(*args):
-    return subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT)
-
+from nights import audit, copy_call, night_folder
 
 def _db(out: Path):
     return sqlite3.connect(out / "audit.sqlite")
 
 
 def test_kill_and_resume(tmp_path):
-    folder = _folder(tmp_path / "night", 28)
+    folder = night_folder(tmp_path / "night", 28)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "audit", "run", str(folder), "--out", str(out), "--asr", "sidecar",
                "--workers", "1"]
@@ -86,7 +63,7 @@ def test_kill_and_resume(tmp_path):
 
 
 def test_second_run_on_the_same_output_is_refused(tmp_path):
-    folder = _folder(tmp_path / "night", 2)
+    folder = night_folder(tmp_path / "night", 2)
     out = tmp_path / "out"
     with OutputLock(out):
         refused = audit("run", folder, "--out", out, "--asr", "sidecar")
@@ -97,7 +74,7 @@ def test_second_run_on_the_same_output_is_refused(tmp_path):
 
 
 def test_incremental_force_and_changed_config(tmp_path):
-    folder = _folder(tmp_path / "night", 7)
+    folder = night_folder(tmp_path / "night", 7)
     out = tmp_path / "out"
     config = load_config()
     first = run_batch([folder], out, config, BatchOptions(asr_mode="sidecar"))
@@ -136,7 +113,7 @@ def test_incremental_force_and_changed_config(tmp_path):
 
 
 def test_worker_count_gives_identical_results(tmp_path):
-    folder = _folder(tmp_path / "night", 7)
+    folder = night_folder(tmp_path / "night", 7)
     one = run_batch([folder], tmp_path / "one", load_config(), BatchOptions(asr_mode="sidecar", workers=1))
     two = run_batch([folder], tmp_path / "two", load_config(), BatchOptions(asr_mode="sidecar", workers=2))
     assert one.count("audited") == two.count("audited") == 7
@@ -146,7 +123,7 @@ def test_worker_count_gives_identical_results(tmp_path):
 
 
 def test_corrupt_files_in_a_large_folder(tmp_path):
-    folder = _folder(tmp_path / "night", 42)
+    folder = night_folder(tmp_path / "night", 42)
     bad = folder / "bad"
     bad.mkdir()
     samples = (FIXTURE_CALLS / "missing_agent_id.wav").read_bytes()
@@ -167,11 +144,11 @@ def test_corrupt_files_in_a_large_folder(tmp_path):
 
 
 def test_status_and_csv_export(tmp_path):
-    folder = _folder(tmp_path / "night", 7)
+    folder = night_folder(tmp_path / "night", 7)
     (folder / "bad.wav").write_bytes(b"")
     out = tmp_path / "out"
     run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
-    _copy_call("compliant", folder, "arrived-late")  # not yet audited
+    copy_call("compliant", folder, "arrived-late")  # not yet audited
     status = audit("status", out)
     assert status.returncode == 0
     assert "calls in the database: 7" in status.stdout and "recordings that failed: 1" in status.stdout
@@ -198,7 +175,7 @@ def test_status_and_csv_export(tmp_path):
 
 def test_readme_queries_run(tmp_path):
     """The SQL examples in the README work on a real results database."""
-    folder = _folder(tmp_path / "night", 7)
+    folder = night_folder(tmp_path / "night", 7)
     out = tmp_path / "out"
     run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
     from audit.review import current_findings, import_reviews
@@ -222,10 +199,10 @@ def test_readme_queries_run(tmp_path):
 
 def test_include_exclude_manifest_and_agent_id_from_file_name(tmp_path):
     folder = tmp_path / "night"
-    _copy_call("compliant", folder / "team1", "0086_a")
-    _copy_call("late_answer", folder / "team1", "1024_b")
-    _copy_call("missing_agent_id", folder / "team2", "2077_c")
-    _copy_call("fast_agent", folder / "test", "9999_d")
+    copy_call("compliant", folder / "team1", "0086_a")
+    copy_call("late_answer", folder / "team1", "1024_b")
+    copy_call("missing_agent_id", folder / "team2", "2077_c")
+    copy_call("fast_agent", folder / "test", "9999_d")
     for meta in folder.rglob("*.meta.json"):
         meta.unlink()  # metadata comes from the manifest and the file names here
     manifest = tmp_path / "manifest.csv"
@@ -263,7 +240,7 @@ def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
     from audit.batch import _run_parallel
     from audit.pipeline import Job
 
-    folder = _folder(tmp_path / "night", 5)
+    folder = night_folder(tmp_path / "night", 5)
     jobs = discover([folder])
     crash = Job(folder / "crash.wav", "night__crash")
     object.__setattr__(crash, "meta", _KillsItsWorker())  # travels with the job to the worker
@@ -281,7 +258,7 @@ def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(t
     """Version 1 did not record the sidecars' hash: its calls are kept, then audited once more."""
     from audit.store import MIGRATIONS
 
-    folder = _folder(tmp_path / "night", 2)
+    folder = night_folder(tmp_path / "night", 2)
     out = tmp_path / "out"
     run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
     with _db(out) as db:  # take the database back to version 1

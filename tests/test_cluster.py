@@ -22,32 +22,9 @@ from audit.batch import BatchOptions, discover, run_batch
 from audit.config import ConfigError, load_config
 from audit.pipeline import Job
 from conftest import FIXTURE_CALLS, ROOT
+from nights import audit, night_folder
 
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (`make install` installs it)")
-
-NAMES = ["compliant", "late_answer", "missing_agent_id", "fast_agent", "raised_voice",
-         "unannounced_hold", "customer_cut_off"]
-
-
-def _copy_call(name: str, folder: Path, as_name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    source = next(FIXTURE_CALLS.glob(f"{name}.*[!n]"))  # the audio (.wav or .flac)
-    os.link(source, folder / f"{as_name}{source.suffix}")
-    for suffix in (".transcript.json", ".meta.json"):
-        os.link(FIXTURE_CALLS / f"{name}{suffix}", folder / f"{as_name}{suffix}")
-
-
-def _folder(root: Path, copies: int) -> Path:
-    for index in range(copies):
-        name = NAMES[index % len(NAMES)]
-        _copy_call(name, root / f"team{index % 3}", f"{name}-{index:03d}")
-    return root
-
-
-def audit(*args):
-    return subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT)
-
 
 def _short_calls(folder: Path, count: int) -> Path:
     """`count` copies of the first 20 s of the compliant call with its transcript: quick to audit."""
@@ -80,7 +57,7 @@ def night(tmp_path_factory, cluster):
     """The seven sample calls with broken recordings among them, audited once on this machine and
     once on Ray."""
     root = tmp_path_factory.mktemp("ray")
-    folder = _folder(root / "night", 7)
+    folder = night_folder(root / "night", 7)
     samples = (FIXTURE_CALLS / "missing_agent_id.wav").read_bytes()
     for name, data in (("empty", b""), ("garbage", b"garbage" * 100), ("truncated", samples[: len(samples) // 4]),
                        ("header_only", b"RIFF\x00\x00\x00\x00WAVE")):
