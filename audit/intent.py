@@ -19,7 +19,8 @@ What a plain phrase search cannot see is judged for each hit on the clause it st
 - **negation**: a negator (不要, 不用, 没有, 切勿...) shortly before the hit in the same clause turns
   it round (`不用帮您转接` is no transfer, `请不要把验证码告诉任何人` is no request for it); a
   phrase list may ask for the same (`skip_negated`);
-- **quoted speech**: words inside quotation marks are somebody else's.
+- **quoted speech**: words inside quotation marks are somebody else's, and so is a clause after
+  one that ends in a third party's saying (`对方说的 你要是不配合就冻结你的卡`).
 
 Exclusion patterns drop a hit that overlaps them (`可能我们之前沟通有些误会` is an apology, not a
 guess); clause exclusions drop a hit whose clause holds them anywhere (`我们会在明天下午三点前联系您`
@@ -69,6 +70,9 @@ _OPENERS = frozenset({"请问", "麻烦", "请", "谢谢", "感谢", "为了", "
 _BACKCHANNELS = frozenset({"嗯", "好的", "好嘞", "明白", "明白了", "没问题", "是的", "对的"})
 _POTENTIAL = frozenset({"不了", "得了"})  # 动不了您的号码: a verb's complement, not the particle 了
 _PRONOUNS = frozenset({"我", "我们", "您", "你", "他", "她", "这", "那", "这个", "那个"})
+# A clause that ends in a third party's saying: the next clause is their words, not the speaker's.
+_REPORTED = re.compile(r"(?:对方|他|她|他们|骗子|那人|那个人|人家|短信(?:上|里)?|上面|电话里)"
+                       r"(?:跟(?:您|你)|对(?:您|你))?(?:说的?|讲的?|称|说什么)$")
 _QUOTES = {"“": "”", "「": "」", "『": "』", '"': '"', "‘": "’"}
 
 
@@ -194,8 +198,13 @@ class Reading:
                 if _TAG.match(text) and clauses:
                     clauses[-1] = dataclasses.replace(clauses[-1], question=True)
                 clauses.append(Clause(begin, cursor, asked or bool(_QUESTION.search(text)), exclaimed))
-        quoted = frozenset(i for i, o in enumerate(origin) if o in quoted_original)
-        return cls(norm, tuple(clauses), quoted)
+        quoted = {i for i, o in enumerate(origin) if o in quoted_original}
+        # speech reported without quotation marks (对方说的 你要是不配合就冻结你的卡): the clause after
+        # a clause that ends in someone else's saying is theirs
+        for reporting, reported in zip(clauses, clauses[1:]):
+            if _REPORTED.search(norm.text[reporting.start:reporting.end]):
+                quoted.update(range(reported.start, reported.end))
+        return cls(norm, tuple(clauses), frozenset(quoted))
 
     def clause_at(self, position: int) -> Clause:
         for clause in self.clauses:

@@ -508,3 +508,42 @@ def test_round_five_wordings(shipped, rule_id, said, status):
 def test_another_partys_reply_is_no_promise_of_ours(shipped):
     turns = ["坐席: 您发短信给现在那家运营商，它会回复您能不能转。"]
     assert _status(shipped, "text.commitment_time", *turns) != "fail"
+
+
+@pytest.mark.parametrize("turns, status", [
+    # a term the customer asks about and the agent does not explain (text-eval4 round 6)
+    (["坐席: 您收到的是RCS消息，走的是MaaP平台。", "客户: 什么RCS、MaaP……我就想正常看短信。",
+      "坐席: 终端不支持，回落以后就是这样显示的。"], "fail"),
+    (["坐席: 手表要先上报EID。", "客户: 啊？EID是啥……", "坐席: 您在手表的APP里能找到，报给我就行。"], "fail"),
+    (["坐席: 手表要先上报EID。", "客户: EID是啥？", "坐席: EID就是手表芯片的编号，在设置里能看到。"], "pass"),
+    # a protest is no question about a word
+    (["坐席: 退款已经原路退回了。", "客户: 你们到底什么意思啊，我根本没收到。", "坐席: 我再帮您查一下。"], "pass"),
+])
+def test_a_term_the_customer_asks_about_must_be_explained(shipped, turns, status):
+    assert _status(shipped, "text.forbidden.jargon", *turns) == status
+
+
+def test_speech_reported_without_quotation_marks_is_not_the_agents():
+    text = "对方说的 你要是不配合就冻结你的卡 就是吓唬人的"
+    reading = meaning.Reading.read(text, normalize(text))
+    second = reading.clauses[1]
+    assert set(range(second.start, second.end)) <= reading.quoted
+    assert not set(range(reading.clauses[2].start, reading.clauses[2].end)) & reading.quoted
+
+
+@pytest.mark.parametrize("rule_id, turns, status", [
+    ("text.polite_address", ["坐席: 对方说的 你要是不配合就冻结你的卡 就是吓唬人的"], "pass"),
+    ("text.polite_address", ["坐席: 你要是不配合 我们就没办法了"], "fail"),
+    ("text.empathy", ["客户: 我他妈每个月交两百块钱就给我这个网速？", "坐席: 请问您是怎么测的速？",
+                      "客户: 手机连WiFi测的。", "坐席: 那是路由器的问题。"], "fail"),
+    ("text.empathy", ["客户: 我妈的手机打不通了。", "坐席: 好的，您是说母亲的手机打不通，对吗？"], "pass"),
+    ("text.commitment_time", ["坐席: 您是想让打给您的电话转到同事手机上，对吧？"], "pass"),
+    ("text.forbidden.argue", ["坐席: 您说得不对，以前也是这样发的。"], "fail"),
+])
+def test_round_six_wordings(shipped, rule_id, turns, status):
+    assert _status(shipped, rule_id, *turns) == status
+
+
+def test_how_a_plan_works_is_no_handling_of_this_account(shipped):
+    turns = ["客户: 呼叫转移收钱吗？", "坐席: 按国内通话计费，您的套餐里有通话分钟数的话，会先扣分钟数。"]
+    assert _status(shipped, "text.identity_verification", *turns) == "pass"

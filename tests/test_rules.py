@@ -502,9 +502,9 @@ def test_validation_names_file_rule_and_key(tmp_path, change, key, reason):
     (VALID_RULE.replace('forbid = { speaker = "agent", any = ["你"] }', 'forbid = "nope"'),
      "rules.text.demo.forbid", "no condition named 'nope'"),
     (VALID_RULE.replace('forbid = { speaker = "agent", any = ["你"] }',
-                        'forbid = { after = { event = "hold" }, then = { speaker = "agent", any = ["谢谢"] }, '
-                        'within_s = 5 }'),
-     "rules.text.demo.forbid", "use it under require"),
+                        'forbid = { not = { after = { event = "hold" }, then = { speaker = "agent", any = ["谢谢"] }, '
+                        'within_s = 5 } }'),
+     "rules.text.demo.forbid.not", "cannot sit under not"),
     (VALID_RULE.replace('forbid = { speaker = "agent", any = ["你"] }',
                         'require = { after = { event = "hold" }, then = { any = ["谢谢"] }, within_s = 5 }'),
      "rules.text.demo.require.then.speaker", "missing"),
@@ -721,3 +721,32 @@ def test_dev_paraphrases_are_caught_by_meaning(dev_judgements):
     assert found[("t063", "text.identity_verification")].got_fail  # the agent reads out 尾号
     assert not found[("t009", "opening.golden_30s")].got_fail  # 下午好
     assert not found[("t073", "opening.golden_30s")].got_fail  # 早上好 ... 为您效劳
+
+
+SEQUENCE_RULE = '''
+[rules."text.sequence"]
+description = "客户问术语后坐席须解释"
+category = "text"
+severity = "minor"
+weight = 5
+fail_message = "未解释"
+forbid = { after = { speaker = "customer", any = ["什么意思"] }, then = { speaker = "agent", not = { any = ["就是"] } }, within_utterances = 1 }
+examples = { pass = ["客户: 什么意思 | 坐席: 就是下个月生效"], fail = ["客户: 什么意思 | 坐席: 您留意短信"] }
+'''
+
+
+@pytest.mark.parametrize("dialogue, status", [
+    ("坐席: 走OTA写卡 | 客户: 什么意思 | 坐席: 您等着就行", "fail"),  # asked, not explained
+    ("坐席: 走OTA写卡 | 客户: 什么意思 | 坐席: 就是远程把号码写进手表", "pass"),
+    ("坐席: 走OTA写卡 | 客户: 好的 | 坐席: 您等着就行", "pass"),  # nobody asked
+    ("客户: 什么意思 | 坐席: 就是远程写卡 | 客户: 什么意思 | 坐席: 您等着就行", "fail"),  # one moment is enough
+])
+def test_an_anchor_under_forbid_forbids_the_sequence(tmp_path, dialogue, status):
+    rulebook = check_rulebook(_write(tmp_path, SEQUENCE_RULE))
+    result = _run(rulebook, "text.sequence", dialogue_context(dialogue))
+    assert result.status == status
+    if status == "fail":  # the moment that broke the rule is the evidence, and no "nothing to answer" note
+        assert result.evidence[0].text == "什么意思"
+    else:
+        assert "未出现" not in result.message
+

@@ -553,7 +553,7 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
     failed = finding.holds if rule.mode == "forbid" else not finding.holds
     if not failed:
         message = rule.pass_message
-        if rule.uses_anchor and finding.anchors == 0:
+        if rule.mode == "require" and rule.uses_anchor and finding.anchors == 0:
             message += "(本通话未出现需要回应的情形)"
         return result("pass", message, evidence)
     message = rule.fail_message

@@ -38,6 +38,7 @@ from audit.textnorm import normalize, normalize_pattern
 
 _TOP_KEYS = ("version", "categories", "dictionary", "phrases", "intents", "conditions", "rules")
 _RULE_STRUCTURE = ("forbid", "require", "examples")
+Place = typing.Literal["require", "forbid", "negated"]  # where a condition sits in its rule
 _KINDS = ("any", "all", "none", "regex", "intent", "echo", "event", "and", "or", "not", "after")
 _INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause", "lead_clause",
                 "threshold", "mood", "negated")
@@ -99,7 +100,7 @@ class _Loader:
         for name, value in self.phrase_lists.items():
             self.phrases(value, f"phrases.{name}")  # every list is checked even if no rule uses it
         for name in self.named_conditions:
-            self.node(name, f"conditions.{name}", None, in_require=True, using=())
+            self.node(name, f"conditions.{name}", None, place="require", using=())
         rules_table = self.expect_table(table.get("rules", {}), "rules")
         if not rules_table:
             raise self.fail("rules", "the rulebook has no rules")
@@ -170,7 +171,7 @@ class _Loader:
                                  "or require = {...} (fail unless it holds)")
         mode = modes[0]
         self.speakers_used, self.anchors_used = set(), False
-        condition = self.node(table[mode], f"{key}.{mode}", None, in_require=mode == "require", using=())
+        condition = self.node(table[mode], f"{key}.{mode}", None, place=mode, using=())
         examples = self.expect_table(table.get("examples"), f"{key}.examples")
         for name in examples:
             if name not in ("pass", "fail"):
@@ -196,9 +197,10 @@ class _Loader:
 
     # -- conditions
 
-    def node(self, value: object, key: str, inherited: str | None, in_require: bool,
+    def node(self, value: object, key: str, inherited: str | None, place: Place,
              using: tuple[str, ...]) -> Node:
-        """Compile one condition; a string names an entry of `[conditions]`."""
+        """Compile one condition; a string names an entry of `[conditions]`. `place` is where it
+        sits: under require, under forbid, or under a `not` (where an anchor has no clear meaning)."""
         if isinstance(value, str):
             if value not in self.named_conditions:
                 raise self.fail(key, f"no condition named {value!r} in [conditions] "
@@ -206,7 +208,7 @@ class _Loader:
             if value in using:
                 raise self.fail(key, f"condition {value!r} refers to itself through {list(using)}")
             return self.node(self.named_conditions[value], f"conditions.{value}", inherited,
-                             in_require, using + (value,))
+                             place, using + (value,))
         table = self.expect_table(value, key)
         kinds = [k for k in _KINDS if k in table]
         if len(kinds) != 1:
@@ -272,18 +274,21 @@ class _Loader:
             items = table[kind]
             if not isinstance(items, list) or len(items) < 2:
                 raise self.fail(f"{key}.{kind}", "must list at least two conditions")
-            children = tuple(self.node(item, f"{key}.{kind}[{i}]", speaker, in_require, using)
+            children = tuple(self.node(item, f"{key}.{kind}[{i}]", speaker, place, using)
                              for i, item in enumerate(items))
             return (AllOf if kind == "and" else AnyOf)(frame, children)
         if kind == "not":
-            return Not(frame, self.node(table["not"], f"{key}.not", speaker, False, using))
-        return self.anchor(table, key, frame, in_require, using)
+            return Not(frame, self.node(table["not"], f"{key}.not", speaker, "negated", using))
+        return self.anchor(table, key, frame, place, using)
 
-    def anchor(self, table: dict, key: str, frame: Frame, in_require: bool,
-               using: tuple[str, ...]) -> Anchor:
-        if not in_require:
-            raise self.fail(key, "an anchored condition (after = ...) is a requirement: use it under "
-                                 "require, not under forbid or not")
+    def anchor(self, table: dict, key: str, frame: Frame, place: Place,
+               using: tuple[str, ...]) -> Anchor | Not:
+        """Under require, every moment of `after` must be answered as `then` and `expect` say; under
+        forbid, the sequence is what is forbidden: the rule fails when some moment of `after` is
+        answered so (a customer who asks what a term means, and an agent who does not explain it)."""
+        if place == "negated":
+            raise self.fail(key, "an anchored condition (after = ...) cannot sit under not: write "
+                                 "the sequence under forbid, or the requirement under require")
         if "then" not in table:
             raise self.fail(f"{key}.then", "missing: what must (or must not) follow")
         look = table.get("look", "ahead")
@@ -299,11 +304,17 @@ class _Loader:
         within_s = self.number(table, "within_s", key) if "within_s" in table else None
         within_utterances = self.count(table, "within_utterances", key, lowest=1)
         self.anchors_used = True
-        after = self.node(table["after"], f"{key}.after", frame.speaker, in_require, using)
-        then = self.node(table["then"], f"{key}.then", frame.speaker, in_require, using)
+        inner = "require" if place == "require" else "negated"  # no anchor inside a forbidden sequence
+        after = self.node(table["after"], f"{key}.after", frame.speaker, inner, using)
+        then = self.node(table["then"], f"{key}.then", frame.speaker, inner, using)
         if then.frame.speaker is None:
             raise self.fail(f"{key}.then.speaker", "missing: whose utterances follow the anchor")
-        return Anchor(frame, after, then, within_s, within_utterances, expect, look)
+        if place == "require":
+            return Anchor(frame, after, then, within_s, within_utterances, expect, look)
+        # forbidden: some moment answered as said = not every moment answered the other way
+        opposite = "absent" if expect == "present" else "present"
+        return Not(Frame(frame.speaker, None, ""),
+                   Anchor(frame, after, then, within_s, within_utterances, opposite, look))
 
     def window(self, value: object, key: str) -> Window:
         table = self.expect_table(value, key)
