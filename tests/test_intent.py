@@ -547,3 +547,31 @@ def test_round_six_wordings(shipped, rule_id, turns, status):
 def test_how_a_plan_works_is_no_handling_of_this_account(shipped):
     turns = ["客户: 呼叫转移收钱吗？", "坐席: 按国内通话计费，您的套餐里有通话分钟数的话，会先扣分钟数。"]
     assert _status(shipped, "text.identity_verification", *turns) == "pass"
+
+
+@pytest.mark.parametrize("rule_id, turns, status", [
+    # a polite request Whisper's spaces cut in two is no bare command (text-eval5 round 6)
+    ("text.politeness", ["坐席: 好的 麻烦您先提供一下 机主身份證后四位", "客户: 三一二零", "坐席: 谢谢您"], "pass"),
+    ("text.politeness", ["坐席: 机主身份证后四位", "客户: 三一二零", "坐席: 谢谢您"], "fail"),
+    # a bare promise to call is in time when the call's follow-up names one
+    ("text.commitment_time", ["坐席: 我会在明天下午四点之前给您回电话，不管进展到哪一步，都会给您回电。"], "pass"),
+    ("text.commitment_time", ["坐席: 已经登记了，我们会给您回电。"], "fail"),
+    ("text.commitment_time", ["坐席: 师傅明天上午九点到十二点之间上门，師傅出发前会先给您打电话。"], "pass"),
+    ("text.commitment_time", ["坐席: 稍微晚一点，审核通过了我们会通知您的。"], "fail"),  # 一点 is no hour
+    ("text.commitment_time", ["坐席: 台风过后家里老人联系不上，您肯定很着急。"], "pass"),
+    ("text.forbidden.overpromise", ["坐席: 用到套餐的百分之八十和百分之百的时候，都发了提醒短信。"], "pass"),
+    ("text.forbidden.overpromise", ["坐席: 这个钱我肯定给您全部退回来，一分都不会少。"], "fail"),
+    ("text.forbidden.shirk", ["坐席: 他们办的业务跟我们客服这边没关系，您得回那家店去找他们。"], "fail"),
+    ("text.identity_verification", ["客户: 有个陌生号码骚扰我。", "坐席: 请问这个号码是多少？"], "pass"),
+    ("text.empathy", ["客户: 那什么时候能有个说法？", "坐席: 明天下午四点前给您回电。"], "pass"),
+])
+def test_round_six_wordings_of_text_eval5(shipped, rule_id, turns, status):
+    assert _status(shipped, rule_id, *turns) == status
+
+
+def test_soothing_a_few_turns_later_is_in_time(shipped):
+    upset = ["客户: 你们凭什么扣我钱？", "坐席: 请提供手机号后四位。", "客户: 八五八五。",
+             "坐席: 查到了，是彩铃业务。", "客户: 我从来没订过！"]
+    assert _status(shipped, "text.empathy", *upset, "坐席: 非常抱歉，我理解您的心情，已经为您退订。") == "pass"
+    cold = ["坐席: 已经退订了。", "客户: 好。"] * 4
+    assert _status(shipped, "text.empathy", "客户: 你们凭什么扣我钱？", *cold) == "fail"
