@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/e2e_bench.py --set natural
 	$(BIN)/python bench/e2e_bench.py --set natural-eval
 	$(BIN)/python bench/e2e_bench.py --set natural-eval2
+	$(BIN)/python bench/e2e_bench.py --set natural-eval3
 	$(BIN)/python bench/fault_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/report_bench.py

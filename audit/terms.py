@@ -11,7 +11,8 @@ also recognised with no character of its own when every syllable is exactly the 
 the tones (深分正 for 身份证). A term of four or more characters, at least half of them its own, may
 have one syllable heard only nearly (the same initial or the same final once folded: 亲和通信 for
 星河通信, 内心等待 for 耐心等待), since Whisper often gets one sound of a long set phrase wrong and
-the rest of the phrase leaves no doubt. Every correction is kept in the
+the rest of the phrase leaves no doubt; so may a shorter term that a number follows (孤号六夭四八 for
+工号六幺四八: the staff number leaves no doubt either). Every correction is kept in the
 transcript (`Transcript.corrections`) with what was heard, so a reviewer sees it; the words keep
 their heard spelling and their times.
 """
@@ -23,13 +24,14 @@ import re
 from functools import lru_cache
 
 from audit.records import Transcript, TermCorrection, Utterance
-from audit.textnorm import char_readings, normalize, normalize_phrase
+from audit.textnorm import char_readings, normalize
 
 _FOLDED_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
 _FOLDED_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x",
              "r", "z", "c", "s", "y", "w")
 MIN_NEAR_TERM = 4  # a term this long may have one syllable heard only nearly
+MIN_NUMBER_AFTER = 3  # ... and so may any term followed by this many digits (a staff number after 工号)
 
 
 @lru_cache(maxsize=8192)
@@ -74,12 +76,12 @@ def _near(heard: str, meant: str) -> bool:
                for h in near_readings(heard) for m in near_readings(meant))
 
 
-def sounds_like(heard: str, term: str) -> bool:
+def sounds_like(heard: str, term: str, numbered: bool = False) -> bool:
     """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
     character the term's or sounding like it once blurred sounds are folded, with one character
-    the term's own (for a term of four or more, half of them, and then one syllable may be only
-    near: the same initial or final), or, for a term of three or more, every syllable exactly the
-    term's but for the tones (深分正 for 身份证)."""
+    the term's own (for a term of four or more, or one a number follows (`numbered`), half of them,
+    and then one syllable may be only near: the same initial or final), or, for a term of three or
+    more, every syllable exactly the term's but for the tones (深分正 for 身份证)."""
     if heard == term or len(heard) != len(term):
         return False
     pairs = list(zip(heard, term))
@@ -88,7 +90,7 @@ def sounds_like(heard: str, term: str) -> bool:
         unlike = [(h, t) for h, t in pairs if h != t and not fuzzy_readings(h) & fuzzy_readings(t)]
         if not unlike:
             return True
-        return (len(term) >= MIN_NEAR_TERM and 2 * own >= len(term) and len(unlike) == 1
+        return ((len(term) >= MIN_NEAR_TERM or numbered) and 2 * own >= len(term) and len(unlike) == 1
                 and _near(*unlike[0]))
     return len(term) >= 3 and all(toneless_readings(h) & toneless_readings(t) for h, t in pairs)
 
@@ -104,7 +106,8 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:
         The key terms, e.g. the company name and its aliases and 工号; terms shorter than two
         characters are ignored (one syllable has too many homophones).
     """
-    wanted = tuple(sorted(dict.fromkeys(t for t in (normalize_phrase(term) for term in terms) if len(t) >= 2),
+    # compared with the characters spoken (后四位, not 后4位: 后思维 sounds like the one, not the other)
+    wanted = tuple(sorted(dict.fromkeys(t for t in (normalize(term).with_numerals for term in terms) if len(t) >= 2),
                           key=len, reverse=True))  # the longest first: 感谢您的来电 before 来电
     if not wanted:
         return transcript
@@ -129,9 +132,11 @@ def _correct(utterance: Utterance, terms: tuple[str, ...]) -> tuple[Utterance, l
                 continue
             # Digits come from numerals (零 -> 0): compare the characters that were spoken.
             heard = norm.with_numerals[start: start + size]
+            after = norm.text[start + size: start + size + MIN_NUMBER_AFTER]
+            numbered = len(after) == MIN_NUMBER_AFTER and after.isdigit()
             if heard == term:
                 taken[start: start + size] = [True] * size
-            elif sounds_like(heard, term):
+            elif sounds_like(heard, term, numbered):
                 taken[start: start + size] = [True] * size
                 spans.append((*norm.span(start, start + size), term))
     if not spans:

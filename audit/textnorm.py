@@ -12,8 +12,9 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Digit-by-digit readings, as IDs and phone numbers are spoken (幺 is "one" on the phone).
-_DIGITS = str.maketrans("零〇一二三四五六七八九幺", "001234567891")
+# Digit-by-digit readings, as IDs and phone numbers are spoken (幺 is "one" on the phone; Whisper
+# writes its homophone 夭 for it: 工号六夭四八).
+_DIGITS = str.maketrans("零〇一二三四五六七八九幺夭", "0012345678911")
 
 
 @lru_cache(maxsize=1)

@@ -2,14 +2,15 @@
 """End-to-end benchmark on the natural-voice calls in fixtures/natural/ (prints figures, asserts
 nothing).
 
-    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval|natural-eval2] [--model models/base.pt]
+    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval|natural-eval2|natural-eval3] [--model models/base.pt]
                                         [--out /tmp/e2e-bench] [--workers 1] [--fresh]
 
-Three sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on),
+Four sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on),
 `natural-eval` (fixtures/natural-eval, 12 more with other topics, wording and agent ids, held aside
-until it was studied and tuned on, so now a development set too) and `natural-eval2`
+until it was studied and tuned on, so now a development set too), `natural-eval2`
 (fixtures/natural-eval2, written later by someone who saw neither the rules nor the tool's output:
-held aside, only reported). It audits a set twice through the project's CLI (`audit run`):
+held aside in its first round, studied and tuned on since) and `natural-eval3` (fixtures/natural-eval3,
+14 more written the same way: held aside, only reported). It audits a set twice through the project's CLI (`audit run`):
 
 1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
 2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
@@ -49,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from audit.config import load_config  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
 
-SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2")}
+SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3")}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 
 
@@ -190,7 +191,7 @@ def report(label: str, truth: dict, records: dict[str, dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(SETS), default="natural",
-                        help="the calls: natural, natural-eval (tuned on) or natural-eval2 (held aside)")
+                        help="the calls: natural, natural-eval, natural-eval2 (tuned on) or natural-eval3 (held aside)")
     parser.add_argument("--model", default="models/base.pt",
                         help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
                              "root (default models/base.pt)")

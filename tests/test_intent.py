@@ -3,6 +3,7 @@ speaker, question versus statement, negation, quoted speech, example similarity,
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
@@ -575,3 +576,27 @@ def test_soothing_a_few_turns_later_is_in_time(shipped):
     assert _status(shipped, "text.empathy", *upset, "坐席: 非常抱歉，我理解您的心情，已经为您退订。") == "pass"
     cold = ["坐席: 已经退订了。", "客户: 好。"] * 4
     assert _status(shipped, "text.empathy", "客户: 你们凭什么扣我钱？", *cold) == "fail"
+
+
+@pytest.mark.parametrize("turns, status", [
+    # however the request was heard (登录立马 for 登录密码), the caller reading a password out answers it
+    (["坐席: 请您把宽代账号的登录立马报给我。", "客户: 密码1826491,"], "fail"),
+    (["坐席: 麻烦您把身份证号码说一下。", "客户: 身份证号是110101199003071234。"], "fail"),
+    (["坐席: 麻烦您报一下身份证后四位。", "客户: 后四位是七七一零。"], "pass"),
+    (["坐席: 请您在电话按键上输入服务密码。", "客户: 密码123456,输好了。"], "pass"),  # no "tell me"
+])
+def test_a_caller_reading_a_secret_out_to_an_agent_who_asked(shipped, turns, status):
+    assert _status(shipped, "text.identity_privacy", *turns) == status
+
+
+def test_upset_words_heard_by_sound():
+    """及死我了 for 急死我了 (base on natural-eval2 f06) is a key term read by sound; 吓死我了 is not it."""
+    from audit.config import load_config
+    from audit.terms import correct_terms
+    config = load_config()
+    def judged(*turns):
+        call = dialogue_context(list(turns), COMPANY)
+        call = dataclasses.replace(call, transcript=correct_terms(call.transcript, config.key_terms))
+        return config.rulebook.evaluate_one(config.rulebook.rule("text.empathy"), call).status
+    assert judged("客户: 今晚打不了电话可及死我了。", "坐席: 请您把手机重起一下。") == "fail"
+    assert judged("客户: 那就好，吓死我了。", "坐席: 请问还有其他可以帮您的吗？") == "pass"

@@ -88,3 +88,28 @@ def test_a_long_set_phrase_may_have_one_syllable_heard_only_nearly():
         "下午好,星河通信工号5924位您服务。", "感谢您的耐心等待。", "感谢您的来电再见。"]
     assert [(c.heard, c.term) for c in transcript.corrections] == [
         ("亲和通信", "星河通信"), ("内心等待", "耐心等待"), ("感谢您的来点", "感谢您的来电")]
+
+
+def test_a_short_term_a_number_follows_may_have_one_syllable_heard_only_nearly():
+    """Whisper base on fixtures/natural-eval2 f02: 孤号六夭四八 for 工号六幺四八 (夭 is its 幺)."""
+    heard = corrected("你好,星河通信,孤号六夭四八位您服务", "孤号很多")
+    assert heard.utterances[0].text == "你好,星河通信,工号六夭四八位您服务"
+    assert heard.utterances[1].text == "孤号很多"  # no number after it: no context that leaves no doubt
+    config = load_config()
+    opening = CHECKS["opening.golden_30s"].run(
+        dialogue_context("坐席: 你好,星河通信,孤号六夭四八位您服务,请问有什么能帮你?"),
+        config.rules["opening.golden_30s"].params)
+    assert opening.status == "fail"  # uncorrected, the id is missing
+    fixed = dataclasses.replace(dialogue_context("坐席: x"), transcript=correct_terms(
+        dialogue_context("坐席: 你好,星河通信,孤号六夭四八位您服务,请问有什么能帮你?").transcript,
+        config.key_terms), company_names=config.company_names)
+    assert CHECKS["opening.golden_30s"].run(fixed, config.rules["opening.golden_30s"].params).status == "pass"
+
+
+def test_verification_heard_by_sound():
+    """后思维 for 后四位 and 已经合适 for 已经核实 (base on natural-eval2 f07)."""
+    config = load_config()
+    transcript = correct_terms(Transcript("whisper", (
+        Utterance("agent", 14.5, 16.0, "好的,麻烦您提供一下手机号后思维。"),
+        Utterance("agent", 21.4, 23.0, "好的,谢谢您。您已经合适。"))), config.key_terms)
+    assert [u.text for u in transcript.utterances] == ["好的,麻烦您提供一下手机号后四位。", "好的,谢谢您。您已经核实。"]
