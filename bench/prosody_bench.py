@@ -47,7 +47,7 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import load_config
+from audit.configload import load_config
 from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,

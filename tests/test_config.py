@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from audit.config import DEFAULT_CONFIG, ConfigError, load_config
+from audit.config import DEFAULT_CONFIG, ConfigError
+from audit.configload import load_config
 
 
 def test_default_config_loads_with_every_rule():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.config import load_config
+from audit.configload import load_config
 from audit.pipeline import AsrChoice, Job, audit_call
 from audit.records import CallMeta, Transcript
 from audit.speech import assign_channels, find_speech

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check, evidence_of, find_pattern, find_phrases
+from audit.checks.base import CallContext, Outcome, check
+from audit.checks.phrases import evidence_of, find_pattern, find_phrases
 from audit.records import Evidence
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check
+from audit.checks.base import CallContext, Outcome, check
 from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody
 from audit.records import Evidence
 

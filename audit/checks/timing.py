@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check
+from audit.checks.base import CallContext, Outcome, check
 from audit.records import Evidence, Utterance
 from audit.textnorm import normalize, normalize_phrase
 

@@ -10,7 +10,8 @@ from functools import cached_property
 from pathlib import Path
 
 from audit import intent as meaning
-from audit.checks import CallContext, char_times
+from audit.checks.base import CallContext
+from audit.checks.phrases import char_times
 from audit.records import Evidence, RuleResult, Speaker, Status
 from audit.rules.matching import Segmenter, near_match
 from audit.rules.model import (
