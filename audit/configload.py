@@ -54,22 +54,36 @@ def load_config(path: Path | str | None = None) -> Config:
     ConfigError
         The first problem, naming the file and the dotted key.
     """
-    merged = read_toml(DEFAULT_CONFIG)
-    files = [str(DEFAULT_CONFIG)]
-    origin = str(DEFAULT_CONFIG)
-    rulebook_base = DEFAULT_CONFIG.parent
+    defaults = read_toml(DEFAULT_CONFIG)
+    # The defaults must be complete on their own: a key missing there is named against that file,
+    # not against the site file laid over it.
+    sections, rules = _settings(defaults, str(DEFAULT_CONFIG))
+    merged, files, rulebook_base = defaults, (str(DEFAULT_CONFIG),), DEFAULT_CONFIG.parent
     if path is not None:
         path = Path(path).resolve()
         overlay = read_toml(path)
-        merged = merge_tables(merged, overlay)
-        files.append(str(path))
-        origin = str(path)
+        merged = merge_tables(defaults, overlay)
+        files += (str(path),)
         if "rulebook" in overlay.get("text", {}):
             rulebook_base = path.parent
-    return _build_config(merged, origin, tuple(files), rulebook_base)
+        sections, rules = _settings(merged, str(path))
+    origin = files[-1]
+    rulebook_path = rulebook_base / sections["text"].rulebook
+    rulebook = check_rulebook(rulebook_path)
+    clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
+    if clashes:
+        raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
+    _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
+    judged = {name: value for name, value in merged.items() if name not in UNJUDGED_SECTIONS}
+    judged["asr"] = {name: value for name, value in judged.get("asr", {}).items()
+                     if name not in UNJUDGED_ASR_KEYS}
+    digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
+    digest.update(rulebook_path.read_bytes())
+    return Config(**sections, rules=rules, rulebook=rulebook, files=files, sha256=digest.hexdigest())
 
 
-def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_base: Path) -> Config:
+def _settings(table: dict, origin: str) -> tuple[dict, dict[str, RuleConfig]]:
+    """The typed sections and the built-in checks' settings of one (merged) table."""
     sections = build_sections(table, origin)
     rules_table = table.get("rules", {})
     if not isinstance(rules_table, dict):
@@ -85,18 +99,7 @@ def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_bas
     for rule_id in CHECKS:
         if rule_id not in rules:
             raise ConfigError(origin, f"rules.{rule_id}", "missing: every rule needs its settings")
-    rulebook_path = rulebook_base / sections["text"].rulebook
-    rulebook = check_rulebook(rulebook_path)
-    clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
-    if clashes:
-        raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
-    judged = {name: value for name, value in table.items() if name not in UNJUDGED_SECTIONS}
-    judged["asr"] = {name: value for name, value in judged.get("asr", {}).items()
-                     if name not in UNJUDGED_ASR_KEYS}
-    digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
-    digest.update(rulebook_path.read_bytes())
-    return Config(**sections, rules=rules, rulebook=rulebook, files=files, sha256=digest.hexdigest())
+    return sections, rules
 
 
 def _check_labels(labels: LabelsConfig, rule_ids: set[str], origin: str) -> None:

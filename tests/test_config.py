@@ -128,3 +128,39 @@ def test_a_relative_config_is_kept_as_an_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     assert config.files[1] == str(tmp_path / "site.toml")
     assert load_config(config.files[1]).sha256 == config.sha256  # a report from elsewhere finds it
+
+
+def test_the_checks_parameters_have_no_code_defaults():
+    """default.toml is the one place a check's parameter gets its value (as for the sections)."""
+    from dataclasses import MISSING, fields
+
+    from audit.checks import CHECKS
+
+    for rule_id, check in CHECKS.items():
+        for spec in fields(check.params):
+            assert spec.default is MISSING and spec.default_factory is MISSING, f"{rule_id}.{spec.name}"
+
+
+@pytest.mark.parametrize("line, key", [
+    ("max_rings = 3\n", "rules.timing.three_rings.max_rings"),
+    ("grace_s = 10.0\n", "rules.timing.hold_overrun.grace_s"),
+    ("max_monotone_share = 0.5", "rules.prosody.monotone.max_monotone_share"),
+    ("vague_hold_s = 60.0", "timing.vague_hold_s"),
+])
+def test_a_key_missing_from_the_defaults_names_it_and_the_defaults_file(tmp_path, monkeypatch, line, key):
+    """No code default fills a gap in default.toml: the load stops, naming the key and that file,
+    also when a site file is laid over it."""
+    import audit.configload
+
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    start = text.index(line)
+    (tmp_path / "default.toml").write_text(text[:start] + text[text.index("\n", start) + 1:], encoding="utf-8")
+    (tmp_path / "rulebook.toml").write_bytes((DEFAULT_CONFIG.parent / "rulebook.toml").read_bytes())
+    site = tmp_path / "site.toml"
+    site.write_text('[company]\nname = "蓝天银行"\n', encoding="utf-8")
+    monkeypatch.setattr(audit.configload, "DEFAULT_CONFIG", tmp_path / "default.toml")
+    for given in (None, site):
+        with pytest.raises(ConfigError) as caught:
+            load_config(given)
+        assert (caught.value.key, caught.value.reason) == (key, "missing")
+        assert caught.value.file == str(tmp_path / "default.toml")

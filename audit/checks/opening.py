@@ -12,11 +12,14 @@ from audit.records import Evidence
 
 @dataclass(frozen=True)
 class GoldenOpeningParams:
-    window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
-    greeting: tuple[str, ...] = ()
-    greeting_pattern: str = field(default=r"(?:早上|上午|中午|下午|晚上)好", metadata={"regex": True})
-    offer_help: tuple[str, ...] = ()
-    agent_id_pattern: str = field(default=r"工号\d{2,}", metadata={"regex": True})
+    """The window after the answer (s) and what counts as each element: phrase lists, and regexes
+    on normalised text (Chinese numerals already digits)."""
+
+    window_s: float = field(metadata={"min": 1.0, "max": 300.0})
+    greeting: tuple[str, ...]
+    greeting_pattern: str = field(metadata={"regex": True})
+    offer_help: tuple[str, ...]
+    agent_id_pattern: str = field(metadata={"regex": True})
 
 
 OPENING_ELEMENTS = {

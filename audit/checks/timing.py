@@ -23,7 +23,7 @@ def _no_speech(call: CallContext) -> bool:
 
 @dataclass(frozen=True)
 class ThreeRingsParams:
-    max_rings: int = field(default=3, metadata={"min": 1, "max": 20})
+    max_rings: int = field(metadata={"min": 1, "max": 20})
 
 
 @check("timing.three_rings", ThreeRingsParams)
@@ -52,7 +52,7 @@ def three_rings(call: CallContext, params: ThreeRingsParams) -> Outcome:
 
 @dataclass(frozen=True)
 class FirstWordsParams:
-    max_delay_s: float = field(default=3.0, metadata={"min": 0.0, "max": 60.0})
+    max_delay_s: float = field(metadata={"min": 0.0, "max": 60.0})
 
 
 @check("timing.first_words", FirstWordsParams)
@@ -97,7 +97,7 @@ def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
 
 @dataclass(frozen=True)
 class DeadAirParams:
-    max_silence_s: float = field(default=5.0, metadata={"min": 1.0, "max": 600.0})
+    max_silence_s: float = field(metadata={"min": 1.0, "max": 600.0})
 
 
 @check("timing.dead_air", DeadAirParams)
@@ -119,7 +119,7 @@ def dead_air(call: CallContext, params: DeadAirParams) -> Outcome:
 
 @dataclass(frozen=True)
 class HoldOverrunParams:
-    grace_s: float = field(default=10.0, metadata={"min": 0.0, "max": 600.0})
+    grace_s: float = field(metadata={"min": 0.0, "max": 600.0})
 
 
 @check("timing.hold_overrun", HoldOverrunParams)
@@ -160,7 +160,7 @@ def hold_thanks(call: CallContext, params: HoldThanksParams) -> Outcome:
 
 @dataclass(frozen=True)
 class InterruptionParams:
-    max_count: int = field(default=0, metadata={"min": 0, "max": 100})
+    max_count: int = field(metadata={"min": 0, "max": 100})
 
 
 @check("timing.interruption", InterruptionParams)
@@ -185,9 +185,9 @@ def interruption(call: CallContext, params: InterruptionParams) -> Outcome:
 
 @dataclass(frozen=True)
 class CutOffParams:
-    max_end_gap_s: float = field(default=2.0, metadata={"min": 0.0, "max": 60.0})
-    closing_window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
-    closing_phrases: tuple[str, ...] = ()
+    max_end_gap_s: float = field(metadata={"min": 0.0, "max": 60.0})
+    closing_window_s: float = field(metadata={"min": 1.0, "max": 300.0})
+    closing_phrases: tuple[str, ...]
 
 
 @check("timing.cut_off", CutOffParams)
