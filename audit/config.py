@@ -309,10 +309,12 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
+    """One rule's settings, a built-in check's or a rulebook rule's alike: `[rules."<id>"]`."""
+
     enabled: bool
     severity: Literal["critical", "major", "minor"]
-    weight: float
-    params: Any  # the check's own parameter dataclass
+    weight: float  # points off the score of 100 when the rule fails
+    params: Any  # the check's own parameter dataclass; None for a rulebook rule (its conditions are its parameters)
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,7 @@ class Config:
     labels: LabelsConfig
     cluster: ClusterConfig
     scoring: ScoringConfig
-    rules: dict[str, RuleConfig]
+    rules: dict[str, RuleConfig]  # every rule by id: the built-in checks', then the rulebook's
     rulebook: Any  # audit.rules.Rulebook, the text rules (built by audit.configload: config sits below the rules)
     files: tuple[str, ...]  # the files this config was built from, defaults first
     sha256: str  # of the merged settings and the rulebook, to tell whether two runs used the same norms
@@ -350,8 +352,7 @@ class Config:
     @property
     def weights(self) -> dict[str, float]:
         """Points each rule takes off the score when it fails: function checks and rulebook rules."""
-        return {**{r.id: r.weight for r in self.rulebook.rules},
-                **{rule_id: rule.weight for rule_id, rule in self.rules.items()}}
+        return {rule_id: rule.weight for rule_id, rule in self.rules.items()}
 
 
 def read_toml(path: Path) -> dict:
@@ -411,9 +412,19 @@ def build_sections(table: dict, origin: str) -> dict[str, Any]:
     return {name: build_section(cls, table.get(name, {}), origin, name) for name, cls in SECTIONS.items()}
 
 
-def build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConfig:
-    """A built-in check's `[rules."id"]` table: enabled, severity, weight and its parameters."""
-    common = {"enabled", "severity", "weight"}
+RULE_KEYS = ("enabled", "severity", "weight")  # every rule's, built-in or rulebook
+
+
+def build_rule(table: dict, params_cls: type | None, origin: str, key: str) -> RuleConfig:
+    """A rule's `[rules."id"]` table: enabled, severity, weight and, for a built-in check, its
+    parameters (`params_cls`); None for a rulebook rule, which takes no other key here."""
+    common = set(RULE_KEYS)
+    if params_cls is None:
+        for name in table:
+            if name not in common:
+                raise ConfigError(origin, f"{key}.{name}",
+                                  f"unknown key; a rulebook rule takes {list(RULE_KEYS)} here "
+                                  "(its conditions and messages are in its rulebook)")
     for name in ("severity", "weight"):
         if name not in table:
             raise ConfigError(origin, f"{key}.{name}", "missing")
@@ -422,8 +433,9 @@ def build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConf
         Literal["critical", "major", "minor"], table["severity"], origin, f"{key}.severity", {}
     )
     weight = _convert(float, table["weight"], origin, f"{key}.weight", value_range(0.0, 100.0))
-    params_table = {k: v for k, v in table.items() if k not in common}
-    params = build_section(params_cls, params_table, origin, key)
+    params = None
+    if params_cls is not None:
+        params = build_section(params_cls, {k: v for k, v in table.items() if k not in common}, origin, key)
     return RuleConfig(enabled=enabled, severity=severity, weight=weight, params=params)
 
 

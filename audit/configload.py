@@ -25,7 +25,7 @@ from audit.config import (
     merge_tables,
     read_toml,
 )
-from audit.rules import check_rulebook
+from audit.rules import Rulebook, check_rulebook
 
 # What cannot change a verdict stays out of the config's hash, so changing it re-audits nothing:
 # the report's display settings, how the outputs are masked (records are written again from the
@@ -57,8 +57,9 @@ def load_config(path: Path | str | None = None) -> Config:
     defaults = read_toml(DEFAULT_CONFIG)
     # The defaults must be complete on their own: a key missing there is named against that file,
     # not against the site file laid over it.
-    sections, rules = _settings(defaults, str(DEFAULT_CONFIG))
-    merged, files, rulebook_base = defaults, (str(DEFAULT_CONFIG),), DEFAULT_CONFIG.parent
+    sections = build_sections(defaults, str(DEFAULT_CONFIG))
+    _builtin_rules(_rule_tables(defaults, str(DEFAULT_CONFIG)), str(DEFAULT_CONFIG))
+    merged, files, rulebook_base, overlay = defaults, (str(DEFAULT_CONFIG),), DEFAULT_CONFIG.parent, {}
     if path is not None:
         path = Path(path).resolve()
         overlay = read_toml(path)
@@ -66,14 +67,18 @@ def load_config(path: Path | str | None = None) -> Config:
         files += (str(path),)
         if "rulebook" in overlay.get("text", {}):
             rulebook_base = path.parent
-        sections, rules = _settings(merged, str(path))
+        sections = build_sections(merged, str(path))
     origin = files[-1]
     rulebook_path = rulebook_base / sections["text"].rulebook
     rulebook = check_rulebook(rulebook_path)
     clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
+    stated_in = {rule_id: origin for rule_id in overlay.get("rules", {})}  # which file to name
+    tables = _rule_tables(merged, origin)
+    rules = {**_builtin_rules(tables, origin), **_rulebook_rules(tables, rulebook, stated_in)}
+    rulebook = rulebook.with_settings({rule_id: rules[rule_id] for rule_id in rulebook.ids})
+    _check_labels(sections["labels"], set(rules), origin)
     judged = {name: value for name, value in merged.items() if name not in UNJUDGED_SECTIONS}
     judged["asr"] = {name: value for name, value in judged.get("asr", {}).items()
                      if name not in UNJUDGED_ASR_KEYS}
@@ -82,24 +87,42 @@ def load_config(path: Path | str | None = None) -> Config:
     return Config(**sections, rules=rules, rulebook=rulebook, files=files, sha256=digest.hexdigest())
 
 
-def _settings(table: dict, origin: str) -> tuple[dict, dict[str, RuleConfig]]:
-    """The typed sections and the built-in checks' settings of one (merged) table."""
-    sections = build_sections(table, origin)
+def _rule_tables(table: dict, origin: str) -> dict[str, dict]:
+    """The `[rules]` tables of a config table, by rule id, each checked to be a table."""
     rules_table = table.get("rules", {})
     if not isinstance(rules_table, dict):
         raise ConfigError(origin, "rules", "must be a table of rule tables")
-    rules: dict[str, RuleConfig] = {}
     for rule_id, rule_table in rules_table.items():
-        key = f"rules.{rule_id}"
-        if rule_id not in CHECKS:
-            raise ConfigError(origin, key, f"no such rule; known rules: {sorted(CHECKS)}")
         if not isinstance(rule_table, dict):
-            raise ConfigError(origin, key, "must be a table")
-        rules[rule_id] = build_rule(rule_table, CHECKS[rule_id].params, origin, key)
+            raise ConfigError(origin, f"rules.{rule_id}", "must be a table")
+    return rules_table
+
+
+def _builtin_rules(tables: dict[str, dict], origin: str) -> dict[str, RuleConfig]:
+    """The built-in checks' settings, each with its parameters; every check must have its table."""
     for rule_id in CHECKS:
-        if rule_id not in rules:
+        if rule_id not in tables:
             raise ConfigError(origin, f"rules.{rule_id}", "missing: every rule needs its settings")
-    return sections, rules
+    return {rule_id: build_rule(rule_table, CHECKS[rule_id].params, origin, f"rules.{rule_id}")
+            for rule_id, rule_table in tables.items() if rule_id in CHECKS}
+
+
+def _rulebook_rules(tables: dict[str, dict], rulebook: Rulebook,
+                    stated_in: dict[str, str]) -> dict[str, RuleConfig]:
+    """Every rulebook rule's settings: its own severity, weight and enabled, with what a
+    `[rules."<id>"]` table of the config changes laid over them. A table for no rule, built-in or
+    in the rulebook, is refused naming the file it is in (the site file, else the defaults)."""
+    known = sorted({*CHECKS, *rulebook.ids})
+    for rule_id in tables:
+        if rule_id not in known:
+            raise ConfigError(stated_in.get(rule_id, str(DEFAULT_CONFIG)), f"rules.{rule_id}",
+                              f"no such rule; known rules: {known}")
+    settings = {}
+    for rule in rulebook.rules:
+        own = {"enabled": rule.enabled, "severity": rule.severity, "weight": rule.weight}
+        settings[rule.id] = build_rule({**own, **tables.get(rule.id, {})}, None,
+                                       stated_in.get(rule.id, str(DEFAULT_CONFIG)), f"rules.{rule.id}")
+    return settings
 
 
 def _check_labels(labels: LabelsConfig, rule_ids: set[str], origin: str) -> None:

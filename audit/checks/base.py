@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from audit.config import Config
 from audit.records import (
     CallEvent,
     CallMeta,
@@ -75,11 +76,11 @@ def check(rule_id: str, params: type):
     return register
 
 
-def run_checks(context: CallContext, config) -> tuple[RuleResult, ...]:
-    """Every enabled function check, then the text rulebook (`config` is an `audit.config.Config`)."""
+def run_checks(context: CallContext, config: Config) -> tuple[RuleResult, ...]:
+    """Every enabled function check, then the text rulebook (whose rules carry their settings)."""
     results = []
     for rule_id, rule in config.rules.items():
-        if not rule.enabled:
+        if not rule.enabled or rule_id not in CHECKS:
             continue
         outcome = CHECKS[rule_id].run(context, rule.params)
         results.append(
