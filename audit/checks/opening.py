@@ -74,8 +74,8 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
     problems += [f"{OPENING_ELEMENTS[n]}超过{params.window_s:g}秒才说出" for n in late]
     if missing:  # show what the agent did say in the window, so the reviewer can confirm
         evidence += [
-            Evidence(u.start, u.end, u.speaker, u.text)
-            for u in utterances
+            Evidence(u.start, u.end, u.speaker, u.text, utterance=index)
+            for index, u in enumerate(utterances)
             if u.speaker in speakers and u.start < deadline and u.end >= call.answer_s
         ]
     unique = tuple(dict.fromkeys(sorted(evidence, key=lambda e: e.start)))

@@ -12,10 +12,12 @@ from audit.textnorm import normalize, normalize_phrase
 @dataclass(frozen=True)
 class PhraseHit:
     utterance: Utterance
+    index: int  # of the utterance in the transcript
     phrase: str
-    start: float  # when the matched words were said
+    start: float  # s: when the matched words were said
     end: float
-    text: str  # the matched span as written in the transcript
+    text: str  # the matched words as written in the transcript
+    span: tuple[int, int]  # [start, end) of `text` in the utterance's text
 
 
 def char_times(utterance: Utterance, length: int) -> list[tuple[float, float]]:
@@ -40,7 +42,7 @@ def find_phrases(
     """Every place a speaker in `speakers` said one of `phrases`, in time order."""
     wanted = [(p, normalize_phrase(p)) for p in phrases]
     hits = []
-    for utterance in utterances:
+    for index, utterance in enumerate(utterances):
         if utterance.speaker not in speakers:
             continue
         norm = normalize(utterance.text)
@@ -52,15 +54,15 @@ def find_phrases(
             times = times or char_times(utterance, len(norm.text))
             end = position + len(needle)
             first, last = norm.span(position, end)
-            hits.append(PhraseHit(utterance, phrase, times[position][0], times[end - 1][1],
-                                  utterance.text[first:last]))
+            hits.append(PhraseHit(utterance, index, phrase, times[position][0], times[end - 1][1],
+                                  utterance.text[first:last], (first, last)))
     return sorted(hits, key=lambda h: h.start)
 
 
 def find_pattern(utterances, pattern, speakers) -> list[PhraseHit]:
     """Like `find_phrases`, for a compiled regex run on the normalised text."""
     hits = []
-    for utterance in utterances:
+    for index, utterance in enumerate(utterances):
         if utterance.speaker not in speakers:
             continue
         norm = normalize(utterance.text)
@@ -69,10 +71,10 @@ def find_pattern(utterances, pattern, speakers) -> list[PhraseHit]:
             continue
         times = char_times(utterance, len(norm.text))
         first, last = norm.span(match.start(), match.end())
-        hits.append(PhraseHit(utterance, match.group(0), times[match.start()][0],
-                              times[match.end() - 1][1], utterance.text[first:last]))
+        hits.append(PhraseHit(utterance, index, match.group(0), times[match.start()][0],
+                              times[match.end() - 1][1], utterance.text[first:last], (first, last)))
     return sorted(hits, key=lambda h: h.start)
 
 
 def evidence_of(hit: PhraseHit) -> Evidence:
-    return Evidence(hit.start, hit.end, hit.utterance.speaker, hit.utterance.text, hit.text)
+    return Evidence(hit.start, hit.end, hit.utterance.speaker, hit.utterance.text, hit.text, hit.index, hit.span)

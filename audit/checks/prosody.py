@@ -26,7 +26,7 @@ def _agent_utterances(prosody: Prosody) -> list[UtteranceProsody]:
 
 def _said(call: CallContext, measured: UtteranceProsody) -> Evidence:
     return Evidence(measured.start, measured.end, measured.speaker,
-                    call.transcript.utterances[measured.index].text)
+                    call.transcript.utterances[measured.index].text, utterance=measured.index)
 
 
 def _rate_of(measured: UtteranceProsody | SpeakerProsody, source: str) -> float | None:

@@ -9,12 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from audit.checks.base import CallContext, Outcome, check
-from audit.records import Evidence, Utterance
+from audit.records import Evidence
 from audit.textnorm import normalize, normalize_phrase
-
-
-def _said(utterance: Utterance | None, fallback: str) -> str:
-    return utterance.text if utterance is not None else fallback
 
 
 def _no_speech(call: CallContext) -> bool:
@@ -72,9 +68,10 @@ def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
         return Outcome("fail", f"接听后座席始终没有说话{assumed}",
                        (Evidence(timing.answer_latest_s, timing.duration_s, "agent", ""),))
     longest, shortest = timing.first_words_delay_s, timing.first_words_delay_min_s
-    first = next((u for u in call.transcript.utterances if u.speaker in call.agent_speakers
+    first = next((i for i, u in enumerate(call.transcript.utterances) if u.speaker in call.agent_speakers
                   and u.end >= timing.agent_first_words_s), None)
-    evidence = (Evidence(timing.answer_s, timing.agent_first_words_s + 2.0, "agent", _said(first, "")),)
+    evidence = (Evidence(timing.answer_s, timing.agent_first_words_s + 2.0, "agent",
+                         "" if first is None else call.transcript.utterances[first].text, utterance=first),)
     details = {"answer_s": round(timing.answer_s, 2), "answer_latest_s": round(timing.answer_latest_s, 2),
                "answer_source": timing.answer_source,
                "agent_first_words_s": round(timing.agent_first_words_s, 2),
@@ -200,12 +197,12 @@ def cut_off(call: CallContext, params: CutOffParams) -> Outcome:
     closing = [u for u in call.transcript.utterances
                if u.speaker in call.agent_speakers and u.start >= timing.last_words_end_s - params.closing_window_s
                and any(n and n in normalize(u.text).text for n in needles)]
-    tail = [u for u in call.transcript.utterances if u.end >= timing.last_words_end_s - 5.0]
+    tail = [(i, u) for i, u in enumerate(call.transcript.utterances) if u.end >= timing.last_words_end_s - 5.0]
     gap = timing.end_gap_s
     details = {"last_speaker": timing.last_speaker, "last_words_end_s": round(timing.last_words_end_s, 2),
                "end_gap_s": round(gap, 2), "agent_closing": bool(closing)}
-    evidence = tuple(Evidence(u.start, timing.duration_s if u is tail[-1] else u.end, u.speaker, u.text)
-                     for u in tail)
+    evidence = tuple(Evidence(u.start, timing.duration_s if i == tail[-1][0] else u.end, u.speaker, u.text,
+                              utterance=i) for i, u in tail)
     problems = []
     if timing.last_speaker == "customer" and gap <= params.max_end_gap_s:
         problems.append(f"客户还在说话,{gap:.1f}秒后通话就结束了")

@@ -106,7 +106,8 @@ class _Hit:
     why: str = ""  # for an intent: its label and score (`key` holds the pattern or example)
 
     def evidence(self) -> Evidence:
-        return Evidence(self.start, self.end, self.speaker, self.text, self.match)
+        return Evidence(self.start, self.end, self.speaker, self.text, self.match, self.utterance,
+                        self.span if self.match else None)
 
     def explained(self) -> dict:
         """What fired, for `RuleResult.details["matches"]`: a reviewer can judge it from this."""
