@@ -74,8 +74,8 @@ def load_config(path: Path | str | None = None) -> Config:
     clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
     if clashes:
         raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    stated_in = {rule_id: origin for rule_id in overlay.get("rules", {})}  # which file to name
     tables = _rule_tables(merged, origin)
+    stated_in = {rule_id: origin for rule_id in overlay.get("rules", {})}  # which file to name
     rules = {**_builtin_rules(tables, origin), **_rulebook_rules(tables, rulebook, stated_in)}
     rulebook = rulebook.with_settings({rule_id: rules[rule_id] for rule_id in rulebook.ids})
     _check_labels(sections["labels"], set(rules), origin)

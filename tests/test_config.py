@@ -202,6 +202,7 @@ def test_a_site_file_sets_a_rulebook_rule_like_any_other(tmp_path):
     ('[rules."text.closing"]\nseverity = "fatal"\n', "rules.text.closing.severity", "is not one of"),
     ('[rules."text.closing"]\nany = ["再见"]\n', "rules.text.closing.any", "a rulebook rule takes"),
     ('[rules."text.closings"]\nweight = 1\n', "rules.text.closings", "no such rule"),
+    ("rules = 5\n", "rules", "must be a table of rule tables"),
 ])
 def test_a_bad_rulebook_rule_setting_names_the_site_file_and_key(tmp_path, text, key, reason):
     site = tmp_path / "site.toml"
