@@ -46,7 +46,8 @@ from typing import Callable
 from audit import sidecar
 from audit.asr import AsrUnavailable
 from audit.asr_service import ModelService, ServiceHandle, model_devices
-from audit.config import Config, load_config
+from audit.config import Config
+from audit.configload import load_config
 from audit.decode import AUDIO_EXTENSIONS
 from audit.pipeline import AsrChoice, Job, load_models
 from audit.privacy import Privacy, worker_logging

@@ -23,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.asr import AsrUnavailable
-from audit.config import ConfigError, load_config, ray_address_problem
+from audit.config import ConfigError, ray_address_problem
+from audit.configload import load_config
 from audit.batch import BatchOptions, discover, run_batch, run_status
 from audit.privacy import mask_numbers, masked_logging
 from audit.report import ReportError, write_report

@@ -1,14 +1,16 @@
-"""Load and validate the audit configuration (norms, thresholds, phrase lists, company name).
+"""The typed sections of the audit configuration (norms, thresholds, phrase lists, company name)
+and how a TOML table becomes one.
 
-`configs/default.toml` holds every default; a user file given with `--config` is laid over it, so
-it only needs the keys it changes. Every value is checked against the typed sections below when
-loaded, and the first problem stops the run with the file and the dotted key that is wrong.
+`configs/default.toml` holds every default (the classes here carry none); a user file given with
+`--config` is laid over it, so it only needs the keys it changes. Every value is checked against
+the section classes below when loaded, and the first problem stops the run with the file and the
+dotted key that is wrong. `audit.configload` builds the whole `Config` (with the checks'
+parameters and the rulebook); this module imports nothing of the checks or the rules, so every
+stage can read its own section from it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import tomllib
@@ -307,10 +309,12 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
+    """One rule's settings, a built-in check's or a rulebook rule's alike: `[rules."<id>"]`."""
+
     enabled: bool
     severity: Literal["critical", "major", "minor"]
-    weight: float
-    params: Any  # the check's own parameter dataclass
+    weight: float  # points off the score of 100 when the rule fails
+    params: Any  # the check's own parameter dataclass; None for a rulebook rule (its conditions are its parameters)
 
 
 @dataclass(frozen=True)
@@ -322,7 +326,7 @@ class Config:
     vad: VadConfig
     asr: AsrConfig
     timing: TimingConfig
-    prosody: Any  # audit.prosody.ProsodyConfig (defined beside the measures it tunes)
+    prosody: ProsodyConfig
     metadata: MetadataConfig
     text: TextConfig
     report: ReportConfig
@@ -331,8 +335,8 @@ class Config:
     labels: LabelsConfig
     cluster: ClusterConfig
     scoring: ScoringConfig
-    rules: dict[str, RuleConfig]
-    rulebook: Any  # audit.rules.Rulebook: the text rules
+    rules: dict[str, RuleConfig]  # every rule by id: the built-in checks', then the rulebook's
+    rulebook: Any  # audit.rules.Rulebook, the text rules (built by audit.configload: config sits below the rules)
     files: tuple[str, ...]  # the files this config was built from, defaults first
     sha256: str  # of the merged settings and the rulebook, to tell whether two runs used the same norms
 
@@ -348,25 +352,7 @@ class Config:
     @property
     def weights(self) -> dict[str, float]:
         """Points each rule takes off the score when it fails: function checks and rulebook rules."""
-        return {**{r.id: r.weight for r in self.rulebook.rules},
-                **{rule_id: rule.weight for rule_id, rule in self.rules.items()}}
-
-
-def load_config(path: Path | str | None = None) -> Config:
-    """Read `configs/default.toml`, lay `path` over it and validate the result."""
-    merged = read_toml(DEFAULT_CONFIG)
-    files = [str(DEFAULT_CONFIG)]
-    origin = str(DEFAULT_CONFIG)
-    rulebook_base = DEFAULT_CONFIG.parent
-    if path is not None:
-        path = Path(path).resolve()  # stored with the run: reports and workers start elsewhere
-        overlay = read_toml(path)
-        merged = _deep_merge(merged, overlay)
-        files.append(str(path))
-        origin = str(path)
-        if "rulebook" in overlay.get("text", {}):
-            rulebook_base = path.parent
-    return _build_config(merged, origin, tuple(files), rulebook_base)
+        return {rule_id: rule.weight for rule_id, rule in self.rules.items()}
 
 
 def read_toml(path: Path) -> dict:
@@ -385,89 +371,60 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
 
 
-def _deep_merge(base: dict, overlay: dict) -> dict:
+def merge_tables(base: dict, overlay: dict) -> dict:
+    """`base` with `overlay` laid over it, table by table: a site file states only what it changes."""
     merged = dict(base)
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _build_config(table: dict, origin: str, files: tuple[str, ...], rulebook_base: Path) -> Config:
-    from audit.checks import CHECKS  # the checks declare their own parameters
-    from audit.rules import check_rulebook
+SECTIONS: dict[str, type] = {
+    "company": CompanyConfig,
+    "channels": ChannelsConfig,
+    "decode": DecodeConfig,
+    "agreement": AgreementConfig,
+    "vad": VadConfig,
+    "asr": AsrConfig,
+    "timing": TimingConfig,
+    "prosody": ProsodyConfig,
+    "metadata": MetadataConfig,
+    "text": TextConfig,
+    "report": ReportConfig,
+    "privacy": PrivacyConfig,
+    "review": ReviewConfig,
+    "labels": LabelsConfig,
+    "cluster": ClusterConfig,
+    "scoring": ScoringConfig,
+}
 
-    known = {"company", "channels", "decode", "agreement", "vad", "asr", "timing", "prosody", "metadata",
-             "text", "report", "privacy", "review", "labels", "cluster", "scoring", "rules"}
+
+def build_sections(table: dict, origin: str) -> dict[str, Any]:
+    """Every typed section of a merged config table (all but `[rules]`), by name; an unknown
+    section raises `ConfigError`."""
+    known = {*SECTIONS, "rules"}
     for key in table:
         if key not in known:
             raise ConfigError(origin, key, f"unknown section; expected one of {sorted(known)}")
-    sections = {
-        name: build_section(cls, table.get(name, {}), origin, name)
-        for name, cls in (
-            ("company", CompanyConfig),
-            ("channels", ChannelsConfig),
-            ("decode", DecodeConfig),
-            ("agreement", AgreementConfig),
-            ("vad", VadConfig),
-            ("asr", AsrConfig),
-            ("timing", TimingConfig),
-            ("prosody", ProsodyConfig),
-            ("metadata", MetadataConfig),
-            ("text", TextConfig),
-            ("report", ReportConfig),
-            ("privacy", PrivacyConfig),
-            ("review", ReviewConfig),
-            ("labels", LabelsConfig),
-            ("cluster", ClusterConfig),
-            ("scoring", ScoringConfig),
-        )
-    }
-    rules_table = table.get("rules", {})
-    if not isinstance(rules_table, dict):
-        raise ConfigError(origin, "rules", "must be a table of rule tables")
-    rules: dict[str, RuleConfig] = {}
-    for rule_id, rule_table in rules_table.items():
-        key = f"rules.{rule_id}"
-        if rule_id not in CHECKS:
-            raise ConfigError(origin, key, f"no such rule; known rules: {sorted(CHECKS)}")
-        if not isinstance(rule_table, dict):
-            raise ConfigError(origin, key, "must be a table")
-        rules[rule_id] = _build_rule(rule_table, CHECKS[rule_id].params, origin, key)
-    for rule_id in CHECKS:
-        if rule_id not in rules:
-            raise ConfigError(origin, f"rules.{rule_id}", "missing: every rule needs its settings")
-    rulebook_path = rulebook_base / sections["text"].rulebook
-    rulebook = check_rulebook(rulebook_path)
-    clashes = sorted(set(CHECKS) & {r.id for r in rulebook.rules})
-    if clashes:
-        raise ConfigError(rulebook_path, f"rules.{clashes[0]}", "this rule id belongs to a built-in check")
-    _check_labels(sections["labels"], {*CHECKS, *(r.id for r in rulebook.rules)}, origin)
-    # What cannot change a verdict stays out of the hash, so changing it re-audits nothing: the
-    # report's display settings, how the outputs are masked (records are written again from the
-    # database), the reviewers' reasons and the rules' names, and where the model and the calls run.
-    judged = {name: value for name, value in table.items()
-              if name not in ("report", "privacy", "review", "labels", "cluster")}
-    judged["asr"] = {name: value for name, value in judged.get("asr", {}).items() if name != "share_model"}
-    digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
-    digest.update(rulebook_path.read_bytes())
-    return Config(**sections, rules=rules, rulebook=rulebook, files=files,
-                  sha256=digest.hexdigest())
+    return {name: build_section(cls, table.get(name, {}), origin, name) for name, cls in SECTIONS.items()}
 
 
-def _check_labels(labels: LabelsConfig, rule_ids: set[str], origin: str) -> None:
-    """Every rule (built-in check or rulebook rule) has a name and category, and no other id does."""
-    for rule_id in sorted(rule_ids - set(labels.rules)):
-        raise ConfigError(origin, f"labels.rules.{rule_id}",
-                          "missing: every rule needs a name and category, e.g. { name = \"...\", category = \"服务规范\" }")
-    for rule_id in sorted(set(labels.rules) - rule_ids):
-        raise ConfigError(origin, f"labels.rules.{rule_id}", "no such rule in the checks or the rulebook")
+RULE_KEYS = ("enabled", "severity", "weight")  # every rule's, built-in or rulebook
 
 
-def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleConfig:
-    common = {"enabled", "severity", "weight"}
+def build_rule(table: dict, params_cls: type | None, origin: str, key: str) -> RuleConfig:
+    """A rule's `[rules."id"]` table: enabled, severity, weight and, for a built-in check, its
+    parameters (`params_cls`); None for a rulebook rule, which takes no other key here."""
+    common = set(RULE_KEYS)
+    if params_cls is None:
+        for name in table:
+            if name not in common:
+                raise ConfigError(origin, f"{key}.{name}",
+                                  f"unknown key; a rulebook rule takes {list(RULE_KEYS)} here "
+                                  "(its conditions and messages are in its rulebook)")
     for name in ("severity", "weight"):
         if name not in table:
             raise ConfigError(origin, f"{key}.{name}", "missing")
@@ -476,8 +433,9 @@ def _build_rule(table: dict, params_cls: type, origin: str, key: str) -> RuleCon
         Literal["critical", "major", "minor"], table["severity"], origin, f"{key}.severity", {}
     )
     weight = _convert(float, table["weight"], origin, f"{key}.weight", value_range(0.0, 100.0))
-    params_table = {k: v for k, v in table.items() if k not in common}
-    params = build_section(params_cls, params_table, origin, key)
+    params = None
+    if params_cls is not None:
+        params = build_section(params_cls, {k: v for k, v in table.items() if k not in common}, origin, key)
     return RuleConfig(enabled=enabled, severity=severity, weight=weight, params=params)
 
 

@@ -165,11 +165,19 @@ class CallEvent:
 
 @dataclass(frozen=True)
 class Evidence:
-    start: float
+    """Where a reviewer looks to judge a finding: a time range, whose it is and what was said.
+
+    `utterance` and `span` locate a match exactly (the report need not find the utterance by its
+    text or the words by their times); records written before they existed lack both keys.
+    """
+
+    start: float  # s from the recording start
     end: float
     speaker: Speaker
-    text: str  # the utterance the evidence sits in
+    text: str  # the utterance the evidence sits in (or a measured event's label)
     match: str = ""  # the words that matched, as written in `text`
+    utterance: int | None = None  # index in the call's transcript; None for a measured event or a window
+    span: tuple[int, int] | None = None  # [start, end) of `match` in `text`, in characters; None without one
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,10 @@ def _evidence(evidence: Evidence) -> dict:
               "text": evidence.text}
     if evidence.match:
         record["match"] = evidence.match
+    if evidence.utterance is not None:
+        record["utterance"] = evidence.utterance
+    if evidence.span is not None:
+        record["span"] = list(evidence.span)
     return record
 
 

@@ -147,7 +147,7 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
 
     from audit import batch, decode, pipeline
     from audit.asr import FasterWhisperTranscriber, WhisperTranscriber
-    from audit.config import load_config
+    from audit.configload import load_config
 
     seconds: Counter = Counter()
     windows: list = []
@@ -226,7 +226,7 @@ def baseline_prosody(files: list[Path]) -> None:
 
 def whisper_command(model: str, files: list[Path], out: Path) -> list[str]:
     """The whisper CLI with the tool's decoding options, so only what is decoded differs."""
-    from audit.config import load_config
+    from audit.configload import load_config
 
     asr = load_config().asr
     return [str(WHISPER_CLI), *map(str, files), "--model", model, "--device", "cpu",
@@ -404,7 +404,7 @@ def plain_whisper_side(model: str) -> None:
 def engine_side(engine: str, out: Path, calls: Path) -> None:
     """(child) `audit run --asr whisper --engine ENGINE` over the clip calls; CER per turn."""
     from audit import batch, pipeline
-    from audit.config import load_config
+    from audit.configload import load_config
 
     turns = json.loads((calls / "turns.json").read_text(encoding="utf-8"))
     seconds: Counter = Counter()

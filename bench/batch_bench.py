@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from synthcalls import RATE, speech_clips  # noqa: E402
 
 from audit.batch import BatchOptions, run_batch  # noqa: E402
-from audit.config import load_config  # noqa: E402
+from audit.configload import load_config  # noqa: E402
 
 
 def make_folder(root: Path, count: int) -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audit.config import load_config  # noqa: E402
+from audit.configload import load_config  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
 
 SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3")}

@@ -47,7 +47,7 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import load_config
+from audit.configload import load_config
 from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,
@@ -315,11 +315,10 @@ def audit_prosody(recording: Recording, audio: np.ndarray, speech, transcript: T
     call = ProsodyContext(recording=recording.info, meta=CallMeta(), speech=speech, transcript=transcript,
                           answer_s=0.0, answer_source="recording_start", company_names=("星河通信",),
                           prosody=measure_prosody(audio, speech, transcript, SETTINGS))
-    rules.rate(call, rules.RateParams())
-    rules.rate_vs_customer(call, rules.RateVsCustomerParams())
-    rules.raised_voice(call, rules.RaisedVoiceParams())
-    rules.harsh_jump(call, rules.HarshJumpParams())
-    rules.monotone(call, rules.MonotoneParams())
+    for rule_id, judge in (("prosody.rate", rules.rate), ("prosody.rate_vs_customer", rules.rate_vs_customer),
+                           ("prosody.raised_voice", rules.raised_voice), ("prosody.harsh_jump", rules.harsh_jump),
+                           ("prosody.monotone", rules.monotone)):
+        judge(call, CONFIG.rules[rule_id].params)
 
 
 def speed() -> None:

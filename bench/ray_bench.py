@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch_bench import make_folder  # noqa: E402
 
 from audit.batch import BatchOptions, run_batch  # noqa: E402
-from audit.config import load_config  # noqa: E402
+from audit.configload import load_config  # noqa: E402
 
 
 def measure(label: str, folder: Path, out: Path, options: BatchOptions) -> float:

@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="loads measured (the median is printed)")
     args = parser.parse_args()
 
-    from audit.config import load_config
+    from audit.configload import load_config
     from audit.report.build import BuildSettings, write_index
     from audit.report.charts import Bands
 

@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.checks import CHECKS, CallContext
-from audit.config import Config, load_config
+from audit.config import Config
+from audit.configload import load_config
 from audit.records import CallMeta, RecordingInfo
 from audit.rules import Rulebook, check_rulebook, dialogue_context
 from audit.sidecar import read_transcript

@@ -114,7 +114,7 @@ class Stages:
 
 def in_process(folder: Path, out: Path, profile: bool) -> tuple[dict[str, float], dict[str, float]]:
     from audit.batch import BatchOptions, run_batch
-    from audit.config import load_config
+    from audit.configload import load_config
     from audit.report import write_report
 
     config = load_config()

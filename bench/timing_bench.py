@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music,  # noqa: E402
                         make_call, measure, measure_with_speech, speech_clips)
 
-from audit.config import load_config  # noqa: E402
-from audit.timing import find_ringback  # noqa: E402
+from audit.configload import load_config  # noqa: E402
+from audit.ringback import find_ringback  # noqa: E402
 
 LIMITS = {"answer": 0.25, "first_words": 0.25, "hold": 0.3, "overlap": 0.3}
 

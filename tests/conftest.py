@@ -56,7 +56,7 @@ def real_models() -> Path:
 def real_transcriber(real_models):
     """`real_transcriber(engine)`: the real Whisper base on that engine, loaded once per session."""
     from audit.asr import load_transcriber
-    from audit.config import load_config
+    from audit.configload import load_config
 
     loaded = {}
 

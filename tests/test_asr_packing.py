@@ -17,7 +17,7 @@ from audit.asr import (
     split_at_seams,
     unreached,
 )
-from audit.config import load_config
+from audit.configload import load_config
 from audit.records import Channel, ChannelSpeech, Interval
 
 RATE = 16000

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from audit.batch import BatchOptions, discover, run_batch
-from audit.config import load_config
+from audit.configload import load_config
 from audit.records import CallMeta
 from audit.store import OutputLock
 from conftest import FIXTURE_CALLS, ROOT

@@ -19,7 +19,8 @@ import pytest
 import soundfile
 
 from audit.batch import BatchOptions, discover, run_batch
-from audit.config import ConfigError, load_config
+from audit.config import ConfigError
+from audit.configload import load_config
 from audit.pipeline import Job
 from conftest import FIXTURE_CALLS, ROOT
 from nights import audit, night_folder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from audit.checks import CHECKS
-from audit.config import load_config
+from audit.configload import load_config
 from audit.confidence import weigh_confidence
 from audit.records import RuleResult, Transcript, Utterance, Word
 from audit.rules import dialogue_context

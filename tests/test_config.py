@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from audit.config import DEFAULT_CONFIG, ConfigError, load_config
+from audit.config import DEFAULT_CONFIG, ConfigError
+from audit.configload import load_config
 
 
 def test_default_config_loads_with_every_rule():
@@ -127,3 +128,86 @@ def test_a_relative_config_is_kept_as_an_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     assert config.files[1] == str(tmp_path / "site.toml")
     assert load_config(config.files[1]).sha256 == config.sha256  # a report from elsewhere finds it
+
+
+def test_the_checks_parameters_have_no_code_defaults():
+    """default.toml is the one place a check's parameter gets its value (as for the sections)."""
+    from dataclasses import MISSING, fields
+
+    from audit.checks import CHECKS
+
+    for rule_id, check in CHECKS.items():
+        for spec in fields(check.params):
+            assert spec.default is MISSING and spec.default_factory is MISSING, f"{rule_id}.{spec.name}"
+
+
+@pytest.mark.parametrize("line, key", [
+    ("max_rings = 3\n", "rules.timing.three_rings.max_rings"),
+    ("grace_s = 10.0\n", "rules.timing.hold_overrun.grace_s"),
+    ("max_monotone_share = 0.5", "rules.prosody.monotone.max_monotone_share"),
+    ("vague_hold_s = 60.0", "timing.vague_hold_s"),
+])
+def test_a_key_missing_from_the_defaults_names_it_and_the_defaults_file(tmp_path, monkeypatch, line, key):
+    """No code default fills a gap in default.toml: the load stops, naming the key and that file,
+    also when a site file is laid over it."""
+    import audit.configload
+
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    start = text.index(line)
+    (tmp_path / "default.toml").write_text(text[:start] + text[text.index("\n", start) + 1:], encoding="utf-8")
+    (tmp_path / "rulebook.toml").write_bytes((DEFAULT_CONFIG.parent / "rulebook.toml").read_bytes())
+    site = tmp_path / "site.toml"
+    site.write_text('[company]\nname = "蓝天银行"\n', encoding="utf-8")
+    monkeypatch.setattr(audit.configload, "DEFAULT_CONFIG", tmp_path / "default.toml")
+    for given in (None, site):
+        with pytest.raises(ConfigError) as caught:
+            load_config(given)
+        assert (caught.value.key, caught.value.reason) == (key, "missing")
+        assert caught.value.file == str(tmp_path / "default.toml")
+
+
+def test_a_site_file_sets_a_rulebook_rule_like_any_other(tmp_path):
+    """One namespace: `[rules."<id>"]` sets severity, weight and enabled of a rulebook rule as of a
+    built-in check, and the verdict follows."""
+    from audit.rules import dialogue_context
+    from audit.scoring import score_call
+
+    site = tmp_path / "site.toml"
+    site.write_text('[rules."text.closing"]\nweight = 1\nseverity = "critical"\n'
+                    '[rules."text.forbidden.jargon"]\nenabled = false\n'
+                    '[rules."timing.cut_off"]\nweight = 12\n', encoding="utf-8")
+    default, config = load_config(), load_config(site)
+    assert (config.rules["text.closing"].weight, config.rules["text.closing"].severity) == (1.0, "critical")
+    assert config.rules["text.closing"].params is None  # its conditions live in the rulebook
+    assert config.weights["text.closing"] == 1.0 and config.weights["timing.cut_off"] == 12.0
+    assert default.weights["text.closing"] == default.rulebook.rule("text.closing").weight != 1.0
+    assert not config.rules["text.forbidden.jargon"].enabled
+    assert config.sha256 != default.sha256  # a changed weight re-audits
+    closing = config.rulebook.rule("text.closing")
+    call = dialogue_context(closing.fail_examples[0], config.company_names)
+    results = config.rulebook.evaluate(call)
+    failed = next(r for r in results if r.rule_id == "text.closing")
+    assert (failed.status, failed.severity, failed.details["weight"]) == ("fail", "critical", 1.0)
+    assert "text.forbidden.jargon" not in {r.rule_id for r in results}
+    score, _, verdict = score_call((failed,), config.weights, config.scoring)
+    assert (score, verdict) == (99.0, "fail")  # critical now: one point off, and the call fails
+    as_shipped = {r.rule_id: r for r in default.rulebook.evaluate(call)}
+    assert "text.forbidden.jargon" in as_shipped
+    score, _, verdict = score_call((as_shipped["text.closing"],), default.weights, default.scoring)
+    assert (score, verdict) == (100.0 - default.weights["text.closing"], "review")
+
+
+@pytest.mark.parametrize("text, key, reason", [
+    ('[rules."text.closing"]\nweight = -1\n', "rules.text.closing.weight", "outside the allowed range"),
+    ('[rules."text.closing"]\nseverity = "fatal"\n', "rules.text.closing.severity", "is not one of"),
+    ('[rules."text.closing"]\nany = ["再见"]\n', "rules.text.closing.any", "a rulebook rule takes"),
+    ('[rules."text.closings"]\nweight = 1\n', "rules.text.closings", "no such rule"),
+    ("rules = 5\n", "rules", "must be a table of rule tables"),
+])
+def test_a_bad_rulebook_rule_setting_names_the_site_file_and_key(tmp_path, text, key, reason):
+    site = tmp_path / "site.toml"
+    site.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(site)
+    assert (caught.value.key, caught.value.file) == (key, str(site))
+    assert reason in caught.value.reason

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.config import load_config
+from audit.configload import load_config
 from audit.decode import DecodeError, decode, resample
 from conftest import FIXTURE_CALLS
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile
 
 from audit.batch import BatchOptions, run_batch, run_status
-from audit.config import load_config
+from audit.configload import load_config
 from audit.report import write_report
 from audit.store import OutputError, OutputFull, OutputLock, RunLocked, check_output_folder, export_csv
 from conftest import FIXTURE_CALLS, ROOT

@@ -4,7 +4,7 @@ import pytest
 
 from audit.checks import CallContext
 from audit.checks.opening import golden_30s
-from audit.config import load_config
+from audit.configload import load_config
 from audit.pipeline import AsrChoice, Job, audit_call
 from audit.records import CallMeta, RecordingInfo, Transcript, Utterance, Word
 from audit.textnorm import normalize

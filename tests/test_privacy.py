@@ -8,7 +8,8 @@ import copy
 
 import pytest
 
-from audit.config import ConfigError, load_config
+from audit.config import ConfigError
+from audit.configload import load_config
 from audit.privacy import Privacy, mask_numbers, mask_record, masked_id
 
 KEY = bytes(range(32))

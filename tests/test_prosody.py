@@ -22,7 +22,8 @@ from audit import decode as decoding
 from audit import sidecar
 from audit.checks import CallContext
 from audit.checks import prosody as rules
-from audit.config import DEFAULT_CONFIG, ConfigError, build_section, load_config, read_toml
+from audit.config import DEFAULT_CONFIG, ConfigError, build_section, read_toml
+from audit.configload import load_config
 from audit.config import ProsodyConfig
 from audit.prosody import measure_prosody
 from audit.records import (CallMeta, Channel, ChannelSpeech, Interval, RecordingInfo, Transcript,

@@ -25,7 +25,7 @@ import pytest
 import soundfile
 
 from audit import decode as decoding
-from audit.config import load_config
+from audit.configload import load_config
 from audit.privacy import mask_numbers
 from audit.report import page_stem, write_report
 from conftest import FIXTURE_CALLS, ROOT

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from audit.batch import BatchOptions, run_batch
 from audit.cli import app
-from audit.config import load_config
+from audit.configload import load_config
 from audit.report import write_report
 from audit.review import current_findings
 from audit.store import MIGRATIONS, ResultsDB

@@ -686,7 +686,7 @@ KNOWN_DEV_DISAGREEMENTS: set[tuple[str, str]] = set()
 
 @pytest.fixture(scope="module")
 def dev_judgements(bench, shipped):
-    from audit.config import load_config
+    from audit.configload import load_config
 
     config = load_config()
     tuning, held = bench.split_dev(bench.load_sidecar_set(bench.DEV_DIR, config.company_names))

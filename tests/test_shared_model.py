@@ -17,7 +17,7 @@ import soundfile
 from audit.asr import AsrUnavailable, WhisperTranscriber
 from audit.asr_service import ModelService, RemoteTranscriber, TranscriptionFailed, model_devices
 from audit.batch import BatchOptions, run_batch
-from audit.config import load_config
+from audit.configload import load_config
 from audit.decode import decode, resample
 from audit.speech import assign_channels, find_speech
 from conftest import FIXTURE_CALLS

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.config import load_config
+from audit.configload import load_config
 from audit.speech import assign_channels, detect_speech
 from conftest import REAL_SPEECH
 

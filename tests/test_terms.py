@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from audit.checks import CHECKS
-from audit.config import load_config
+from audit.configload import load_config
 from audit.records import Transcript, Utterance
 from audit.rules import dialogue_context
 from audit.terms import correct_terms, sounds_like

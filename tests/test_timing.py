@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.config import load_config
+from audit.configload import load_config
 from audit.pipeline import AsrChoice, Job, audit_call
 from audit.records import CallMeta, Transcript
+from audit.ringback import find_ringback
 from audit.speech import assign_channels, find_speech
-from audit.timing import find_ringback, measure_timing, promised_seconds
+from audit.timing import measure_timing, promised_seconds
 from conftest import FIXTURE_CALLS, REAL_SPEECH
 from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music, make_call, measure,
                         measure_with_speech, speech_clips)

@@ -14,7 +14,7 @@ from audit import decode as decoding
 from audit.asr import WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
 from audit.frames import SAMPLE_RATE
 from audit.batch import BatchOptions, run_batch
-from audit.config import load_config
+from audit.configload import load_config
 from audit.pipeline import AsrChoice, AuditError, Job, audit_call
 from audit.records import Interval
 from audit.store import call_record

@@ -5,17 +5,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check, evidence_of, find_pattern, find_phrases
+from audit.checks.base import CallContext, Outcome, check
+from audit.checks.phrases import evidence_of, find_pattern, find_phrases
 from audit.records import Evidence
 
 
 @dataclass(frozen=True)
 class GoldenOpeningParams:
-    window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
-    greeting: tuple[str, ...] = ()
-    greeting_pattern: str = field(default=r"(?:早上|上午|中午|下午|晚上)好", metadata={"regex": True})
-    offer_help: tuple[str, ...] = ()
-    agent_id_pattern: str = field(default=r"工号\d{2,}", metadata={"regex": True})
+    """The window after the answer (s) and what counts as each element: phrase lists, and regexes
+    on normalised text (Chinese numerals already digits)."""
+
+    window_s: float = field(metadata={"min": 1.0, "max": 300.0})
+    greeting: tuple[str, ...]
+    greeting_pattern: str = field(metadata={"regex": True})
+    offer_help: tuple[str, ...]
+    agent_id_pattern: str = field(metadata={"regex": True})
 
 
 OPENING_ELEMENTS = {
@@ -70,8 +74,8 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
     problems += [f"{OPENING_ELEMENTS[n]}超过{params.window_s:g}秒才说出" for n in late]
     if missing:  # show what the agent did say in the window, so the reviewer can confirm
         evidence += [
-            Evidence(u.start, u.end, u.speaker, u.text)
-            for u in utterances
+            Evidence(u.start, u.end, u.speaker, u.text, utterance=index)
+            for index, u in enumerate(utterances)
             if u.speaker in speakers and u.start < deadline and u.end >= call.answer_s
         ]
     unique = tuple(dict.fromkeys(sorted(evidence, key=lambda e: e.start)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check
+from audit.checks.base import CallContext, Outcome, check
 from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody
 from audit.records import Evidence
 
@@ -26,7 +26,7 @@ def _agent_utterances(prosody: Prosody) -> list[UtteranceProsody]:
 
 def _said(call: CallContext, measured: UtteranceProsody) -> Evidence:
     return Evidence(measured.start, measured.end, measured.speaker,
-                    call.transcript.utterances[measured.index].text)
+                    call.transcript.utterances[measured.index].text, utterance=measured.index)
 
 
 def _rate_of(measured: UtteranceProsody | SpeakerProsody, source: str) -> float | None:
@@ -45,11 +45,11 @@ SOURCE_NAMES = {"transcript": "按转写字数", "audio": "按音频音节"}
 
 @dataclass(frozen=True)
 class RateParams:
-    min_cpm: float = field(default=150.0, metadata={"min": 30.0, "max": 600.0})
-    max_cpm: float = field(default=300.0, metadata={"min": 30.0, "max": 900.0})
-    utterance_min_cpm: float = field(default=120.0, metadata={"min": 10.0, "max": 600.0})
-    utterance_max_cpm: float = field(default=360.0, metadata={"min": 30.0, "max": 1200.0})
-    max_evidence: int = field(default=3, metadata={"min": 1, "max": 50})
+    min_cpm: float = field(metadata={"min": 30.0, "max": 600.0})
+    max_cpm: float = field(metadata={"min": 30.0, "max": 900.0})
+    utterance_min_cpm: float = field(metadata={"min": 10.0, "max": 600.0})
+    utterance_max_cpm: float = field(metadata={"min": 30.0, "max": 1200.0})
+    max_evidence: int = field(metadata={"min": 1, "max": 50})
 
 
 @check("prosody.rate", RateParams)
@@ -95,9 +95,9 @@ def rate(call: CallContext, params: RateParams) -> Outcome:
 
 @dataclass(frozen=True)
 class RateVsCustomerParams:
-    slow_customer_cpm: float = field(default=180.0, metadata={"min": 30.0, "max": 600.0})
-    max_ratio: float = field(default=1.3, metadata={"min": 1.0, "max": 5.0})
-    max_evidence: int = field(default=3, metadata={"min": 1, "max": 50})
+    slow_customer_cpm: float = field(metadata={"min": 30.0, "max": 600.0})
+    max_ratio: float = field(metadata={"min": 1.0, "max": 5.0})
+    max_evidence: int = field(metadata={"min": 1, "max": 50})
 
 
 @check("prosody.rate_vs_customer", RateVsCustomerParams)
@@ -132,7 +132,7 @@ def rate_vs_customer(call: CallContext, params: RateVsCustomerParams) -> Outcome
 
 @dataclass(frozen=True)
 class RaisedVoiceParams:
-    max_episodes: int = field(default=0, metadata={"min": 0, "max": 100})
+    max_episodes: int = field(metadata={"min": 0, "max": 100})
 
 
 @check("prosody.raised_voice", RaisedVoiceParams)
@@ -163,7 +163,7 @@ def raised_voice(call: CallContext, params: RaisedVoiceParams) -> Outcome:
 
 @dataclass(frozen=True)
 class HarshJumpParams:
-    max_jumps: int = field(default=0, metadata={"min": 0, "max": 100})
+    max_jumps: int = field(metadata={"min": 0, "max": 100})
 
 
 @check("prosody.harsh_jump", HarshJumpParams)
@@ -191,8 +191,8 @@ def harsh_jump(call: CallContext, params: HarshJumpParams) -> Outcome:
 
 @dataclass(frozen=True)
 class MonotoneParams:
-    opening_window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
-    max_monotone_share: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
+    opening_window_s: float = field(metadata={"min": 1.0, "max": 300.0})
+    max_monotone_share: float = field(metadata={"min": 0.0, "max": 1.0})
 
 
 @check("prosody.monotone", MonotoneParams)

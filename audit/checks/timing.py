@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audit.checks import CallContext, Outcome, check
-from audit.records import Evidence, Utterance
+from audit.checks.base import CallContext, Outcome, check
+from audit.records import Evidence
 from audit.textnorm import normalize, normalize_phrase
-
-
-def _said(utterance: Utterance | None, fallback: str) -> str:
-    return utterance.text if utterance is not None else fallback
 
 
 def _no_speech(call: CallContext) -> bool:
@@ -23,7 +19,7 @@ def _no_speech(call: CallContext) -> bool:
 
 @dataclass(frozen=True)
 class ThreeRingsParams:
-    max_rings: int = field(default=3, metadata={"min": 1, "max": 20})
+    max_rings: int = field(metadata={"min": 1, "max": 20})
 
 
 @check("timing.three_rings", ThreeRingsParams)
@@ -52,7 +48,7 @@ def three_rings(call: CallContext, params: ThreeRingsParams) -> Outcome:
 
 @dataclass(frozen=True)
 class FirstWordsParams:
-    max_delay_s: float = field(default=3.0, metadata={"min": 0.0, "max": 60.0})
+    max_delay_s: float = field(metadata={"min": 0.0, "max": 60.0})
 
 
 @check("timing.first_words", FirstWordsParams)
@@ -72,9 +68,10 @@ def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
         return Outcome("fail", f"接听后座席始终没有说话{assumed}",
                        (Evidence(timing.answer_latest_s, timing.duration_s, "agent", ""),))
     longest, shortest = timing.first_words_delay_s, timing.first_words_delay_min_s
-    first = next((u for u in call.transcript.utterances if u.speaker in call.agent_speakers
+    first = next((i for i, u in enumerate(call.transcript.utterances) if u.speaker in call.agent_speakers
                   and u.end >= timing.agent_first_words_s), None)
-    evidence = (Evidence(timing.answer_s, timing.agent_first_words_s + 2.0, "agent", _said(first, "")),)
+    evidence = (Evidence(timing.answer_s, timing.agent_first_words_s + 2.0, "agent",
+                         "" if first is None else call.transcript.utterances[first].text, utterance=first),)
     details = {"answer_s": round(timing.answer_s, 2), "answer_latest_s": round(timing.answer_latest_s, 2),
                "answer_source": timing.answer_source,
                "agent_first_words_s": round(timing.agent_first_words_s, 2),
@@ -97,7 +94,7 @@ def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
 
 @dataclass(frozen=True)
 class DeadAirParams:
-    max_silence_s: float = field(default=5.0, metadata={"min": 1.0, "max": 600.0})
+    max_silence_s: float = field(metadata={"min": 1.0, "max": 600.0})
 
 
 @check("timing.dead_air", DeadAirParams)
@@ -119,7 +116,7 @@ def dead_air(call: CallContext, params: DeadAirParams) -> Outcome:
 
 @dataclass(frozen=True)
 class HoldOverrunParams:
-    grace_s: float = field(default=10.0, metadata={"min": 0.0, "max": 600.0})
+    grace_s: float = field(metadata={"min": 0.0, "max": 600.0})
 
 
 @check("timing.hold_overrun", HoldOverrunParams)
@@ -160,7 +157,7 @@ def hold_thanks(call: CallContext, params: HoldThanksParams) -> Outcome:
 
 @dataclass(frozen=True)
 class InterruptionParams:
-    max_count: int = field(default=0, metadata={"min": 0, "max": 100})
+    max_count: int = field(metadata={"min": 0, "max": 100})
 
 
 @check("timing.interruption", InterruptionParams)
@@ -185,9 +182,9 @@ def interruption(call: CallContext, params: InterruptionParams) -> Outcome:
 
 @dataclass(frozen=True)
 class CutOffParams:
-    max_end_gap_s: float = field(default=2.0, metadata={"min": 0.0, "max": 60.0})
-    closing_window_s: float = field(default=30.0, metadata={"min": 1.0, "max": 300.0})
-    closing_phrases: tuple[str, ...] = ()
+    max_end_gap_s: float = field(metadata={"min": 0.0, "max": 60.0})
+    closing_window_s: float = field(metadata={"min": 1.0, "max": 300.0})
+    closing_phrases: tuple[str, ...]
 
 
 @check("timing.cut_off", CutOffParams)
@@ -200,12 +197,12 @@ def cut_off(call: CallContext, params: CutOffParams) -> Outcome:
     closing = [u for u in call.transcript.utterances
                if u.speaker in call.agent_speakers and u.start >= timing.last_words_end_s - params.closing_window_s
                and any(n and n in normalize(u.text).text for n in needles)]
-    tail = [u for u in call.transcript.utterances if u.end >= timing.last_words_end_s - 5.0]
+    tail = [(i, u) for i, u in enumerate(call.transcript.utterances) if u.end >= timing.last_words_end_s - 5.0]
     gap = timing.end_gap_s
     details = {"last_speaker": timing.last_speaker, "last_words_end_s": round(timing.last_words_end_s, 2),
                "end_gap_s": round(gap, 2), "agent_closing": bool(closing)}
-    evidence = tuple(Evidence(u.start, timing.duration_s if u is tail[-1] else u.end, u.speaker, u.text)
-                     for u in tail)
+    evidence = tuple(Evidence(u.start, timing.duration_s if i == tail[-1][0] else u.end, u.speaker, u.text,
+                              utterance=i) for i, u in tail)
     problems = []
     if timing.last_speaker == "customer" and gap <= params.max_end_gap_s:
         problems.append(f"客户还在说话,{gap:.1f}秒后通话就结束了")

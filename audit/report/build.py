@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
-from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig, load_config
+from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig
+from audit.configload import load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.report.charts import LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
 from audit.report.clips import ClipWriter, load_audio, write_audio

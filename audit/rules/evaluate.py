@@ -10,7 +10,9 @@ from functools import cached_property
 from pathlib import Path
 
 from audit import intent as meaning
-from audit.checks import CallContext, char_times
+from audit.checks.base import CallContext
+from audit.checks.phrases import char_times
+from audit.config import RuleConfig
 from audit.records import Evidence, RuleResult, Speaker, Status
 from audit.rules.matching import Segmenter, near_match
 from audit.rules.model import (
@@ -56,6 +58,18 @@ class Rulebook:
         return frozenset(rule.id for rule in self.rules
                          if rule.mode == "require" and wanted & _phrases_that_satisfy(rule.condition))
 
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(rule.id for rule in self.rules)
+
+    def with_settings(self, settings: dict[str, RuleConfig]) -> Rulebook:
+        """This rulebook with each rule's enabled, severity and weight as the config's
+        `[rules."<id>"]` says (`audit.configload`: one namespace for every rule)."""
+        return replace(self, rules=tuple(
+            replace(rule, enabled=settings[rule.id].enabled, severity=settings[rule.id].severity,
+                    weight=settings[rule.id].weight) if rule.id in settings else rule
+            for rule in self.rules))
+
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
             if rule.id == rule_id:
@@ -92,7 +106,8 @@ class _Hit:
     why: str = ""  # for an intent: its label and score (`key` holds the pattern or example)
 
     def evidence(self) -> Evidence:
-        return Evidence(self.start, self.end, self.speaker, self.text, self.match)
+        return Evidence(self.start, self.end, self.speaker, self.text, self.match, self.utterance,
+                        self.span if self.match else None)
 
     def explained(self) -> dict:
         """What fired, for `RuleResult.details["matches"]`: a reviewer can judge it from this."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from audit.checks import CallContext
+from audit.checks.base import CallContext
 from audit.records import CallEvent, CallMeta, RecordingInfo, Speaker, Status, Transcript, Utterance
 from audit.rules.model import EVENT_KINDS
 from audit.textnorm import normalize
