@@ -591,7 +591,7 @@ def test_a_caller_reading_a_secret_out_to_an_agent_who_asked(shipped, turns, sta
 
 def test_upset_words_heard_by_sound():
     """及死我了 for 急死我了 (base on natural-eval2 f06) is a key term read by sound; 吓死我了 is not it."""
-    from audit.config import load_config
+    from audit.configload import load_config
     from audit.terms import correct_terms
     config = load_config()
     def judged(*turns):
