@@ -215,6 +215,7 @@ class AgreementConfig:
 class TextConfig:
     rulebook: str  # the text rulebook, relative to the config file naming it
     key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.terms)
+    numbered_terms: tuple[str, ...]  # key terms a number follows (工号): the digits are read by sound too
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     channels = assign_channels(info.channels, config.channels)
     speech = find_speech(audio_16k, channels, config.vad)
     try:
-        transcript = correct_terms(asr.transcript(job.path, audio_16k, speech), config.key_terms)
+        transcript = correct_terms(asr.transcript(job.path, audio_16k, speech), config.key_terms,
+                                   config.text.numbered_terms)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
     problems, notes = disagreements(info.duration_s, speech, transcript, meta, config.agreement)
