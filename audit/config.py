@@ -216,6 +216,7 @@ class TextConfig:
     rulebook: str  # the text rulebook, relative to the config file naming it
     key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.terms)
     numbered_terms: tuple[str, ...]  # key terms a number follows (工号): the digits are read by sound too
+    join_gap_s: float = field(metadata=value_range(0.0, 5.0))  # Whisper's pieces of one sentence joined (audit.turns)
 
 
 @dataclass(frozen=True)

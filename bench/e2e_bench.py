@@ -48,7 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audit.configload import load_config  # noqa: E402
+from audit.records import Transcript, Utterance, Word  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
+from audit.turns import join_continuations  # noqa: E402
 
 SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3")}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
@@ -89,9 +91,10 @@ def read_records(out: Path) -> dict[str, dict]:
     return records
 
 
-def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path) -> Path:
+def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path, join_gap_s: float) -> Path:
     """A folder of the recordings (linked), their metadata and, as sidecars, the transcripts the
-    Whisper run wrote, words and their probabilities included."""
+    Whisper run wrote, words and their probabilities included, its pieces joined into sentences
+    as the pipeline joins a Whisper transcript now (`[text] join_gap_s`)."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -100,10 +103,15 @@ def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path) -> Pat
             continue
         (folder / f"{stem}.wav").symlink_to((fixtures / f"{stem}.wav").resolve())
         shutil.copy(fixtures / f"{stem}.meta.json", folder / f"{stem}.meta.json")
+        heard = Transcript("whisper", tuple(
+            Utterance(u["speaker"], u["start"], u["end"], u["text"],
+                      tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in u.get("words", [])))
+            for u in record["utterances"]))
         utterances = []
-        for u in record["utterances"]:
-            said = {key: u[key] for key in ("speaker", "start", "end", "text")}
-            words = [{key: w[key] for key in ("start", "end", "text", "probability")} for w in u.get("words", [])]
+        for u in join_continuations(heard, join_gap_s).utterances:
+            said = {"speaker": u.speaker, "start": u.start, "end": u.end, "text": u.text}
+            words = [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+                     for w in u.words]
             utterances.append({**said, "words": words} if words else said)
         (folder / f"{stem}.transcript.json").write_text(
             json.dumps({"utterances": utterances}, ensure_ascii=False), encoding="utf-8")
@@ -219,7 +227,7 @@ def main() -> None:
         if not (out / "whisper" / "calls").is_dir():
             raise SystemExit(f"--rejudge: no Whisper run in {out / 'whisper'} yet (run once without it)")
         heard = read_records(out / "whisper")
-        whisper, whisper_s = run_audit(rejudge_input(fixtures, heard, out / "rejudge-in"), out / "rejudged",
+        whisper, whisper_s = run_audit(rejudge_input(fixtures, heard, out / "rejudge-in", config.text.join_gap_s), out / "rejudged",
                                        "sidecar", None, args.workers, True)
         print(f"whisper transcripts of {out / 'whisper'} judged again: {whisper_s:.1f} s")
     elif (ROOT / model).exists():
