@@ -75,14 +75,11 @@ def main() -> None:
 
     from audit.config import load_config
     from audit.report.build import BuildSettings, write_index
-    from audit.report.charts import Bands
 
     config = load_config()
     summary, searches = synthetic_night(args.calls)
     folder = Path(tempfile.mkdtemp(prefix="report-bench-")) / "report"
-    settings = BuildSettings(folder, True, 1.5, Bands.of(config), config.decode, config.labels,
-                             config.review.reasons, config.report.max_evidence,
-                             tuple(sorted(config.weights.items())), config.scoring)
+    settings = BuildSettings.of(folder, config, mask_pii=True)
     started = time.perf_counter()
     index = write_index(summary, {c["call_id"]: f"calls/{c['call_id']}.html" for c in summary["calls"]}, {},
                         settings, searches)

@@ -1,9 +1,11 @@
 """Building `OUT/report/`: which call pages are out of date, building them (in worker processes),
 the index, and the cleanup of pages of calls no longer in the run.
 
-Speed: a recording is decoded once per build, and a call whose record, options, neighbours in the
-worklist, stored decisions and templates have not changed since the last build is skipped
-(`report/build.json`). Faults: the build holds the output folder's lock (one writer at a time,
+Speed: a recording is decoded once per build, and only for a call whose page holds its audio (a
+flagged one, `[report] audio_verdicts`); a call whose record, options, neighbours in the worklist,
+stored decisions and templates have not changed since the last build is skipped
+(`report/build.json`); the pages are built in `workers` processes, each page the same bytes
+whichever process built it. Faults: the build holds the output folder's lock (one writer at a time,
 runs included); a call record that is missing or corrupt is written again from the results
 database first; a full disk stops the build with `OutputFull` and leaves no temporary file.
 """
@@ -23,7 +25,7 @@ from urllib.parse import quote
 from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig, load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.report.charts import LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
-from audit.report.clips import ClipWriter, load_audio, write_audio
+from audit.report.audio import SUFFIX, AudioError, CallAudio, encoder_problem, load_recording, write_call_audio
 from audit.report.pages import render, sources_digest
 from audit.report.views import CallContent, RuleName, facts, why_verdict
 from audit.report.worklist import CallSearch, index_row, neighbours, worklist_order
@@ -52,14 +54,22 @@ class BuildSettings:
 
     folder: Path  # OUT/report
     mask_pii: bool
-    clip_context_s: float
     bands: Bands
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
     labels: LabelsConfig  # each rule's Chinese name and category
     reasons: tuple[str, ...]  # what a reviewer picks from ([review] reasons)
-    max_evidence: int  # evidence items (and clips) per finding on a page ([report] max_evidence)
+    max_evidence: int  # evidence items per finding on a page ([report] max_evidence)
     weights: tuple[tuple[str, float], ...]  # points each rule takes off when it fails
     scoring: ScoringConfig
+    audio_verdicts: tuple[str, ...]  # the calls whose page holds their audio ([report] audio_verdicts)
+    audio_kbps: float  # Ogg Opus bit rate per channel ([report] audio_kbps)
+
+    @classmethod
+    def of(cls, folder: Path, config: Config, mask_pii: bool) -> "BuildSettings":
+        report = config.report
+        return cls(folder, mask_pii, Bands.of(config), config.decode, config.labels, config.review.reasons,
+                   report.max_evidence, tuple(sorted(config.weights.items())), config.scoring,
+                   report.audio_verdicts, report.audio_kbps)
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -67,7 +77,7 @@ class BuildSettings:
 
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, labels, templates and scripts."""
-        return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
+        return json.dumps({"mask_pii": self.mask_pii, "audio": [self.audio_verdicts, self.audio_kbps],
                            "max_evidence": self.max_evidence, "weights": self.weights,
                            "scoring": self.scoring.__dict__, "reasons": self.reasons,
                            "labels": [self.labels.categories, {r: [l.name, l.category] for r, l in self.labels.rules.items()},
@@ -109,7 +119,7 @@ class Stored:
 
 
 def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> str:
-    """The file name of a call's page, clips and audio: its id as shown, safe in paths and URLs.
+    """The file name of a call's page and audio: its id as shown, safe in paths and URLs.
 
     When that changes the id (masked digits, odd characters, great length) a short hash keeps
     calls apart. It hashes the audio's SHA-256 with the id, which the report never shows, so a
@@ -160,20 +170,35 @@ def plan_pages(out: Path, summary: dict, settings: BuildSettings, stored: Stored
     return plans, problems, searches
 
 
+def call_audio(settings: BuildSettings, plan: PagePlan, record: dict) -> CallAudio:
+    """Write the call's audio when its verdict asks for it; where it is, or why the page has none.
+
+    A recording that cannot be encoded costs its page's audio, not the page: the page says why.
+    """
+    audio_file = settings.folder / "audio" / f"{plan.stem}{SUFFIX}"
+    if record["verdict"] not in settings.audio_verdicts:
+        remove_audio(settings.folder, plan.stem)
+        wanted = "、".join(settings.labels.verdicts[v] for v in settings.audio_verdicts)
+        kept = f"报告只保存{wanted}通话的录音" if wanted else "报告不保存录音"
+        return CallAudio(problem=f"本页不含录音:{kept}([report] audio_verdicts)。")
+    recording, problem = load_recording(record, settings.decode, plan.audio_path)
+    if recording is not None:
+        try:
+            write_call_audio(audio_file, recording, settings.audio_kbps)
+            return CallAudio(href=f"../audio/{quote(plan.stem)}{SUFFIX}")
+        except AudioError as error:
+            log.error("report: no audio for %s: %s", plan.record_path.name, error)
+            problem = f"录音无法编码为 Ogg Opus({error}),本页没有音频。"
+    remove_audio(settings.folder, plan.stem)
+    return CallAudio(problem=problem)
+
+
 def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
-    """Write one call's page, its clips and its audio, decoding the recording once."""
+    """Write one call's page and, when it is flagged, its audio (the recording decoded once)."""
     record = json.loads(plan.record_path.read_text(encoding="utf-8"))
     folder, stem, shown = settings.folder, plan.stem, settings.shown
-    shutil.rmtree(folder / "clips" / stem, ignore_errors=True)  # clips of an earlier audit
-    audio, problem = load_audio(record, settings.decode, plan.audio_path)
-    clips, audio_href = None, ""
-    if audio is not None:
-        clips = ClipWriter(audio, folder / "clips" / stem, f"../clips/{quote(stem)}",
-                           settings.clip_context_s)
-        (folder / "audio").mkdir(parents=True, exist_ok=True)
-        write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
-        audio_href = f"../audio/{quote(stem)}.flac"
-    content = CallContent(record, shown, clips, settings.labels, settings.max_evidence, plan.call_id)
+    audio = call_audio(settings, plan, record)
+    content = CallContent(record, shown, settings.labels, settings.max_evidence, plan.call_id)
     weights = dict(settings.weights)
     axis = TimeAxis(record["recording"]["duration_s"])
     labels = settings.labels
@@ -181,7 +206,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
     html = render(
         "call.html", "call.js",
         name=shown(record["call_id"]), record=record, facts=facts(record, shown),
-        audio=audio_href, audio_problem=shown(problem), ticks=axis.ticks(),
+        audio=audio.href, audio_problem=shown(audio.problem), ticks=axis.ticks(),
         lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + 14,
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
@@ -209,7 +234,8 @@ def build_page_or_reason(settings: BuildSettings, plan: PagePlan) -> str | None:
 def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int,
                 masked_logs: bool = False) -> dict[str, str]:
     """Build pages in `workers` processes (decoding and encoding audio is most of the work), which
-    log masked with `masked_logs` (`[privacy] mask_outputs`).
+    log masked with `masked_logs` (`[privacy] mask_outputs`). A page is the same whichever process
+    builds it, so the report does not depend on `workers`.
 
     Returns why each page that could not be built was not, by the call's stem.
     """
@@ -265,16 +291,20 @@ def _agent_row(agent: str, row: dict, shown: Callable[[str], str], labels: Label
             "top": "、".join(RuleName.of(labels, rule).name for rule, _ in most)}
 
 
+def remove_audio(folder: Path, stem: str) -> None:
+    """Remove a call's audio: the Ogg Opus file, and the FLAC copy reports held before it."""
+    for suffix in (SUFFIX, ".flac"):
+        (folder / "audio" / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
 def remove_stale(folder: Path, previous: dict[str, str], current: dict[str, str]) -> None:
-    """Remove the pages, clips and audio of calls that are no longer in the run."""
+    """Remove the pages and audio of calls that are no longer in the run."""
     for stem in set(previous) - set(current):
         (folder / "calls" / f"{stem}.html").unlink(missing_ok=True)
-        (folder / "audio" / f"{stem}.flac").unlink(missing_ok=True)
-        shutil.rmtree(folder / "clips" / stem, ignore_errors=True)
+        remove_audio(folder, stem)
 
 
-def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = True,
-                 clip_context_s: float = 1.5, workers: int = 1) -> Path:
+def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = True, workers: int = 1) -> Path:
     """Build `OUT/report/` from `OUT/summary.json` and `OUT/calls/*.json`; returns index.html.
 
     `config` gives the bands the prosody pictures draw, the rules' names and the reviewers'
@@ -293,7 +323,7 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
     """
     with OutputLock(out, "audit report"):
         try:
-            return _build_report(out, config, mask_pii, clip_context_s, workers)
+            return _build_report(out, config, mask_pii, workers)
         except Exception as error:
             if not output_full(error):
                 raise
@@ -301,8 +331,7 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
                              "space and run `audit report` again") from None
 
 
-def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context_s: float,
-                  workers: int) -> Path:
+def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int) -> Path:
     summary_path = out / "summary.json"
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -310,9 +339,11 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
         raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
                           "writes it again") from None
     config = config or run_config(summary)
-    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode,
-                             config.labels, config.review.reasons, config.report.max_evidence,
-                             tuple(sorted(config.weights.items())), config.scoring)
+    settings = BuildSettings.of(out / "report", config, mask_pii)
+    if settings.audio_verdicts and (problem := encoder_problem()):
+        log.error("report: the pages hold no audio: %s", problem)
+    # a WAV file per evidence item, as reports held before the evidence buttons seeked the call's audio
+    shutil.rmtree(settings.folder / "clips", ignore_errors=True)
     # the records are in the form the run wrote them: its summary says whether they are masked
     masked = bool((summary.get("privacy") or {}).get("mask_outputs"))
     stored = restore_run_records(out, summary, masked)

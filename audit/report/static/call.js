@@ -23,13 +23,6 @@ if (player && playhead) {
   });
 }
 
-// one voice at a time: starting a clip pauses the call and the other clips
-document.addEventListener("play", (event) => {
-  for (const audio of document.querySelectorAll("audio")) {
-    if (audio !== event.target) audio.pause();
-  }
-}, true);
-
 // Decisions: one per finding, kept in localStorage under the finding's key until the index
 // exports them for `audit review import`. A decision imported earlier comes with the page
 // (data-stored) and shows until this browser makes its own.
