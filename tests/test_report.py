@@ -322,6 +322,24 @@ def test_the_audio_is_the_same_bytes_in_every_build(audited, tmp_path):
     assert audio_path(first, record).read_bytes() == audio_path(second, record).read_bytes()
 
 
+def test_pages_built_in_two_worker_processes_are_those_of_one(audited, tmp_path):
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    def report_files(workers: str) -> dict[str, bytes]:
+        out = fresh_copy(audited, tmp_path / workers)
+        done = CliRunner().invoke(app, ["report", str(out), "--workers", workers])
+        assert done.exit_code == 0, done.output
+        return {str(p.relative_to(out / "report")): p.read_bytes()
+                for p in sorted((out / "report").rglob("*")) if p.is_file()}
+
+    one, two = report_files("1"), report_files("2")
+    assert one == two and any(name.endswith(".ogg") for name in one) and "index.html" in one
+    refused = CliRunner().invoke(app, ["report", str(tmp_path / "1"), "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
+
+
 def test_markup_from_recordings_is_shown_as_text(built):
     record = hostile_record(built)
     html = page_path(built, record).read_text(encoding="utf-8")
