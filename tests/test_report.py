@@ -943,11 +943,78 @@ def test_an_evidence_button_seeks_the_call_player_and_the_playhead_follows(brows
     button.click()
     player = driver.find_element(By.ID, "call-audio")
     wait_for(lambda: driver.execute_script("return arguments[0].currentTime > arguments[1] + 0.2", player, start))
-    x = float(driver.find_element(By.ID, "playhead").get_attribute("x1"))
-    chart = driver.find_element(By.ID, "timeline")
-    left, right, duration = (float(chart.get_attribute(n)) for n in ("data-left", "data-right", "data-duration"))
-    assert left + (right - left) * start / duration <= x <= left + (right - left) * (start + 2.5) / duration
+    x = float(driver.find_element(By.ID, "playhead").get_attribute("x1").removesuffix("%"))
+    duration = float(driver.find_element(By.ID, "timeline").get_attribute("data-duration"))
+    assert 100 * start / duration <= x <= 100 * (start + 2.5) / duration  # percent of the plot, as its spans
     playing = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".transcript li.playing"))
     assert float(playing[0].get_attribute("data-start")) <= start + 2.5 <= float(playing[0].get_attribute("data-end")) + 2.5
     driver.execute_script("arguments[0].pause()", player)
     assert console_errors(driver) == []
+
+
+# --- a phone, charts, colour, names (issue 17, item 6) -------------------------------------------
+
+
+def test_at_420_px_nothing_scrolls_sideways_and_chart_text_is_legible(browser, built):
+    driver = browser
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # a window cannot be made narrower than 500
+                           {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        flagged = [c for c in index_data(built)["calls"] if c["verdict"] != "pass"]
+        for page in (built / "report" / "index.html", *(built / "report" / unquote(c["href"]) for c in flagged)):
+            open_page(driver, page)
+            assert driver.execute_script("return innerWidth") == 420
+            width = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 420, f"{page.name} is {width} px wide"
+            if page.name == "index.html":
+                assert driver.execute_script("return document.querySelectorAll('#calls tbody tr').length") == 4
+                continue
+            rendered = driver.execute_script("""return Array.from(document.querySelectorAll('svg text'))
+                .filter((t) => getComputedStyle(t).display !== 'none')
+                .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);""")
+            assert rendered and min(rendered) >= 11, page.name  # px on the screen, after any scaling
+            overlapping = driver.execute_script("""const ticks = Array.from(document.querySelectorAll('#timeline text.tick'))
+                .filter((t) => getComputedStyle(t).display !== 'none').map((t) => t.getBoundingClientRect());
+                return ticks.some((box, i) => i && box.left < ticks[i - 1].right);""")
+            assert not overlapping  # the time labels that are shown fit side by side
+            assert console_errors(driver) == []
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_players_have_accessible_names(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, record_of(built, "raised_voice")))
+    players = driver.find_elements(By.TAG_NAME, "audio")
+    assert players and all(player.accessible_name for player in players)  # as Chromium exposes them
+    buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "button.seek") if b.is_displayed()]
+    assert buttons and all(button.accessible_name.startswith(("从", "在整通录音中从")) for button in buttons)
+
+
+def test_red_and_green_are_told_apart_without_colour(browser, audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__raised_voice.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for number, utterance in enumerate(u for u in record["utterances"] if u["speaker"] == "agent"):
+        utterance["prosody"] = {"rate_cpm": 400.0 if number == 0 else 250.0, "rate_audio_cpm": 250.0,
+                                "level_dbfs": -20.0, "pitch_median_hz": 180.0, "pitch_range_st": 5.0}
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    opening = record_of(out, "compliant")  # a match that passed, in green
+    write_report(out)
+    driver = browser
+
+    def style(selector: str, *names: str) -> list[str]:
+        return driver.execute_script("const s = getComputedStyle(document.querySelector(arguments[0]));"
+                                     "return arguments[1].map((n) => s.getPropertyValue(n));", selector, list(names))
+
+    open_page(driver, page_path(out, record))
+    failed = style("mark.fail", "text-decoration-line", "text-decoration-style")
+    assert failed == ["underline", "wavy"]
+    out_of_band, in_band = (style(f".mark.{kind} line", "stroke-dasharray", "stroke-width") for kind in ("out", "ok"))
+    assert out_of_band != in_band and out_of_band[0] != "none"  # dashed and thicker, not only red
+    limit, average = (style(f"line.guide.{kind}", "stroke-dasharray") for kind in ("limit", "average"))
+    assert limit != average
+    open_page(driver, page_path(out, opening))
+    assert style("mark.pass", "text-decoration-line", "text-decoration-style") == ["underline", "dotted"]

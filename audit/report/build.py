@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig, load_config
 from audit.privacy import mask_numbers, worker_logging
-from audit.report.charts import LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
+from audit.report.charts import AXIS_HEIGHT, LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
 from audit.report.audio import SUFFIX, AudioError, CallAudio, encoder_problem, load_recording, write_call_audio
 from audit.report.pages import render, sources_digest
 from audit.report.views import CallContent, RuleName, facts, why_verdict
@@ -207,7 +207,7 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
         "call.html", "call.js",
         name=shown(record["call_id"]), record=record, facts=facts(record, shown),
         audio=audio.href, audio_problem=shown(audio.problem), ticks=axis.ticks(),
-        lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + 14,
+        lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + AXIS_HEIGHT,
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
