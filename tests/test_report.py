@@ -300,6 +300,12 @@ def test_the_audio_verdicts_setting_is_validated_and_decides_which_calls_have_au
     assert "报告不保存录音" in read_page(page_path(out, record_of(out, "raised_voice"))).visible_text
 
 
+def _site(folder: Path, line: str) -> Path:
+    site = folder / "site.toml"
+    site.write_text(f"[report]\n{line}\n", encoding="utf-8")
+    return site
+
+
 def test_a_recording_that_cannot_be_encoded_costs_its_audio_not_the_report(audited, tmp_path, monkeypatch, caplog):
     from audit.report import audio
 
@@ -312,6 +318,19 @@ def test_a_recording_that_cannot_be_encoded_costs_its_audio_not_the_report(audit
     assert "libsndfile 1.0.28 cannot write Ogg Opus" in page.visible_text
     assert f"{Path(record['recording']['path'])}: libsndfile 1.0.28" in caplog.text  # the file and why
     assert all(row["href"] for row in index_data(out)["calls"])  # every page built
+
+    monkeypatch.undo()  # one recording libsndfile refuses: the others keep their audio
+    encode = audio.encode_opus
+
+    def refuse_one(recording, kbps):
+        if recording.info.path.name == "raised_voice.wav":
+            raise audio.AudioError("libsndfile cannot encode it as Ogg Opus at 8000 Hz: Bad sample rate")
+        return encode(recording, kbps)
+
+    monkeypatch.setattr(audio, "encode_opus", refuse_one)
+    write_report(out, load_config(_site(tmp_path, "audio_kbps = 13")))
+    assert "Bad sample rate" in read_page(page_path(out, record)).visible_text
+    assert not audio_path(out, record).exists() and audio_path(out, record_of(out, "unannounced_hold")).exists()
 
 
 def test_the_audio_is_the_same_bytes_in_every_build(audited, tmp_path):

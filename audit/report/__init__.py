@@ -20,7 +20,7 @@ Safety: every string that comes from a record reaches the pages through Jinja2's
 index's rows as JSON the script renders as text), and each page's Content-Security-Policy runs only
 the page's own script, so markup in a transcript is shown as text and could not run even if it
 slipped through. Privacy: phone, ID and bank card numbers in the text keep only their last four
-digits (`mask_pii`); the audio is not altered (only compressed).
+digits (`mask_pii`); the audio is compressed, not masked.
 """
 
 from audit.report.build import ReportError, page_stem, write_report
