@@ -185,6 +185,7 @@ def call_audio(settings: BuildSettings, plan: PagePlan, record: dict) -> CallAud
     if recording is not None:
         try:
             write_call_audio(audio_file, recording, settings.audio_kbps)
+            remove_audio(settings.folder, plan.stem, keep=SUFFIX)
             return CallAudio(href=f"../audio/{quote(plan.stem)}{SUFFIX}")
         except AudioError as error:
             log.error("report: no audio for %s: %s", plan.record_path.name, error)
@@ -291,10 +292,12 @@ def _agent_row(agent: str, row: dict, shown: Callable[[str], str], labels: Label
             "top": "、".join(RuleName.of(labels, rule).name for rule, _ in most)}
 
 
-def remove_audio(folder: Path, stem: str) -> None:
-    """Remove a call's audio: the Ogg Opus file, and the FLAC copy reports held before it."""
+def remove_audio(folder: Path, stem: str, keep: str = "") -> None:
+    """Remove a call's audio but the file ending in `keep`: the Ogg Opus file, and the lossless FLAC
+    copy reports held before it."""
     for suffix in (SUFFIX, ".flac"):
-        (folder / "audio" / f"{stem}{suffix}").unlink(missing_ok=True)
+        if suffix != keep:
+            (folder / "audio" / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
 def remove_stale(folder: Path, previous: dict[str, str], current: dict[str, str]) -> None:
@@ -310,7 +313,8 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
     `config` gives the bands the prosody pictures draw, the rules' names and the reviewers'
     reasons; by default the config the run audited with (summary.json names its files). A call
     whose record and settings are those of the last build is not built again
-    (`report/build.json`), so running this after every resumed run is cheap.
+    (`report/build.json`), so running this after every resumed run is cheap. `workers` processes
+    build the pages (1: this one); the report is the same bytes for any number.
 
     Raises
     ------
