@@ -6,9 +6,10 @@ sidecar`), then their records are copied under new ids into a night of `--pages`
 `--flagged` share of them (0.4) copies of the flagged calls and the rest of the call that passed;
 the copies name the same recordings, so nothing is audited or copied but the records. The report
 is built from scratch with one worker process and again with `--workers` (default: one per CPU
-core). Printed: the report's size, its audio per minute of flagged audio (the calls whose pages
-hold audio: `[report] audio_verdicts`), the build time per call with one process and with the
-workers, and the speed-up.
+core), then every page once more with the audio kept (another `[report] max_evidence`: what a
+template or label change costs). Printed: the report's size, its audio per minute of flagged audio
+(the calls whose pages hold audio: `[report] audio_verdicts`), the build time per call with one
+process and with the workers, the speed-up, and the rebuild's time per call.
 
 Index (`--calls`, 10,000): each call gets a summary row (verdict, score, failed rules, agent) and
 what the index searches: the keys of its findings and 40 utterances of transcript text drawn from
@@ -107,13 +108,14 @@ def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) 
                                                  ensure_ascii=False), encoding="utf-8")
 
 
-def built_in(out: Path, workers: int) -> float:
-    """Seconds to build the report from scratch with `workers` processes."""
+def built_in(out: Path, workers: int, fresh: bool = True, config=None) -> float:
+    """Seconds to build the report (from scratch when `fresh`) with `workers` processes."""
     from audit.report import write_report
 
-    shutil.rmtree(out / "report", ignore_errors=True)
+    if fresh:
+        shutil.rmtree(out / "report", ignore_errors=True)
     started = time.perf_counter()
-    write_report(out, workers=workers)
+    write_report(out, config, workers=workers)
     return time.perf_counter() - started
 
 
@@ -126,6 +128,11 @@ def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         one = built_in(out, 1)
         many = built_in(out, workers)
+        from audit.config import load_config
+
+        site = root / "site.toml"
+        site.write_text("[report]\nmax_evidence = 19\n", encoding="utf-8")
+        again = built_in(out, workers, fresh=False, config=load_config(site))
         report = out / "report"
         audio = sum(p.stat().st_size for p in (report / "audio").iterdir())
         total = sum(p.stat().st_size for p in report.rglob("*") if p.is_file())
@@ -141,6 +148,8 @@ def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
               f"({one / len(with_audio) * 1000:.0f} ms per flagged call if all the time were theirs)")
         print(f"  build with {workers} processes: {many:.1f} s, {many / calls * 1000:.0f} ms per call; "
               f"speed-up {one / many:.2f}x on {os.cpu_count()} CPU cores")
+        print(f"  every page again, the audio kept (another [report] max_evidence), {workers} processes: "
+              f"{again:.1f} s, {again / calls * 1000:.0f} ms per call")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -403,10 +403,12 @@ def test_each_recording_is_decoded_once_and_unchanged_calls_are_not_rebuilt(audi
     decoded.clear()
     write_report(out)
     assert decoded == [] and {p: p.stat().st_mtime_ns for p in pages} == pages
-    site = tmp_path / "site.toml"
-    site.write_text("[report]\naudio_kbps = 16\n", encoding="utf-8")
-    write_report(out, load_config(site))  # other options: other pages
-    assert sorted(decoded) == sorted(Path(r["recording"]["path"]) for r in records if r["verdict"] != "pass")
+    audio = {p: p.read_bytes() for p in (out / "report" / "audio").iterdir()}
+    write_report(out, load_config(_site(tmp_path, 'max_evidence = 3')))  # other pages, the same audio
+    assert decoded == [] and all(p.stat().st_mtime_ns != pages[p] for p in pages)
+    assert {p: p.read_bytes() for p in (out / "report" / "audio").iterdir()} == audio
+    write_report(out, load_config(_site(tmp_path, "audio_kbps = 16")))  # other audio
+    assert sorted(decoded) == sorted(flagged)
 
 
 def test_the_agents_prosody_is_drawn_against_the_configured_bands(audited, tmp_path):

@@ -78,6 +78,12 @@ def load_recording(record: dict, limits: DecodeConfig, path: str | None = None) 
     return recording, ""
 
 
+def audio_key(sha256: str, kbps: float) -> str:
+    """What a call's Ogg Opus file is made of: the recording, the bit rate and the encoder. A file
+    written under the same key is the same bytes, so a page built again keeps it (report/audio.json)."""
+    return f"{sha256}/{kbps:g}/libsndfile-{soundfile.__libsndfile_version__}"
+
+
 def opus_rate(sample_rate: int) -> int:
     """The rate a recording is encoded at: its own where Opus takes it, else the next one up."""
     return next((rate for rate in OPUS_RATES if rate >= sample_rate), OPUS_RATES[-1])

@@ -1,11 +1,12 @@
 """Building `OUT/report/`: which call pages are out of date, building them (in worker processes),
 the index, and the cleanup of pages of calls no longer in the run.
 
-Speed: a recording is decoded once per build, and only for a call whose page holds its audio (a
-flagged one, `[report] audio_verdicts`); a call whose record, options, neighbours in the worklist,
-stored decisions and templates have not changed since the last build is skipped
-(`report/build.json`); the pages are built in `workers` processes, each page the same bytes
-whichever process built it. Faults: the build holds the output folder's lock (one writer at a time,
+Speed: a recording is decoded and encoded only for a call whose page holds its audio (a flagged
+one, `[report] audio_verdicts`), and only when its audio is not already there from an earlier
+build (`report/audio.json`: encoding is most of a build's time); a call whose record, options,
+neighbours in the worklist, stored decisions and templates have not changed since the last build
+is skipped (`report/build.json`); the pages are built in `workers` processes, each page the same
+bytes whichever process built it. Faults: the build holds the output folder's lock (one writer at a time,
 runs included); a call record that is missing or corrupt is written again from the results
 database first; a full disk stops the build with `OutputFull` and leaves no temporary file.
 """
@@ -25,7 +26,8 @@ from urllib.parse import quote
 from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig, load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.report.charts import AXIS_HEIGHT, LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
-from audit.report.audio import SUFFIX, AudioError, CallAudio, encoder_problem, load_recording, write_call_audio
+from audit.report.audio import (SUFFIX, AudioError, CallAudio, audio_key, encoder_problem, load_recording,
+                                write_call_audio)
 from audit.report.pages import render, sources_digest
 from audit.report.views import CallContent, RuleName, facts, why_verdict
 from audit.report.worklist import CallSearch, index_row, neighbours, worklist_order
@@ -35,7 +37,8 @@ from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "build.json"
+MANIFEST_NAME = "build.json"  # each page's fingerprint
+AUDIO_MANIFEST_NAME = "audio.json"  # what each call's audio file was made of (audio.audio_key)
 
 
 class ReportError(Exception):
@@ -103,6 +106,8 @@ class PagePlan:
     previous: Link | None = None  # flagged calls before and after it in the worklist
     next: Link | None = None
     decisions: tuple[tuple[str, dict], ...] = ()  # imported decisions on its findings, by key
+    audio_key: str = ""  # what its audio is made of (audio.audio_key)
+    audio_kept: bool = False  # its audio file from an earlier build has that key: not encoded again
 
     @property
     def href(self) -> str:
@@ -156,7 +161,8 @@ def plan_pages(out: Path, summary: dict, settings: BuildSettings, stored: Stored
             findings, settings.shown(" ".join(str(u.get("text", "")) for u in record.get("utterances", []))))
         raws[row["call_id"]] = path.read_bytes()
         plans[row["call_id"]] = PagePlan(path, stem, "", audio, clear_id,
-                                         decisions=tuple((k, decided[k]) for k in findings if k in decided))
+                                         decisions=tuple((k, decided[k]) for k in findings if k in decided),
+                                         audio_key=audio_key(record["recording"]["sha256"], settings.audio_kbps))
     flagged = [r["call_id"] for r in worklist_order(summary["calls"])
                if r["verdict"] in ("fail", "review") and r["call_id"] in plans]
     link = {c: Link(f"{quote(plans[c].stem)}.html", settings.shown(c)) for c in flagged}
@@ -175,18 +181,20 @@ def call_audio(settings: BuildSettings, plan: PagePlan, record: dict) -> CallAud
 
     A recording that cannot be encoded costs its page's audio, not the page: the page says why.
     """
-    audio_file = settings.folder / "audio" / f"{plan.stem}{SUFFIX}"
     if record["verdict"] not in settings.audio_verdicts:
         remove_audio(settings.folder, plan.stem)
         wanted = "、".join(settings.labels.verdicts[v] for v in settings.audio_verdicts)
         kept = f"报告只保存{wanted}通话的录音" if wanted else "报告不保存录音"
         return CallAudio(problem=f"本页不含录音:{kept}([report] audio_verdicts)。")
+    href = f"../audio/{quote(plan.stem)}{SUFFIX}"
+    if plan.audio_kept:
+        return CallAudio(href=href)
     recording, problem = load_recording(record, settings.decode, plan.audio_path)
     if recording is not None:
         try:
-            write_call_audio(audio_file, recording, settings.audio_kbps)
+            write_call_audio(_audio_file(settings, plan), recording, settings.audio_kbps)
             remove_audio(settings.folder, plan.stem, keep=SUFFIX)
-            return CallAudio(href=f"../audio/{quote(plan.stem)}{SUFFIX}")
+            return CallAudio(href=href)
         except AudioError as error:
             log.error("report: no audio for %s: %s", plan.record_path.name, error)
             problem = f"录音无法编码为 Ogg Opus({error}),本页没有音频。"
@@ -351,10 +359,12 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int
     # the records are in the form the run wrote them: its summary says whether they are masked
     masked = bool((summary.get("privacy") or {}).get("mask_outputs"))
     stored = restore_run_records(out, summary, masked)
-    manifest = settings.folder / MANIFEST_NAME
-    previous = _previous_build(manifest)
+    manifest, audio_manifest = settings.folder / MANIFEST_NAME, settings.folder / AUDIO_MANIFEST_NAME
+    previous = _previous_build(manifest, "every page is built again")
+    encoded = _previous_build(audio_manifest, "every flagged call's audio is encoded again")
     plans, unreadable, searches = plan_pages(out, summary, settings, stored)
-    todo = [p for p in plans.values() if previous.get(p.stem) != p.fingerprint
+    todo = [replace(p, audio_kept=encoded.get(p.stem) == p.audio_key and _audio_file(settings, p).exists())
+            for p in plans.values() if previous.get(p.stem) != p.fingerprint
             or not (settings.folder / "calls" / f"{p.stem}.html").exists()]
     failed = build_pages(todo, settings, workers, masked)
     built = {call_id: plan for call_id, plan in plans.items() if plan.stem not in failed}
@@ -365,6 +375,8 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int
     current = {plan.stem: plan.fingerprint for plan in built.values()}
     remove_stale(settings.folder, previous, current)
     write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
+    audio = {plan.stem: plan.audio_key for plan in built.values() if _audio_file(settings, plan).exists()}
+    write_text(audio_manifest, json.dumps(audio, indent=0, sort_keys=True))
     log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
              len(failed) + len(unreadable), index)
     return index
@@ -389,13 +401,17 @@ def restore_run_records(out: Path, summary: dict, masked: bool) -> Stored:
     return Stored(clear, {shown: paths[call_id] for shown, call_id in clear.items()}, decided)
 
 
-def _previous_build(manifest: Path) -> dict[str, str]:
-    """The last build's page fingerprints; empty (everything is built again) when unreadable."""
+def _audio_file(settings: BuildSettings, plan: PagePlan) -> Path:
+    return settings.folder / "audio" / f"{plan.stem}{SUFFIX}"
+
+
+def _previous_build(manifest: Path, then: str) -> dict[str, str]:
+    """What the last build wrote in `manifest`, by the call's stem; empty when unreadable (`then`)."""
     try:
         previous = json.loads(manifest.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        log.warning("report: %s is unreadable (%s); every page is built again", manifest, error)
+        log.warning("report: %s is unreadable (%s); %s", manifest, error, then)
         return {}
     return previous if isinstance(previous, dict) else {}
