@@ -90,7 +90,7 @@ class Stages:
 
     @contextmanager
     def wrapped(self):
-        from audit import batch, decode, pipeline, sidecar, store
+        from audit import batch, decode, pipeline, sidecar, store, work
         from audit.report import build as report
 
         for owner, attribute, label in (
@@ -98,7 +98,7 @@ class Stages:
                 (pipeline, "find_speech", "speech (VAD)"), (sidecar, "read_transcript", "sidecar transcript"),
                 (pipeline, "disagreements", "agreement"), (pipeline, "measure_timing", "timing"),
                 (pipeline, "measure_prosody", "prosody"), (pipeline, "run_checks", "checks"),
-                (pipeline, "score_call", "scoring"), (batch, "call_record", "record"),
+                (pipeline, "score_call", "scoring"), (work, "call_record", "record"),
                 (batch, "write_json", "JSON files"), (store.ResultsDB, "save_call", "database"),
                 (batch, "_summary", "summary"), (report, "load_recording", "report: decode"), (report, "write_call_audio", "report: encode audio"),
                 (report, "plan_pages", "report: plan"), (report, "CallContent", "report: content"),
