@@ -221,9 +221,17 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """What the reviewer report shows and holds, and how it is built (`audit report`)."""
+
     mask_pii: bool  # phone, ID and bank card numbers keep only their last 4 digits in the report
-    clip_context_s: float = field(metadata=value_range(0.0, 10.0))
     max_evidence: int = field(metadata=value_range(1, 1000))  # per finding; the rest counted
+    audio_verdicts: tuple[Verdict, ...]  # the calls whose audio the report holds; () none
+    audio_kbps: float = field(metadata=value_range(6.0, 256.0))  # Ogg Opus, kbit/s per channel
+    workers: int = field(metadata=value_range(0, 256))  # processes building call pages; 0: one per core
+
+    def problems(self) -> list[tuple[str, str]]:
+        twice = sorted({v for v in self.audio_verdicts if self.audio_verdicts.count(v) > 1})
+        return [("audio_verdicts", f"{twice[0]!r} is listed twice")] if twice else []
 
 
 @dataclass(frozen=True)
