@@ -244,6 +244,19 @@ def test_a_call_with_dead_air_shows_it_on_the_timeline(built):
     assert len(page.all("rect", **{"class": "dead-air"})) == 1
 
 
+def test_the_timeline_shows_measured_holds_whatever_the_rules_make_of_them(built):
+    """The holds and silences come from the record's measures, not from a rule's details: with
+    the hold rules' details gone (as when the rules are disabled), the hold is still drawn."""
+    from audit.report.charts import TimeAxis, timeline
+    record = record_of(built, "compliant")
+    assert record["metrics"]["hold_intervals"]  # the announced 8-s hold
+    for result in record["results"]:
+        result["details"] = {}
+    lanes = timeline(record, [], TimeAxis(record["recording"]["duration_s"]),
+                     {"agent": "坐席", "customer": "客户", "unknown": "?"})
+    assert [span.kind for lane in lanes for span in lane.spans if span.kind == "hold"] == ["hold"]
+
+
 def audio_path(out: Path, record: dict) -> Path:
     page = page_path(out, record)
     return page.parent.parent / "audio" / f"{page.stem}.ogg"

@@ -96,7 +96,6 @@ class Lane:
 def timeline(record: dict, findings: list[ResultView], axis: TimeAxis, speakers: dict[str, str]) -> list[Lane]:
     """Ringing, each channel's speech, overlaps, holds and dead air, and each finding in a lane of
     its own, so that no finding hides another."""
-    details = _details(record)
 
     def spans(intervals, kind: str, what: str) -> list[Span]:
         return [Span(axis.x(start), axis.width(start, end), kind, f"{what} {clock(start)}-{clock(end)}")
@@ -110,9 +109,10 @@ def timeline(record: dict, findings: list[ResultView], axis: TimeAxis, speakers:
     if len(channels) == 2:
         both = overlaps(channels[0][1], channels[1][1])
         lanes.append(Lane("同时说话", spans(both, "overlap", "双方同时说话")))
-    holds = [(h["start"], h["end"]) for h in details.get("timing.hold_overrun", {}).get("holds", [])]
-    dead_air = [(d["start"], d["end"]) for d in details.get("timing.dead_air", {}).get("dead_air", [])]
-    silences = spans(holds, "hold", "等待") + spans(dead_air, "dead-air", "静音")
+    # the measured holds and silences (records before they were measures show none)
+    metrics = record["metrics"]
+    silences = (spans(metrics.get("hold_intervals") or [], "hold", "等待")
+                + spans(metrics.get("silence_intervals") or [], "dead-air", "静音"))
     lanes.append(Lane("等待 / 静音", silences))
     for f in findings:
         if f.absent:  # where the missing words were due, not the correct speech beside them
