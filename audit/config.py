@@ -73,6 +73,7 @@ class AsrConfig:
     cuda_compute_type: Literal["float16", "int8_float16", "float32"]  # ... on CUDA
     language: str
     initial_prompt: str
+    hotwords: tuple[str, ...]  # terms to steer decoding to (faster-whisper's hotwords; before openai-whisper's prompt)
     beam_size: int = field(metadata=value_range(1, 10))
     clip_pad_s: float = field(metadata=value_range(0.0, 2.0))
     clip_merge_gap_s: float = field(metadata=value_range(0.0, 10.0))
