@@ -13,6 +13,11 @@ from audit.records import Evidence
 from audit.textnorm import normalize, normalize_phrase
 
 
+# The evidence of a missing thanks is the hold and this long after it (s): the agent's return,
+# where the thanks was due, so the reviewer hears the hold end and what the agent said instead.
+THANKS_DUE_S = 5.0
+
+
 def _no_speech(call: CallContext) -> bool:
     return not any(s.intervals for s in call.speech)
 
@@ -151,7 +156,7 @@ def hold_thanks(call: CallContext, params: HoldThanksParams) -> Outcome:
     if not missing:
         return Outcome("pass", "每次保持后都感谢了客户的等待",
                        tuple(Evidence(s.thanks.start, s.thanks.end, "agent", s.thanks.text) for s in holds))
-    evidence = tuple(Evidence(s.start, s.end + 5.0, "agent", s.announcement.text) for s in missing)
+    evidence = tuple(Evidence(s.start, s.end + THANKS_DUE_S, "agent", s.announcement.text) for s in missing)
     return Outcome("fail", f"{len(missing)}次保持后没有感谢客户的耐心等待", evidence)
 
 
