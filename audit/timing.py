@@ -17,9 +17,10 @@ import numpy as np
 
 from audit.config import TimingConfig
 from audit.frames import SAMPLE_RATE, frame_db
+from audit.phrases import Phrase, says
 from audit.records import CallEvent, CallMeta, ChannelSpeech, Interval, Speaker, Transcript, Utterance
 from audit.ringback import count_rings, ringback_and_last_tone, ringback_answer_window
-from audit.textnorm import normalize, normalize_phrase, to_simplified
+from audit.textnorm import normalize, to_simplified
 
 LEVEL_FRAME_S = 0.02
 
@@ -312,13 +313,13 @@ class _AgentWords:
         return self._norms[index]
 
     def said(self, phrases: tuple[str, ...], start: float, end: float, by_end: bool) -> Utterance | None:
-        """The agent utterance ending (or starting) in [start, end] that says one of `phrases`:
-        of several, the last in the transcript (by end) or the first (by start)."""
-        needles = [n for n in (normalize_phrase(p) for p in phrases) if n]
+        """The agent utterance ending (or starting) in [start, end] that says one of `phrases`
+        (`audit.phrases.says`): of several, the last in the transcript (by end) or the first (by start)."""
+        wanted = [Phrase.of(p) for p in phrases]
         times, items = (self.ends, self.by_end) if by_end else (self.starts, self.by_start)
         found = [(index, utterance) for index, utterance
                  in items[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
-                 if any(n in self.norm(index, utterance) for n in needles)]
+                 if says(self.norm(index, utterance), wanted)]
         if not found:
             return None
         return (max if by_end else min)(found, key=lambda item: item[0])[1]
