@@ -167,6 +167,33 @@ def measure_timing(
     meta: CallMeta,
     settings: TimingConfig,
 ) -> Timing:
+    """The call's timing from its audio, with the words read only where they decide.
+
+    Parameters
+    ----------
+    audio_16k : np.ndarray
+        The call, float32 at 16 kHz, shape (channels, frames).
+    speech : tuple of ChannelSpeech
+        Speech per channel (`audit.speech.find_speech`): onsets and gaps come from here.
+    transcript : Transcript
+        Read for hold announcements and the promised length (`[timing] hold_phrases`, within
+        `announce_window_s`, default 15 s, before a silence), the thanks after a hold
+        (`thanks_phrases`, within `thanks_window_s`, default 20 s) and backchannels; an empty
+        one (source "none") leaves every silence unannounced.
+    meta : CallMeta
+        `ring_start` / `answer_at` (s from the recording start) when the switch knows them; used
+        where the audio shows no ringback or line opening.
+    settings : TimingConfig
+        `[timing]`: the ringback cadence and tone thresholds, `min_silence_s` (default 3 s), the
+        interruption thresholds (`interruption_min_overlap_s`, default 2 s).
+
+    Returns
+    -------
+    Timing
+        Rings, the answer (exact, or the window it lies in), first words, silences (holds and dead
+        air), overlaps, talk time and the ending, all in seconds from the recording start; its
+        `events()` are what rules anchor on.
+    """
     duration = audio_16k.shape[1] / SAMPLE_RATE
     two_channel = len(speech) > 1
     agent = [s for s in speech if s.channel.speaker == "agent"]
