@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/e2e_bench.py --set natural-eval
 	$(BIN)/python bench/e2e_bench.py --set natural-eval2
 	$(BIN)/python bench/e2e_bench.py --set natural-eval3
+	$(BIN)/python bench/e2e_bench.py --set natural-eval4
 	$(BIN)/python bench/fault_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/report_bench.py

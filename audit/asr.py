@@ -335,8 +335,9 @@ class WhisperTranscriber(Transcriber):
         self.tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
                                        language=asr.language, task="transcribe")
         # The prompt goes with every window: windows are independent (no conditioning on text).
-        self.options = DecodingOptions(task="transcribe", language=asr.language,
-                                       prompt=asr.initial_prompt or None, fp16=fp16)
+        # Hotwords go in front of it (openai-whisper has no hotwords of its own).
+        prompt = " ".join((*asr.hotwords, asr.initial_prompt)).strip()
+        self.options = DecodingOptions(task="transcribe", language=asr.language, prompt=prompt or None, fp16=fp16)
 
     def _reset_sampling(self) -> None:
         import torch
@@ -408,8 +409,8 @@ class FasterWhisperTranscriber(Transcriber):
     """The faster-whisper engine (CTranslate2): int8 on a CPU, float16 on CUDA by default.
 
     Each window is decoded by faster-whisper's own `transcribe` (one window is one 30-s chunk to
-    it), with whisper's fallback rule and thresholds, the same prompt on every window and word
-    timestamps on. A window it judges silence (the no-speech rule) yields no segment at all, so
+    it), with whisper's fallback rule and thresholds, the same prompt (and `[asr] hotwords`) on
+    every window and word timestamps on. A window it judges silence (the no-speech rule) yields no segment at all, so
     unlike the openai-whisper engine it leaves nothing in the dropped texts for it.
     """
 
@@ -446,6 +447,7 @@ class FasterWhisperTranscriber(Transcriber):
                 compression_ratio_threshold=asr.compression_ratio_threshold,
                 log_prob_threshold=asr.logprob_threshold, no_speech_threshold=asr.no_speech_threshold,
                 condition_on_previous_text=False, initial_prompt=asr.initial_prompt or None,
+                hotwords=" ".join(asr.hotwords) or None,
                 without_timestamps=False, word_timestamps=True, vad_filter=False)
             yield window, [_faster_segment(s) for s in segments]
 

@@ -144,8 +144,7 @@ def run(
         try:
             report = _run_with_progress(paths, out, settings, options)
             _print_summary(report.document, out)
-            index = write_report(out, settings, mask_pii=settings.report.mask_pii,
-                                 clip_context_s=settings.report.clip_context_s, workers=workers)
+            index = write_report(out, settings, mask_pii=settings.report.mask_pii, workers=workers)
         except (AsrUnavailable, ClusterError) as error:
             raise _fail(shown(str(error)))
         except RunLocked as error:
@@ -251,11 +250,6 @@ def _folder_config(out: Path, config: Path | None):
         raise _fail(f"invalid config: {error}")
 
 
-def _mask_outputs(out: Path, config: Path | None) -> bool:
-    """`[privacy] mask_outputs` of `--config`, else of the config the folder's last run used."""
-    return _folder_config(out, config).privacy.mask_outputs
-
-
 def _print_reviews(out: Path, settings) -> None:
     """Reviewed and open findings, and per rule how often reviewers dismissed it."""
     db = ResultsDB(out)
@@ -315,8 +309,11 @@ def report(
     config: Annotated[Optional[Path], typer.Option(
         help="TOML laid over configs/default.toml for the bands and [report] settings; "
              "default: the files the run used.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Processes building the call pages (decoding and encoding the flagged calls' "
+                    "audio); default from [report] workers, where 0 is one per CPU core.")] = None,
 ):
-    """Build the reviewer report (OUT/report/index.html): every flagged segment playable in a browser."""
+    """Build the reviewer report (OUT/report/index.html): every flagged call playable in a browser."""
     if not (out / "summary.json").exists():
         raise _fail(f"{out} holds no summary.json; run `audit run ... --out {out}` first")
     settings = None
@@ -325,13 +322,14 @@ def report(
             settings = load_config(config)
         except ConfigError as error:
             raise _fail(f"invalid config: {error}")
-    report_settings = (settings or load_config()).report
-    masked = _mask_outputs(out, config)
+    folder_settings = _folder_config(out, config)
+    report_settings = folder_settings.report
+    masked = folder_settings.privacy.mask_outputs
     shown = mask_numbers if masked else str
     try:
         with masked_logging(masked):
             index = write_report(out, settings, mask_pii=report_settings.mask_pii,
-                                 clip_context_s=report_settings.clip_context_s)
+                                 workers=workers or report_settings.workers or os.cpu_count() or 1)
     except ReportError as error:
         raise _fail(shown(str(error)))
     except RunLocked as error:

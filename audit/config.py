@@ -73,6 +73,7 @@ class AsrConfig:
     cuda_compute_type: Literal["float16", "int8_float16", "float32"]  # ... on CUDA
     language: str
     initial_prompt: str
+    hotwords: tuple[str, ...]  # terms to steer decoding to (faster-whisper's hotwords; before openai-whisper's prompt)
     beam_size: int = field(metadata=value_range(1, 10))
     clip_pad_s: float = field(metadata=value_range(0.0, 2.0))
     clip_merge_gap_s: float = field(metadata=value_range(0.0, 10.0))
@@ -215,13 +216,23 @@ class AgreementConfig:
 class TextConfig:
     rulebook: str  # the text rulebook, relative to the config file naming it
     key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.terms)
+    numbered_terms: tuple[str, ...]  # key terms a number follows (工号): the digits are read by sound too
+    join_gap_s: float = field(metadata=value_range(0.0, 5.0))  # Whisper's pieces of one sentence joined (audit.turns)
 
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """What the reviewer report shows and holds, and how it is built (`audit report`)."""
+
     mask_pii: bool  # phone, ID and bank card numbers keep only their last 4 digits in the report
-    clip_context_s: float = field(metadata=value_range(0.0, 10.0))
     max_evidence: int = field(metadata=value_range(1, 1000))  # per finding; the rest counted
+    audio_verdicts: tuple[Verdict, ...]  # the calls whose audio the report holds; () none
+    audio_kbps: float = field(metadata=value_range(6.0, 256.0))  # Ogg Opus, kbit/s per channel
+    workers: int = field(metadata=value_range(0, 256))  # processes building call pages; 0: one per core
+
+    def problems(self) -> list[tuple[str, str]]:
+        twice = sorted({v for v in self.audio_verdicts if self.audio_verdicts.count(v) > 1})
+        return [("audio_verdicts", f"{twice[0]!r} is listed twice")] if twice else []
 
 
 @dataclass(frozen=True)

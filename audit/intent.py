@@ -52,7 +52,7 @@ _QUESTION_MARK = re.compile(r"[？?]")
 _EXCLAMATION_MARK = re.compile(r"[！!]")
 # A clause asks when it ends in a question particle or holds a question frame (normalised text).
 _QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行吗|可以吗|是不是|有没有|能不能|可不可以"
-                       r"|要不要|多少|什么|哪|(?<![过好这那十])几|怎么|为什么|如何")  # 过几天 / 好几次 tell
+                       r"|要不要|多少|(?<!没)什么|哪|(?<![过好这那十])几|怎么|为什么|如何")  # 过几天 / 好几次 / 没什么 tell
 # A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
 _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
 # 别 alone is a negator (别着急), not inside 特别 / 区别 / 识别 nor as 别的 / 别人 ("other")

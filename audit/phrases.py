@@ -306,6 +306,8 @@ def near_match(needle: str, text: str, threshold: float) -> list[tuple[int, int]
     if len(text) < len(needle):
         return [(0, len(text))] if fuzz.ratio(needle, text) >= cutoff else []
     found = fuzz.partial_ratio_alignment(needle, text, score_cutoff=cutoff)
-    if found is None or found.dest_end <= found.dest_start:
+    # a near match says the phrase with at most one character dropped: a fragment (诉你们 in 要不要告诉你们
+    # for 投诉你们) scores as high but is not the phrase said
+    if found is None or found.dest_end - found.dest_start < max(len(needle) - 1, MIN_TOLERANT_SIMILARITY):
         return []
     return [(found.dest_start, found.dest_end)]

@@ -24,6 +24,7 @@ from audit.scoring import score_call
 from audit.speech import assign_channels, find_speech, load_vad
 from audit.prosody import measure_prosody
 from audit.terms import correct_terms
+from audit.turns import join_continuations
 from audit.timing import measure_timing
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,10 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     channels = assign_channels(info.channels, config.channels)
     speech = find_speech(audio_16k, channels, config.vad)
     try:
-        transcript = correct_terms(asr.transcript(job.path, audio_16k, speech), config.key_terms)
+        transcript = asr.transcript(job.path, audio_16k, speech)
+        if transcript.source == "whisper":
+            transcript = join_continuations(transcript, config.text.join_gap_s)
+        transcript = correct_terms(transcript, config.key_terms, config.text.numbered_terms)
     except sidecar.SidecarError as error:
         raise AuditError(str(error)) from None
     problems, notes = disagreements(info.duration_s, speech, transcript, meta, config.agreement)

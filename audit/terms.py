@@ -8,11 +8,12 @@ distinctions Mandarin speakers and ASR often blur are folded (zh/z, ch/c, sh/s, 
 -ing/-in, -eng/-en, -ang/-an as finals), and at least one character must be the term's own, so a
 string of unrelated homophones is not taken for the name; a term of three or more characters is
 also recognised with no character of its own when every syllable is exactly the term's but for
-the tones (深分正 for 身份证). A term of four or more characters, at least half of them its own, may
-have one syllable heard only nearly (the same initial or the same final once folded: 亲和通信 for
-星河通信, 内心等待 for 耐心等待), since Whisper often gets one sound of a long set phrase wrong and
-the rest of the phrase leaves no doubt; so may a shorter term that a number follows (孤号六夭四八 for
-工号六幺四八: the staff number leaves no doubt either). Every correction is kept in the
+the tones (深分正 for 身份证). A term of four or more characters may have one syllable heard only
+nearly (the same initial or the same final once folded: 亲和同性 for 星河通信, 内心等待 for 耐心等待),
+since Whisper often gets one sound of a long set phrase wrong and the rest of the phrase leaves no
+doubt; so may a term that a number follows (`numbered`: 孤号六夭四八 for 工号六幺四八, the staff number
+leaves no doubt either), and after such a term, characters that sound like digits are the number
+said (工号死要其三 is 工号四幺七三). Every correction is kept in the
 transcript (`Transcript.corrections`) with what was heard, so a reviewer sees it; the words keep
 their heard spelling and their times.
 """
@@ -31,7 +32,12 @@ _FOLDED_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x",
              "r", "z", "c", "s", "y", "w")
 MIN_NEAR_TERM = 4  # a term this long may have one syllable heard only nearly
-MIN_NUMBER_AFTER = 3  # ... and so may any term followed by this many digits (a staff number after 工号)
+MIN_NUMBER_AFTER = 3  # ... and so may a numbered term followed by this many digits (a staff number after 工号)
+MAX_NUMBER = 8  # the longest number read by sound after a numbered term (staff numbers are 2-8 digits)
+# digits as they are read out one by one, by their toneless syllable (幺 is "one" on the phone)
+_DIGIT_SOUNDS = {"ling": "零", "yi": "一", "yao": "幺", "er": "二", "san": "三", "si": "四", "wu": "五",
+                 "liu": "六", "qi": "七", "ba": "八", "jiu": "九"}
+_NUMBER_LINK = "是为"  # 工号是… / 工号为…: one of these may stand between the term and its number
 
 
 @lru_cache(maxsize=8192)
@@ -76,26 +82,30 @@ def _near(heard: str, meant: str) -> bool:
                for h in near_readings(heard) for m in near_readings(meant))
 
 
-def sounds_like(heard: str, term: str, numbered: bool = False) -> bool:
+def sounds_like(heard: str, term: str, numbered: bool = False, near: bool = True) -> bool:
     """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
     character the term's or sounding like it once blurred sounds are folded, with one character
-    the term's own (for a term of four or more, or one a number follows (`numbered`), half of them,
-    and then one syllable may be only near: the same initial or final), or, for a term of three or
-    more, every syllable exactly the term's but for the tones (深分正 for 身份证)."""
+    the term's own; or, for a term of four or more, all but one syllable so and that one near (the
+    same initial or final), as for a term a number follows (`numbered`) with half its characters
+    its own (`near = False` leaves these out); or, for a term of three or more, every syllable exactly
+    the term's but for the tones (深分正 for 身份证)."""
     if heard == term or len(heard) != len(term):
         return False
     pairs = list(zip(heard, term))
     own = sum(h == t for h, t in pairs)
-    if own:
-        unlike = [(h, t) for h, t in pairs if h != t and not fuzzy_readings(h) & fuzzy_readings(t)]
-        if not unlike:
-            return True
-        return ((len(term) >= MIN_NEAR_TERM or numbered) and 2 * own >= len(term) and len(unlike) == 1
-                and _near(*unlike[0]))
+    unlike = [(h, t) for h, t in pairs if h != t and not fuzzy_readings(h) & fuzzy_readings(t)]
+    if own and not unlike:
+        return True
+    # one syllable only near: in a long term the other three or more leave no doubt, even with no
+    # character of its own (亲和同性); a numbered term needs half its characters as well
+    if near and len(unlike) == 1 and _near(*unlike[0]) and (
+            len(term) >= MIN_NEAR_TERM or (numbered and 2 * own >= len(term))):
+        return True
     return len(term) >= 3 and all(toneless_readings(h) & toneless_readings(t) for h, t in pairs)
 
 
-def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:
+def correct_terms(transcript: Transcript, terms: tuple[str, ...],
+                  numbered: tuple[str, ...] = ()) -> Transcript:
     """The transcript with every span that sounds like one of `terms` written as the term.
 
     Parameters
@@ -105,15 +115,19 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:
     terms : tuple of str
         The key terms, e.g. the company name and its aliases and 工号; terms shorter than two
         characters are ignored (one syllable has too many homophones).
+    numbered : tuple of str, default ()
+        Those of `terms` a number follows (`[text] numbered_terms`: 工号): the number after them is
+        read by sound as well.
     """
     # compared with the characters spoken (后四位, not 后4位: 后思维 sounds like the one, not the other)
     wanted = tuple(sorted(dict.fromkeys(t for t in (normalize(term).with_numerals for term in terms) if len(t) >= 2),
                           key=len, reverse=True))  # the longest first: 感谢您的来电 before 来电
     if not wanted:
         return transcript
+    counted = frozenset(normalize(term).with_numerals for term in numbered)
     utterances, corrections = [], list(transcript.corrections)
     for utterance in transcript.utterances:
-        corrected, found = _correct(utterance, wanted)
+        corrected, found = _correct(utterance, wanted, counted)
         utterances.append(corrected)
         corrections += found
     if len(corrections) == len(transcript.corrections):
@@ -121,24 +135,46 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...]) -> Transcript:
     return dataclasses.replace(transcript, utterances=tuple(utterances), corrections=tuple(corrections))
 
 
-def _correct(utterance: Utterance, terms: tuple[str, ...]) -> tuple[Utterance, list[TermCorrection]]:
+def _number_after(norm, start: int) -> tuple[int, str]:
+    """(length, the number as numerals) of the digits said from `start` on: digits, numerals, or
+    characters whose toneless reading is a digit's (死要其三 -> 四幺七三), one 是/为 allowed first."""
+    begin = start + 1 if start < len(norm.text) and norm.text[start] in _NUMBER_LINK else start
+    said = []
+    for char in norm.with_numerals[begin: begin + MAX_NUMBER]:
+        if char.isdigit() or char in _DIGIT_SOUNDS.values():
+            said.append(char)
+            continue
+        digit = next((_DIGIT_SOUNDS[r] for r in sorted(toneless_readings(char)) if r in _DIGIT_SOUNDS), None)
+        if digit is None:
+            break
+        said.append(digit)
+    if len(said) < MIN_NUMBER_AFTER:
+        return 0, ""
+    return begin - start + len(said), norm.with_numerals[start:begin] + "".join(said)
+
+
+def _correct(utterance: Utterance, terms: tuple[str, ...],
+             numbered: frozenset[str]) -> tuple[Utterance, list[TermCorrection]]:
     norm = normalize(utterance.text)
-    spans: list[tuple[int, int, str]] = []  # original-text spans and the term each is
+    spans: list[tuple[int, int, str]] = []  # original-text spans and what each is
     taken = [False] * len(norm.text)
-    for term in terms:
+    # every term as heard closely first, then with one syllable near: 行和通讯 is the alias 星河通讯,
+    # not 星河通信 with 讯 heard nearly
+    for near, term in [(near, term) for near in (False, True) for term in terms]:
         size = len(term)
         for start in range(len(norm.text) - size + 1):
             if any(taken[start: start + size]):
                 continue
             # Digits come from numerals (零 -> 0): compare the characters that were spoken.
             heard = norm.with_numerals[start: start + size]
-            after = norm.text[start + size: start + size + MIN_NUMBER_AFTER]
-            numbered = len(after) == MIN_NUMBER_AFTER and after.isdigit()
-            if heard == term:
-                taken[start: start + size] = [True] * size
-            elif sounds_like(heard, term, numbered):
-                taken[start: start + size] = [True] * size
-                spans.append((*norm.span(start, start + size), term))
+            length, number = _number_after(norm, start + size) if term in numbered else (0, "")
+            if heard != term and not sounds_like(heard, term, length > 0, near):
+                continue
+            end = start + size + length
+            taken[start: end] = [True] * (end - start)
+            meant = term + number
+            if norm.with_numerals[start: end] != meant:
+                spans.append((*norm.span(start, end), meant))
     if not spans:
         return utterance, []
     text, found = utterance.text, []

@@ -131,6 +131,10 @@ class Timing:
             "first_words_delay_min_s": _r(self.first_words_delay_min_s),
             "hold_s": _r(sum(s.duration for s in holds)),
             "dead_air_s": _r(sum(s.duration for s in dead)),
+            # where they were, [start, end] in seconds, for the report's timeline (a measure, whatever
+            # the rules make of it)
+            "hold_intervals": [[_r(s.start), _r(s.end)] for s in holds],
+            "silence_intervals": [[_r(s.start), _r(s.end)] for s in dead],
             "overlap_s": _r(overlap),
             "interruption_count": len(self.interruptions) if self.two_channel else None,
             "customer_interruption_count": len(self.customer_interruptions) if self.two_channel else None,

@@ -4,9 +4,11 @@ Accuracy, on real weights (the Whisper base `make install` puts in models/): the
 clips of fixtures/real-dev (read speech, transcripts in its manifest.tsv) laid as the turns of
 two-channel 8 kHz G.711 mu-law calls (four turns a call, agent and customer in turn, each at -20
 dBFS, line noise 30 dB under the speech) and audited from the audio by `audit run` with each engine, against plain
-openai-whisper on the 16 kHz original clips with beam 5 (`whisper.transcribe`, no prompt): CER
-(character edits over reference characters, punctuation ignored) and wall time of each, each in
-its own process.
+openai-whisper on the 16 kHz original clips with beam 5 (`whisper.transcribe`, no prompt; its text
+in simplified characters, as the tool's is): CER (character edits over reference characters,
+punctuation ignored) and wall time of each, each in its own process, for all clips and for the
+tuning and held-aside parts of fixtures/real-dev/split.tsv; then a table of decoding variants
+(`DECODING_VARIANTS`: beam, hotwords, merge gap, prompt) with faster-whisper on the same calls.
 
 Cost, on generated calls (below):
 
@@ -387,22 +389,30 @@ def edits(hypothesis: str, reference: str) -> tuple[int, int]:
 
 
 def plain_whisper_side(model: str) -> None:
-    """(child) Plain openai-whisper on each 16 kHz original clip: beam 5, no prompt."""
+    """(child) Plain openai-whisper on each 16 kHz original clip: beam 5, no prompt. Its text is
+    compared in simplified characters, as the tool's is (base writes about half these clips in
+    traditional ones, which are no mishearing); `clips_raw` counts them as errors."""
     import whisper
 
+    from audit.textnorm import to_simplified
+
     network = whisper.load_model(model, device="cpu")
-    clips = {}
+    clips, raw = {}, {}
     started = time.perf_counter()
     for path, text in real_clips():
         audio, rate = soundfile.read(path, dtype="float32")  # 16 kHz mono: whisper's own input
         assert rate == 16000, path
         heard = whisper.transcribe(network, audio, language="zh", beam_size=5, best_of=5, fp16=False)["text"]
-        clips[path.name] = edits(heard, text)
-    print(json.dumps({"clips": clips, "asr_s": time.perf_counter() - started}))
+        clips[path.name] = edits(to_simplified(heard), text)
+        raw[path.name] = edits(heard, text)
+    print(json.dumps({"clips": clips, "clips_raw": raw, "asr_s": time.perf_counter() - started}))
 
 
-def engine_side(engine: str, out: Path, calls: Path) -> None:
-    """(child) `audit run --asr whisper --engine ENGINE` over the clip calls; CER per turn."""
+def engine_side(engine: str, out: Path, calls: Path, asr_changes: str = "{}") -> None:
+    """(child) `audit run --asr whisper --engine ENGINE` over the clip calls, with the `[asr]`
+    settings `asr_changes` (JSON) changed from the defaults; CER per turn."""
+    import dataclasses
+
     from audit import batch, pipeline
     from audit.configload import load_config
 
@@ -410,7 +420,10 @@ def engine_side(engine: str, out: Path, calls: Path) -> None:
     seconds: Counter = Counter()
     pipeline.AsrChoice.transcript = _timed(pipeline.AsrChoice.transcript, "ASR", seconds)
     files = sorted(calls.glob("*.wav"))
-    report = batch.run_batch(files, out, load_config(), batch.BatchOptions("whisper", f"{engine}:base", "cpu"))
+    config = load_config()
+    changes = {key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(asr_changes).items()}
+    config = dataclasses.replace(config, asr=dataclasses.replace(config.asr, **changes))
+    report = batch.run_batch(files, out, config, batch.BatchOptions("whisper", f"{engine}:base", "cpu"))
     if report.document["errors"]:
         raise SystemExit(f"audit errors: {report.document['errors']}")
     clips = {}
@@ -441,19 +454,41 @@ def real_accuracy(work: Path) -> None:
                                work / f"{engine}.log")))
     print(f"\nreal Whisper base ({MODELS}): {len(real_clips())} real Mandarin clips, {speech_s:.0f} s of "
           f"speech, as {len(calls)} two-channel calls; cpu, greedy with the prompt unless said")
+    for found in (found for _, found in rows):
+        found |= json.loads(found["stdout"])
+    plain = rows[0][1]
+    rows.insert(1, ("  the same, traditional characters as errors", plain | {"clips": plain["clips_raw"]}))
+    cer_table(rows)
+    print("  (CER over all clips, the 17 clips of fixtures/real-dev/split.tsv the settings may be tuned on, "
+          "and the 6 held aside; the bar is plain whisper's text in simplified characters, as the tool's is)")
+    variants = []
+    for label, changes in DECODING_VARIANTS:
+        found = run_child(child("engine", "faster-whisper", str(work / f"variant{len(variants)}-out"),
+                                str(work / "clip-calls"), json.dumps(changes, ensure_ascii=False)),
+                          work / f"variant{len(variants)}.log")
+        variants.append((label, found | json.loads(found["stdout"])))
+    print("\ndecoding variants, faster-whisper on the same calls (each against the defaults above):")
+    cer_table(variants)
+
+
+DECODING_VARIANTS = (  # [asr] changes tried against the defaults, faster-whisper on the real-dev calls
+    ("beam 5", {"beam_size": 5}),
+    ("hotwords 星河通信 工号", {"hotwords": ["星河通信", "工号"]}),
+    ("merge gap 1.0 s (before issue 19 part 5)", {"clip_merge_gap_s": 1.0}),
+    ("no prompt", {"initial_prompt": ""}),
+)
+
+
+def cer_table(rows: list[tuple[str, dict]]) -> None:
     part = split_part()
     print(f"{'':<48}{'CER':>6}{'tuning':>7}{'held':>6}{'ASR s':>8}{'wall s':>8}{'peak MB':>9}")
     for label, found in rows:
-        found |= json.loads(found["stdout"])
-
         def cer(wanted: set[str]) -> float:
             chosen = [found["clips"][clip] for clip in found["clips"] if part.get(clip) in wanted]
             return sum(e for e, _ in chosen) / max(sum(n for _, n in chosen), 1)
 
         print(f"{label:<48}{cer({'tuning', 'held aside'}):>6.3f}{cer({'tuning'}):>7.3f}{cer({'held aside'}):>6.3f}"
               f"{found['asr_s']:>8.1f}{found['wall_s']:>8.1f}{found['peak_mb']:>9.0f}")
-    print("  (CER over all clips, the 17 clips of fixtures/real-dev/split.tsv the settings may be tuned on, "
-          "and the 6 held aside)")
 
 
 def natural_calls(count: int) -> list[Path]:
@@ -576,6 +611,6 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["plain"]:
         plain_whisper_side(sys.argv[2])
     elif sys.argv[1:2] == ["engine"]:
-        engine_side(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        engine_side(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), *sys.argv[5:6])
     else:
         main()

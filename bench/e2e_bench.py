@@ -2,15 +2,16 @@
 """End-to-end benchmark on the natural-voice calls in fixtures/natural/ (prints figures, asserts
 nothing).
 
-    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval|natural-eval2|natural-eval3] [--model models/base.pt]
+    .venv/bin/python bench/e2e_bench.py [--set natural|natural-eval|...|natural-eval4] [--model models/base.pt]
                                         [--out /tmp/e2e-bench] [--workers 1] [--fresh]
 
-Four sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on),
+Five sets of calls: `natural` (fixtures/natural, 12 calls the pipeline was tuned on),
 `natural-eval` (fixtures/natural-eval, 12 more with other topics, wording and agent ids, held aside
 until it was studied and tuned on, so now a development set too), `natural-eval2`
 (fixtures/natural-eval2, written later by someone who saw neither the rules nor the tool's output:
-held aside in its first round, studied and tuned on since) and `natural-eval3` (fixtures/natural-eval3,
-14 more written the same way: held aside, only reported). It audits a set twice through the project's CLI (`audit run`):
+held aside in its first round, studied and tuned on since), `natural-eval3` (fixtures/natural-eval3,
+14 more written the same way, studied and tuned on since its first run) and `natural-eval4` (12 more:
+held aside, only reported). It audits a set twice through the project's CLI (`audit run`):
 
 1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
 2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
@@ -48,9 +49,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audit.configload import load_config  # noqa: E402
+from audit.records import Transcript, Utterance, Word  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
+from audit.turns import join_continuations  # noqa: E402
 
-SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3")}
+SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3",
+                                                            "natural-eval4")}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 
 
@@ -89,9 +93,10 @@ def read_records(out: Path) -> dict[str, dict]:
     return records
 
 
-def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path) -> Path:
+def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path, join_gap_s: float) -> Path:
     """A folder of the recordings (linked), their metadata and, as sidecars, the transcripts the
-    Whisper run wrote, words and their probabilities included."""
+    Whisper run wrote, words and their probabilities included, its pieces joined into sentences
+    as the pipeline joins a Whisper transcript now (`[text] join_gap_s`)."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -100,10 +105,15 @@ def rejudge_input(fixtures: Path, records: dict[str, dict], folder: Path) -> Pat
             continue
         (folder / f"{stem}.wav").symlink_to((fixtures / f"{stem}.wav").resolve())
         shutil.copy(fixtures / f"{stem}.meta.json", folder / f"{stem}.meta.json")
+        heard = Transcript("whisper", tuple(
+            Utterance(u["speaker"], u["start"], u["end"], u["text"],
+                      tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in u.get("words", [])))
+            for u in record["utterances"]))
         utterances = []
-        for u in record["utterances"]:
-            said = {key: u[key] for key in ("speaker", "start", "end", "text")}
-            words = [{key: w[key] for key in ("start", "end", "text", "probability")} for w in u.get("words", [])]
+        for u in join_continuations(heard, join_gap_s).utterances:
+            said = {"speaker": u.speaker, "start": u.start, "end": u.end, "text": u.text}
+            words = [{"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+                     for w in u.words]
             utterances.append({**said, "words": words} if words else said)
         (folder / f"{stem}.transcript.json").write_text(
             json.dumps({"utterances": utterances}, ensure_ascii=False), encoding="utf-8")
@@ -191,7 +201,8 @@ def report(label: str, truth: dict, records: dict[str, dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(SETS), default="natural",
-                        help="the calls: natural, natural-eval, natural-eval2 (tuned on) or natural-eval3 (held aside)")
+                        help="the calls: natural, natural-eval, natural-eval2, natural-eval3 (tuned on) or "
+                             "natural-eval4 (held aside)")
     parser.add_argument("--model", default="models/base.pt",
                         help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
                              "root (default models/base.pt)")
@@ -219,7 +230,7 @@ def main() -> None:
         if not (out / "whisper" / "calls").is_dir():
             raise SystemExit(f"--rejudge: no Whisper run in {out / 'whisper'} yet (run once without it)")
         heard = read_records(out / "whisper")
-        whisper, whisper_s = run_audit(rejudge_input(fixtures, heard, out / "rejudge-in"), out / "rejudged",
+        whisper, whisper_s = run_audit(rejudge_input(fixtures, heard, out / "rejudge-in", config.text.join_gap_s), out / "rejudged",
                                        "sidecar", None, args.workers, True)
         print(f"whisper transcripts of {out / 'whisper'} judged again: {whisper_s:.1f} s")
     elif (ROOT / model).exists():

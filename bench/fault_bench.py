@@ -339,7 +339,7 @@ def masked_outputs(base: Night, root: Path) -> Result:
     shown = {"stdout/stderr": done.stdout + done.stderr + exported.stdout + exported.stderr}
     for path in [*night.out.rglob("*"), root / "calls.csv", root / "findings.csv"]:
         shown[f"name {path.name}"] = path.name
-        if path.is_file() and not path.name.startswith("audit.sqlite") and path.suffix not in (".wav", ".flac"):
+        if path.is_file() and not path.name.startswith("audit.sqlite") and path.suffix not in (".wav", ".flac", ".ogg"):
             shown[path.name] = path.read_text(encoding="utf-8", errors="replace")
     leaked = [f"number in {name}" for name, text in shown.items()
               if PLANTED.search(text) or "幺三八两两三四" in text]
@@ -372,7 +372,7 @@ def config_case(text: str | bytes) -> Callable[[Night, Path], Result]:
 def relative_config(base: Night, root: Path) -> Result:
     night = Night(root, base)
     before = night.state()
-    (root / "site.toml").write_text("[report]\nclip_context_s = 1.0\n", encoding="utf-8")
+    (root / "site.toml").write_text("[report]\nmax_evidence = 10\n", encoding="utf-8")
     run = audit("run", night.input, "--out", night.out, "--asr", "sidecar", "--config", "site.toml", cwd=root)
     report = audit("report", night.out, cwd=Path("/"))
     summary = json.loads((night.out / "summary.json").read_text(encoding="utf-8"))

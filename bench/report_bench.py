@@ -1,19 +1,33 @@
-"""The worklist at a night's scale (issue 17): an index for 10,000 synthetic call summaries, opened
-in headless Chromium.
+"""The report at a night's scale (issue 17): the call pages and their audio for 1,000 calls, and
+an index for 10,000 synthetic call summaries opened in headless Chromium.
 
-Each call gets a summary row (verdict, score, failed rules, agent) and what the index searches: the
-keys of its findings and 40 utterances of transcript text drawn from the sample calls. Printed: the
-time to write the index, its size, and in Chromium the time from navigation to the first page of
-rows shown (the load event, after the script rendered), then the time of a text search and of a
-verdict filter over all calls. Asserts nothing: it prints what happened.
+Pages (`--pages`, 1,000): the sample calls of `fixtures/calls` are audited once (`audit run --asr
+sidecar`), then their records are copied under new ids into a night of `--pages` calls, a
+`--flagged` share of them (0.4) copies of the flagged calls and the rest of the call that passed;
+the copies name the same recordings, so nothing is audited or copied but the records. The report
+is built from scratch with one worker process and again with `--workers` (default: one per CPU
+core), then every page once more with the audio kept (another `[report] max_evidence`: what a
+template or label change costs). Printed: the report's size, its audio per minute of flagged audio
+(the calls whose pages hold audio: `[report] audio_verdicts`), the build time per call with one
+process and with the workers, the speed-up, and the rebuild's time per call.
+
+Index (`--calls`, 10,000): each call gets a summary row (verdict, score, failed rules, agent) and
+what the index searches: the keys of its findings and 40 utterances of transcript text drawn from
+the sample calls. Printed: the time to write the index, its size, and in Chromium the time from
+navigation to the first page of rows shown (the load event, after the script rendered), then the
+time of a text search and of a verdict filter over all calls.
+
+Asserts nothing: it prints what happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +68,92 @@ def synthetic_night(calls: int, seed: int = 0) -> tuple[dict, dict]:
     return summary, searches
 
 
+def audited_samples(root: Path) -> Path:
+    """The sample calls audited once, from their sidecar transcripts; returns the output folder."""
+    out = root / "samples"
+    done = subprocess.run([sys.executable, "-m", "audit", "run", str(ROOT / "fixtures" / "calls"), "--out", str(out),
+                           "--asr", "sidecar"], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"audit run exit {done.returncode}: {done.stderr[-2000:]}")
+    return out
+
+
+def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) -> None:
+    """`calls` copies of the audited sample calls under new ids in `out` (records and summary): a
+    `flagged_share` of them copies of the flagged calls, in turn, and the rest of a passed call."""
+    summary = json.loads((samples / "summary.json").read_text(encoding="utf-8"))
+    rows = {r["call_id"]: r for r in summary["calls"]}
+    flagged = sorted(c for c, r in rows.items() if r["verdict"] != "pass")
+    passed = sorted(c for c, r in rows.items() if r["verdict"] == "pass")
+    (out / "calls").mkdir(parents=True)
+    night, fails, agents = [], {}, {}
+    for number in range(calls):
+        pool = flagged if number < round(calls * flagged_share) else passed
+        source = pool[number % len(pool)]
+        call_id = f"2026-11-22__team{number % 40}__call{number:05d}"
+        record = json.loads((samples / "calls" / f"{source}.json").read_text(encoding="utf-8"))
+        record["call_id"] = call_id
+        (out / "calls" / f"{call_id}.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+        row = rows[source] | {"call_id": call_id, "agent_id": f"{1000 + number % 300}"}
+        night.append(row)
+        agent = agents.setdefault(row["agent_id"], {"calls": 0, "fails": {}})
+        agent["calls"] += 1
+        for rule in row["failed_rules"]:
+            fails[rule] = fails.get(rule, 0) + 1
+            agent["fails"][rule] = agent["fails"].get(rule, 0) + 1
+    counts = {"files": calls, "audited": calls, "audited_now": calls, "skipped": 0, "errors": 0,
+              **{v: sum(r["verdict"] == v for r in night) for v in ("pass", "review", "fail")}}
+    (out / "summary.json").write_text(json.dumps(summary | {"counts": counts, "calls": night, "errors": [],
+                                                            "fails_by_rule": fails, "fails_by_agent": agents},
+                                                 ensure_ascii=False), encoding="utf-8")
+
+
+def built_in(out: Path, workers: int, fresh: bool = True, config=None) -> float:
+    """Seconds to build the report (from scratch when `fresh`) with `workers` processes."""
+    from audit.report import write_report
+
+    if fresh:
+        shutil.rmtree(out / "report", ignore_errors=True)
+    started = time.perf_counter()
+    write_report(out, config, workers=workers)
+    return time.perf_counter() - started
+
+
+def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="report-pages-bench-"))
+    try:
+        samples = audited_samples(root)
+        out = root / "night"
+        generated_night(samples, out, calls, flagged_share)
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        one = built_in(out, 1)
+        many = built_in(out, workers)
+        from audit.config import load_config
+
+        site = root / "site.toml"
+        site.write_text("[report]\nmax_evidence = 19\n", encoding="utf-8")
+        again = built_in(out, workers, fresh=False, config=load_config(site))
+        report = out / "report"
+        audio = sum(p.stat().st_size for p in (report / "audio").iterdir())
+        total = sum(p.stat().st_size for p in report.rglob("*") if p.is_file())
+        records = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out / "calls").glob("*.json")}
+        with_audio = [r for r in records.values() if r["verdict"] != "pass"]
+        minutes = sum(r["recording"]["duration_s"] for r in with_audio) / 60
+        counts = summary["counts"]
+        print(f"pages for {calls} generated calls ({counts['fail']} fail, {counts['review']} review, "
+              f"{counts['pass']} pass; {minutes:.0f} min of flagged audio, {len(with_audio)} audio files):")
+        print(f"  report {total / 2**20:.1f} MB, of it audio {audio / 2**20:.1f} MB: "
+              f"{audio / 2**20 / minutes:.3f} MB per minute of flagged audio (passed calls: none)")
+        print(f"  build with 1 process: {one:.1f} s, {one / calls * 1000:.0f} ms per call "
+              f"({one / len(with_audio) * 1000:.0f} ms per flagged call if all the time were theirs)")
+        print(f"  build with {workers} processes: {many:.1f} s, {many / calls * 1000:.0f} ms per call; "
+              f"speed-up {one / many:.2f}x on {os.cpu_count()} CPU cores")
+        print(f"  every page again, the audio kept (another [report] max_evidence), {workers} processes: "
+              f"{again:.1f} s, {again / calls * 1000:.0f} ms per call")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -69,20 +169,22 @@ def browser():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--pages", type=int, default=1_000, help="generated calls whose pages are built (0: none)")
+    parser.add_argument("--flagged", type=float, default=0.4, help="share of them that are flagged")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the second build")
+    parser.add_argument("--calls", type=int, default=10_000, help="synthetic calls in the index")
     parser.add_argument("--runs", type=int, default=3, help="loads measured (the median is printed)")
     args = parser.parse_args()
+    if args.pages:
+        bench_pages(args.pages, args.flagged, args.workers)
 
     from audit.configload import load_config
     from audit.report.build import BuildSettings, write_index
-    from audit.report.charts import Bands
 
     config = load_config()
     summary, searches = synthetic_night(args.calls)
     folder = Path(tempfile.mkdtemp(prefix="report-bench-")) / "report"
-    settings = BuildSettings(folder, True, 1.5, Bands.of(config), config.decode, config.labels,
-                             config.review.reasons, config.report.max_evidence,
-                             tuple(sorted(config.weights.items())), config.scoring)
+    settings = BuildSettings.of(folder, config, mask_pii=True)
     started = time.perf_counter()
     index = write_index(summary, {c["call_id"]: f"calls/{c['call_id']}.html" for c in summary["calls"]}, {},
                         settings, searches)

@@ -147,7 +147,7 @@ def load_dialogues(path: Path, rulebook: Rulebook,
 
 
 def load_sidecar_set(folder: Path, company_names: tuple[str, ...],
-                     key_terms: tuple[str, ...] = ()) -> list[Labelled]:
+                     key_terms: tuple[str, ...] = (), numbered: tuple[str, ...] = ()) -> list[Labelled]:
     """Read `NAME.transcript.json` + `NAME.labels.json` pairs: a two-channel call answered at 0 s,
     its key terms read by sound as the pipeline does."""
     dialogues = []
@@ -157,7 +157,7 @@ def load_sidecar_set(folder: Path, company_names: tuple[str, ...],
         transcript = read_transcript(folder / f"{name}.wav")
         if transcript is None:
             raise ValueError(f"{labels_path}: no {name}.transcript.json beside it")
-        transcript = correct_terms(transcript, key_terms)
+        transcript = correct_terms(transcript, key_terms, numbered)
         labels = document["labels"]
         bad = {rule: value for rule, value in labels.items() if value not in ("pass", "fail", "na")}
         if bad:
@@ -261,16 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     rulebook = check_rulebook(args.rulebook)
     rulebook.load_dictionary()
     names = config.company_names
-    tuning, held = split_dev(load_sidecar_set(DEV_DIR, names, config.key_terms))
+    terms = (config.key_terms, config.text.numbered_terms)
+    tuning, held = split_dev(load_sidecar_set(DEV_DIR, names, *terms))
     sets = {"own": load_dialogues(args.dialogues, rulebook, names), "dev-tuning": tuning,
             "dev-held-aside": held}
     for name, folder in (("eval", EVAL_DIR), ("eval2", EVAL2_DIR)):
         if folder.is_dir() and any(folder.glob("*.labels.json")):
-            sets[name] = load_sidecar_set(folder, names, config.key_terms)
+            sets[name] = load_sidecar_set(folder, names, *terms)
     for name, folder in (("eval3", EVAL3_DIR), ("eval4", EVAL4_DIR), ("eval5", EVAL5_DIR)):
         if folder.is_dir():
             sets[f"{name}-tuning"], sets[f"{name}-held-aside"] = split_every(
-                load_sidecar_set(folder, names, config.key_terms), 2)
+                load_sidecar_set(folder, names, *terms), 2)
     below = []
     for name, dialogues in sets.items():
         if args.sets is not None and name not in args.sets:

@@ -6,7 +6,7 @@ came from, with 你 in place of every fourth character (a polite-address finding
 every seventh (a call ending with 喂喂 is no closing). The call is audited with `audit run --asr
 sidecar`, then `audit report` rebuilds its page. Printed: the wall time of both commands, the
 time of each stage (measured in this process, the same code run in-process), the evidence items
-kept and found per finding ([report] max_evidence caps them) and the clips in the report.
+kept and found per finding ([report] max_evidence caps them) and the size of the report's audio.
 `--profile` also prints the 25 functions taking the most cumulative time in the in-process run.
 
 Asserts nothing: it prints what happened.
@@ -90,7 +90,7 @@ class Stages:
 
     @contextmanager
     def wrapped(self):
-        from audit import batch, decode, pipeline, sidecar, store
+        from audit import batch, decode, pipeline, sidecar, store, work
         from audit.report import build as report
 
         for owner, attribute, label in (
@@ -98,9 +98,9 @@ class Stages:
                 (pipeline, "find_speech", "speech (VAD)"), (sidecar, "read_transcript", "sidecar transcript"),
                 (pipeline, "disagreements", "agreement"), (pipeline, "measure_timing", "timing"),
                 (pipeline, "measure_prosody", "prosody"), (pipeline, "run_checks", "checks"),
-                (pipeline, "score_call", "scoring"), (batch, "call_record", "record"),
+                (pipeline, "score_call", "scoring"), (work, "call_record", "record"),
                 (batch, "write_json", "JSON files"), (store.ResultsDB, "save_call", "database"),
-                (batch, "_summary", "summary"), (report, "load_audio", "report: decode"),
+                (batch, "_summary", "summary"), (report, "load_recording", "report: decode"), (report, "write_call_audio", "report: encode audio"),
                 (report, "plan_pages", "report: plan"), (report, "CallContent", "report: content"),
                 (report, "write_index", "report: index")):
             self.wrap(owner, attribute, label)
@@ -143,8 +143,9 @@ def findings(out: Path) -> list[tuple[str, int, int]]:
             for r in record["results"] if r["evidence"]]
 
 
-def clips(out: Path) -> int:
-    return sum(1 for _ in (out / "report" / "clips").rglob("*.wav"))
+def audio_mb(out: Path) -> float:
+    """The report's audio: the flagged call's Ogg Opus file."""
+    return sum(p.stat().st_size for p in (out / "report" / "audio").glob("*")) / 2**20
 
 
 def main() -> None:
@@ -181,7 +182,7 @@ def main() -> None:
         print(f"\nevidence per finding (kept / found): "
               + ", ".join(f"{rule} {kept}/{total}" for rule, kept, total in found))
         print(f"evidence items kept: {sum(k for _, k, _ in found)} (found: {sum(t for _, _, t in found)}); "
-              f"clips in the report: {clips(root / 'cli')}")
+              f"audio in the report: {audio_mb(root / 'cli'):.2f} MB")
 
 
 if __name__ == "__main__":

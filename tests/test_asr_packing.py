@@ -233,3 +233,45 @@ def test_a_window_the_model_left_silent_settles_its_first_piece():
     assert unreached(window[0], []) == [second, third]
     assert unreached(window[0], [second]) == [third]
     assert unreached(window[0], [third, first]) == []
+
+
+def test_a_stretch_the_vad_cut_out_of_a_sentence_is_decoded_with_it():
+    """fixtures/real-dev a1_BAC009S0150W0193 as the agent's turn of an 8 kHz call (bench/asr_bench.py):
+    the VAD's tune test takes 2.47-4.16 s of 那么直接发放现金会是最有效的方式 for a tone, and
+    the sentence comes back as two intervals. With the default padding and merge gap they are one
+    piece, the cut-out words with them (a merge gap of 1.0 s decoded 那么直接发放 | 了有效的方式)."""
+    asr = load_config().asr
+    audio = np.ones(10 * RATE, np.float32)
+    spans = speech_spans((Interval(1.22, 2.47), Interval(4.16, 5.33)), asr.clip_pad_s, asr.clip_merge_gap_s, audio)
+    assert spans == [seconds(1.02, 5.53)]
+
+
+class _FakeFasterWhisper:
+    def __init__(self):
+        self.calls = []
+
+    def transcribe(self, audio, **options):
+        self.calls.append(options)
+        return iter(()), None
+
+
+def test_hotwords_reach_both_engines(tiny_whisper):
+    """`[asr] hotwords`: faster-whisper's own `hotwords`, and in front of openai-whisper's prompt."""
+    from audit.asr import FasterWhisperTranscriber
+
+    config = load_config()
+    assert config.asr.hotwords == ()  # off by default (measured no better, see configs/default.toml)
+    asr = dataclasses.replace(config.asr, hotwords=("星河通信", "工号"))
+    faster = object.__new__(FasterWhisperTranscriber)
+    faster.asr, faster.model = asr, _FakeFasterWhisper()
+    window = Window((Piece(AGENT, 0, RATE),))
+    assert [segments for _, segments in faster._decode_windows(np.zeros((1, RATE), np.float32), [window])] == [[]]
+    assert faster.model.calls[0]["hotwords"] == "星河通信 工号"
+    assert faster.model.calls[0]["initial_prompt"] == config.asr.initial_prompt
+    plain = object.__new__(FasterWhisperTranscriber)
+    plain.asr, plain.model = config.asr, _FakeFasterWhisper()
+    list(plain._decode_windows(np.zeros((1, RATE), np.float32), [window]))
+    assert plain.model.calls[0]["hotwords"] is None
+    openai = WhisperTranscriber(asr, str(tiny_whisper), "cpu")
+    assert openai.options.prompt == "星河通信 工号 " + config.asr.initial_prompt
+    assert WhisperTranscriber(config.asr, str(tiny_whisper), "cpu").options.prompt == config.asr.initial_prompt

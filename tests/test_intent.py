@@ -600,3 +600,24 @@ def test_upset_words_heard_by_sound():
         return config.rulebook.evaluate_one(config.rulebook.rule("text.empathy"), call).status
     assert judged("客户: 今晚打不了电话可及死我了。", "坐席: 请您把手机重起一下。") == "fail"
     assert judged("客户: 那就好，吓死我了。", "坐席: 请问还有其他可以帮您的吗？") == "pass"
+
+
+@pytest.mark.parametrize("rule_id, turns, status", [
+    # natural-eval3 round (the set is spent: studied and tuned on)
+    ("text.forbidden.shirk", ["坐席: 重复充值是支付平台那边的问题，跟我们这边没什么关系，您去找银行吧。"], "fail"),
+    ("text.forbidden.shirk", ["坐席: 退款的事我们这边不管，银行那边能查到。"], "fail"),
+    ("text.forbidden.shirk", ["坐席: 断网是OLT那边的问题，我已经报修了。"], "pass"),  # a cause, not a push
+    ("text.forbidden.argue", ["坐席: 话单是系统自动记录的，不会有错，这个电话您肯定是打过的。"], "fail"),
+    ("text.identity_verification", ["客户: 我妈妈的手机老是收到扣费短信。", "坐席: 请问您母亲的手机号码是多少？",
+                                    "客户: 一三八零五七六二九一四。", "坐席: 您母亲现在是五十八元的套餐，本月已经消费了八十六元。"], "fail"),
+    ("text.empathy", ["客户: 我有点慌，怕是骗子。", "坐席: 您先别紧张，这一步做得特别对。"], "pass"),
+    ("text.empathy", ["客户: 他会收到验证码吗？要不要告诉你们？", "坐席: 不需要，验证码请他自己填写。"], "pass"),  # no 投诉你们
+    ("text.forbidden.jargon", ["坐席: 先做成员加挂。", "客户: 什么加挂割接？我听不太明白。", "坐席: 您等着就行。"], "fail"),
+])
+def test_natural_eval3_wordings(shipped, rule_id, turns, status):
+    assert _status(shipped, rule_id, *turns) == status
+
+
+def test_a_question_word_after_a_negator_asks_nothing():
+    reading = meaning.Reading.read("跟我们这边没什么关系", normalize("跟我们这边没什么关系"))
+    assert not reading.clauses[0].question

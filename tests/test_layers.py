@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("audit", "audit.records", "audit.frames", "audit.textnorm", "audit.phrases", "audit.privacy")),
     ("config", ("audit.config",)),  # the typed sections; nothing of the checks or the rules
     ("measure", ("audit.decode", "audit.speech", "audit.asr", "audit.asr_service", "audit.models",
-                 "audit.ct2convert", "audit.sidecar", "audit.agreement", "audit.terms", "audit.ringback",
+                 "audit.ct2convert", "audit.sidecar", "audit.agreement", "audit.terms", "audit.turns", "audit.ringback",
                  "audit.timing", "audit.acoustics", "audit.prosody")),
     ("judge", ("audit.intent", "audit.checks", "audit.rules", "audit.confidence", "audit.scoring")),
     ("load", ("audit.configload",)),  # the full config: sections, the checks' parameters, the rulebook

@@ -498,3 +498,19 @@ def test_config_fragment_is_valid_and_bad_values_name_the_key():
         assert judge(rule_id, synthetic(np.zeros(RATE), [])).status == "not_measurable"
     with pytest.raises(ConfigError, match=r"prosody\.raised_level_db"):
         build_section(ProsodyConfig, {**FRAGMENT["prosody"], "raised_level_db": 0.0}, "x.toml", "prosody")
+
+
+def test_agitation_by_rate_is_judged_on_long_enough_turns_only():
+    """A calm 2.6 s question spoken 1.25x faster than the customer's other turns (natural-voice
+    calls: natural-eval2 f01, natural-eval3 g02) is no agitation; a long fast turn is."""
+    from audit.configload import load_config
+    from audit.prosody import UtteranceProsody, _agitation
+    settings = load_config().prosody
+
+    def turn(index, spoken_s, rate):
+        return UtteranceProsody(index, "customer", 10.0 * index, 10.0 * index + spoken_s, 12, spoken_s,
+                                rate, rate, -21.0, 220.0, 10.0, spoken_s, False, False)
+
+    calm = [turn(i, 4.0, 250.0) for i in range(4)]
+    assert _agitation(calm + [turn(4, 2.6, 317.0)], settings) == []
+    assert [a.start for a in _agitation(calm + [turn(4, 4.0, 330.0)], settings)] == [40.0]

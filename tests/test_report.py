@@ -1,7 +1,7 @@
 """The reviewer report (audit/report/), built from a real `audit run` of sample calls, a hostile
 call (markup, a phone and an ID number in its transcript, metadata and file name) and a broken file.
 
-Content, escaping, masking, clips and rebuilds are checked on the files; what a reviewer does in
+Content, escaping, masking, audio and rebuilds are checked on the files; what a reviewer does in
 the page runs in headless Chromium (Debian's chromium + chromedriver, driven by Selenium) and is
 skipped, with the reason, where those are not installed.
 """
@@ -36,7 +36,7 @@ PHONE, ID_NUMBER = "13812345678", "11010519491231002X"
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 HOSTILE_TEXT = f"{MARKUP}我的手机号是{PHONE},身份证号{ID_NUMBER}"
 HOSTILE_AGENT = '"><svg onload=alert(1)>'
-CONTEXT_S = 1.5
+MB_PER_FLAGGED_MINUTE = 0.3  # issue 17's budget for the report's audio
 ARTIFACTS = ROOT / "out" / "test-artifacts"
 
 
@@ -221,14 +221,14 @@ def test_index_lists_the_run_worst_first(built):
         assert index.all("button", **{"data-pick": "rule", "data-value": rule})
 
 
-def test_call_page_shows_every_finding_with_a_clip_and_the_transcript(built):
+def test_call_page_shows_every_finding_with_a_seek_button_and_the_transcript(built):
     record = record_of(built, "raised_voice")
     page = read_page(page_path(built, record))
     failed = [r for r in record["results"] if r["status"] == "fail"]
     assert len(page.all("article")) == len(failed)
-    clips = page.all("audio", preload="none")
-    assert len(clips) == sum(len(r["evidence"]) for r in failed)
-    assert page.all("audio", id="call-audio")[0]["src"].endswith(".flac")
+    assert len(page.all("button", **{"class": "seek in-call"})) == sum(len(r["evidence"]) for r in failed)
+    (player,) = page.all("audio")  # the call's own player, no player per clip
+    assert player["id"] == "call-audio" and player["src"].endswith(".ogg")
     assert len(page.all("button", **{"class": "seek"})) >= len(record["utterances"])
     text = page.visible_text
     for utterance in record["utterances"]:
@@ -244,26 +244,132 @@ def test_a_call_with_dead_air_shows_it_on_the_timeline(built):
     assert len(page.all("rect", **{"class": "dead-air"})) == 1
 
 
-def test_clips_hold_exactly_the_segment_with_context(built):
-    record = record_of(built, "raised_voice")
-    recording, rate = soundfile.read(record["recording"]["path"], dtype="int16")
-    folder = page_path(built, record).parent.parent / "clips" / page_path(built, record).stem
-    for result in (r for r in record["results"] if r["status"] == "fail"):
-        for evidence in result["evidence"]:
-            first = max(0, math.floor((evidence["start"] - CONTEXT_S) * rate))
-            last = min(len(recording), math.ceil((evidence["end"] + CONTEXT_S) * rate))
-            clip, clip_rate = soundfile.read(folder / f"{first}-{last}.wav", dtype="int16")
-            assert clip_rate == rate
-            assert np.array_equal(clip, recording[first:last])
+def test_the_timeline_shows_measured_holds_whatever_the_rules_make_of_them(built):
+    """The holds and silences come from the record's measures, not from a rule's details: with
+    the hold rules' details gone (as when the rules are disabled), the hold is still drawn."""
+    from audit.report.charts import TimeAxis, timeline
+    record = record_of(built, "compliant")
+    assert record["metrics"]["hold_intervals"]  # the announced 8-s hold
+    for result in record["results"]:
+        result["details"] = {}
+    lanes = timeline(record, [], TimeAxis(record["recording"]["duration_s"]),
+                     {"agent": "坐席", "customer": "客户", "unknown": "?"})
+    assert [span.kind for lane in lanes for span in lane.spans if span.kind == "hold"] == ["hold"]
 
 
-def test_the_call_audio_is_the_recording_unaltered(built):
-    for name in CALLS:
+def audio_path(out: Path, record: dict) -> Path:
+    page = page_path(out, record)
+    return page.parent.parent / "audio" / f"{page.stem}.ogg"
+
+
+def test_a_flagged_call_gets_its_recording_as_opus_at_a_speech_rate(built):
+    for name in ("raised_voice", "unannounced_hold"):
         record = record_of(built, name)
-        original, rate = soundfile.read(record["recording"]["path"], dtype="int16")
-        page = page_path(built, record)
-        copy, copy_rate = soundfile.read(page.parent.parent / "audio" / f"{page.stem}.flac", dtype="int16")
-        assert copy_rate == rate and np.array_equal(copy, original)
+        assert record["verdict"] in ("fail", "review")
+        original, rate = soundfile.read(record["recording"]["path"], dtype="float32", always_2d=True)
+        info = soundfile.info(audio_path(built, record))
+        assert (info.format, info.subtype, info.samplerate, info.channels) == ("OGG", "OPUS", rate, original.shape[1])
+        assert info.frames == len(original)  # the call's time line: a seek lands where the finding is
+        copy, _ = soundfile.read(audio_path(built, record), dtype="float32", always_2d=True)
+        for channel in range(original.shape[1]):  # the same speech, in time with the recording
+            assert np.corrcoef(copy[:, channel], original[:, channel])[0, 1] > 0.8
+        minutes = record["recording"]["duration_s"] / 60
+        assert audio_path(built, record).stat().st_size / 2**20 / minutes < MB_PER_FLAGGED_MINUTE
+
+
+def test_a_passed_call_has_no_audio_and_no_evidence_has_a_file_of_its_own(built):
+    record = record_of(built, "compliant")
+    assert record["verdict"] == "pass"
+    page = read_page(page_path(built, record))
+    assert not audio_path(built, record).exists() and not page.all("audio")
+    assert "本页不含录音:报告只保存不合格、需复核通话的录音" in page.visible_text
+    assert not page.all("button", **{"class": "seek"})  # time stamps that could play nothing are text
+    report = built / "report"
+    assert not (report / "clips").exists() and not list(report.rglob("*.wav")) and not list(report.rglob("*.flac"))
+    flagged = [c for c in index_data(built)["calls"] if c["verdict"] != "pass"]
+    assert sorted(p.name for p in (report / "audio").iterdir()) == sorted(
+        unquote(c["href"]).removeprefix("calls/").removesuffix(".html") + ".ogg" for c in flagged)
+
+
+def test_the_audio_verdicts_setting_is_validated_and_decides_which_calls_have_audio(audited, tmp_path):
+    from audit.config import ConfigError
+
+    for text, reason in (('audio_verdicts = ["fail", "bad"]', "'bad' is not one of"),
+                         ('audio_verdicts = ["fail", "fail"]', "'fail' is listed twice"),
+                         ("audio_kbps = 4", "outside the allowed range"), ("workers = -1", "outside the allowed range")):
+        site = tmp_path / "bad.toml"
+        site.write_text(f"[report]\n{text}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=reason) as raised:
+            load_config(site)
+        assert str(site) in str(raised.value) and "report." in str(raised.value)
+    out = fresh_copy(audited, tmp_path / "out")
+    site = tmp_path / "site.toml"
+    site.write_text('[report]\naudio_verdicts = ["fail", "review", "pass"]\n', encoding="utf-8")
+    write_report(out, load_config(site))
+    assert audio_path(out, record_of(out, "compliant")).exists()
+    site.write_text("[report]\naudio_verdicts = []\n", encoding="utf-8")
+    write_report(out, load_config(site))
+    assert not list((out / "report" / "audio").iterdir())  # a call that no longer gets audio loses it
+    assert "报告不保存录音" in read_page(page_path(out, record_of(out, "raised_voice"))).visible_text
+
+
+def _site(folder: Path, line: str) -> Path:
+    site = folder / "site.toml"
+    site.write_text(f"[report]\n{line}\n", encoding="utf-8")
+    return site
+
+
+def test_a_recording_that_cannot_be_encoded_costs_its_audio_not_the_report(audited, tmp_path, monkeypatch, caplog):
+    from audit.report import audio
+
+    out = fresh_copy(audited, tmp_path)
+    monkeypatch.setattr(audio, "encoder_problem", lambda: "libsndfile 1.0.28 cannot write Ogg Opus")
+    write_report(out)
+    record = record_of(out, "raised_voice")
+    page = read_page(page_path(out, record))
+    assert not page.all("audio") and "录音无法编码为 Ogg Opus" in page.visible_text
+    assert "libsndfile 1.0.28 cannot write Ogg Opus" in page.visible_text
+    assert f"{Path(record['recording']['path'])}: libsndfile 1.0.28" in caplog.text  # the file and why
+    assert all(row["href"] for row in index_data(out)["calls"])  # every page built
+
+    monkeypatch.undo()  # one recording libsndfile refuses: the others keep their audio
+    encode = audio.encode_opus
+
+    def refuse_one(recording, kbps):
+        if recording.info.path.name == "raised_voice.wav":
+            raise audio.AudioError("libsndfile cannot encode it as Ogg Opus at 8000 Hz: Bad sample rate")
+        return encode(recording, kbps)
+
+    monkeypatch.setattr(audio, "encode_opus", refuse_one)
+    write_report(out, load_config(_site(tmp_path, "audio_kbps = 13")))
+    assert "Bad sample rate" in read_page(page_path(out, record)).visible_text
+    assert not audio_path(out, record).exists() and audio_path(out, record_of(out, "unannounced_hold")).exists()
+
+
+def test_the_audio_is_the_same_bytes_in_every_build(audited, tmp_path):
+    first, second = (fresh_copy(audited, tmp_path / name) for name in ("first", "second"))
+    write_report(first)
+    write_report(second)
+    record = record_of(first, "raised_voice")
+    assert audio_path(first, record).read_bytes() == audio_path(second, record).read_bytes()
+
+
+def test_pages_built_in_two_worker_processes_are_those_of_one(audited, tmp_path):
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    def report_files(workers: str) -> dict[str, bytes]:
+        out = fresh_copy(audited, tmp_path / workers)
+        done = CliRunner().invoke(app, ["report", str(out), "--workers", workers])
+        assert done.exit_code == 0, done.output
+        return {str(p.relative_to(out / "report")): p.read_bytes()
+                for p in sorted((out / "report").rglob("*")) if p.is_file()}
+
+    one, two = report_files("1"), report_files("2")
+    assert one == two and any(name.endswith(".ogg") for name in one) and "index.html" in one
+    refused = CliRunner().invoke(app, ["report", str(tmp_path / "1"), "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
 
 
 def test_markup_from_recordings_is_shown_as_text(built):
@@ -304,13 +410,18 @@ def test_each_recording_is_decoded_once_and_unchanged_calls_are_not_rebuilt(audi
                         lambda path, limits: decoded.append(path) or decode(path, limits))
     write_report(out)
     records = [record_of(out, name) for name in CALLS] + [hostile_record(out)]
-    assert sorted(decoded) == sorted(Path(r["recording"]["path"]) for r in records)  # once each
+    flagged = [Path(r["recording"]["path"]) for r in records if r["verdict"] != "pass"]
+    assert sorted(decoded) == sorted(flagged) and flagged  # once each, and only the flagged calls
     pages = {p: p.stat().st_mtime_ns for p in (out / "report" / "calls").iterdir()}
     decoded.clear()
     write_report(out)
     assert decoded == [] and {p: p.stat().st_mtime_ns for p in pages} == pages
-    write_report(out, clip_context_s=1.0)  # other options: other pages
-    assert len(decoded) == 4
+    audio = {p: p.read_bytes() for p in (out / "report" / "audio").iterdir()}
+    write_report(out, load_config(_site(tmp_path, 'max_evidence = 3')))  # other pages, the same audio
+    assert decoded == [] and all(p.stat().st_mtime_ns != pages[p] for p in pages)
+    assert {p: p.read_bytes() for p in (out / "report" / "audio").iterdir()} == audio
+    write_report(out, load_config(_site(tmp_path, "audio_kbps = 16")))  # other audio
+    assert sorted(decoded) == sorted(flagged)
 
 
 def test_the_agents_prosody_is_drawn_against_the_configured_bands(audited, tmp_path):
@@ -335,7 +446,7 @@ def test_the_agents_prosody_is_drawn_against_the_configured_bands(audited, tmp_p
 
 def test_a_call_whose_recording_is_gone_still_gets_its_page(audited, tmp_path):
     out = fresh_copy(audited, tmp_path)
-    path = out / "calls" / "night__compliant.json"
+    path = out / "calls" / "night__raised_voice.json"
     record = json.loads(path.read_text(encoding="utf-8"))
     record["recording"]["path"] = str(tmp_path / "moved.wav")
     path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
@@ -480,7 +591,6 @@ def test_the_index_pages_through_many_calls(browser, built, tmp_path):
     from selenium.webdriver.common.by import By
 
     from audit.report.build import BuildSettings, write_index
-    from audit.report.charts import Bands
 
     config = load_config()
     verdicts = ("pass", "review", "fail")
@@ -490,9 +600,7 @@ def test_the_index_pages_through_many_calls(browser, built, tmp_path):
                "calls": [{"call_id": f"night__{n:03d}", "agent_id": "2077", "verdict": verdicts[n % 3],
                           "score": float(n % 97), "failed_rules": [], "transcript_source": "sidecar"}
                          for n in range(120)]}
-    settings = BuildSettings(tmp_path / "report", True, 1.5, Bands.of(config), config.decode, config.labels,
-                             config.review.reasons, config.report.max_evidence,
-                             tuple(sorted(config.weights.items())), config.scoring)
+    settings = BuildSettings.of(tmp_path / "report", config, mask_pii=True)
     write_index(summary, {}, {}, settings)
     driver = browser
     open_page(driver, tmp_path / "report" / "index.html")
@@ -623,37 +731,41 @@ def test_decisions_survive_a_reload_and_are_exported_imported_and_counted(browse
     assert next(c for c in index_data(out)["calls"] if c["id"] == "night__raised_voice")["stored"] == keys
 
 
-def call_times(driver, player, clip_start: float) -> list[float]:
-    """Where in the call a playing clip is, sampled over half a second."""
+def play_times(driver, player) -> list[float]:
+    """Where a playing player is, sampled over half a second."""
     times = []
     for _ in range(5):
         time.sleep(0.12)
-        times.append(clip_start + driver.execute_script("return arguments[0].currentTime", player))
+        times.append(driver.execute_script("return arguments[0].currentTime", player))
     return times
 
 
-def test_an_evidence_player_plays_its_segment(browser, built):
+def test_a_flagged_call_plays_its_compressed_audio_and_a_clip_button_seeks_it(browser, built):
     from selenium.webdriver.common.by import By
 
     driver = browser
-    page = page_path(built, record_of(built, "raised_voice"))
-    open_page(driver, page)
-    players = driver.find_elements(By.CSS_SELECTOR, "article.finding audio")
-    player = max(players, key=lambda p: (float(p.get_attribute("data-end"))
-                                         - float(p.get_attribute("data-start"))))
-    clip_start, clip_end = (float(player.get_attribute(n)) for n in ("data-clip-start", "data-clip-end"))
-    start, end = (float(player.get_attribute(n)) for n in ("data-start", "data-end"))
-    assert clip_start <= start - CONTEXT_S + 0.01 and clip_end >= end + CONTEXT_S - 0.01
-    driver.execute_script("arguments[0].play()", player)
-    played = call_times(driver, player, clip_start)
+    record = record_of(built, "raised_voice")
+    open_page(driver, page_path(built, record))
+    player = driver.find_element(By.ID, "call-audio")
+    assert player.get_attribute("src").endswith(".ogg")
+    wait_for(lambda: driver.execute_script("return arguments[0].readyState >= 1", player))
     duration = driver.execute_script("return arguments[0].duration", player)
-    assert duration == pytest.approx(clip_end - clip_start, abs=0.01)
-    assert played == sorted(played) and played[-1] - played[0] > 0.3  # it plays ...
-    assert all(clip_start <= t <= clip_end for t in played)  # ... from the context before the segment
-    driver.execute_script("arguments[0].currentTime = arguments[1]", player, start - clip_start)
-    played = call_times(driver, player, clip_start)
-    assert played == sorted(played) and played[-1] - played[0] > 0.3
-    assert all(start <= t <= end for t in played)  # the clip's time is the call's, shifted
+    assert duration == pytest.approx(record["recording"]["duration_s"], abs=0.05)  # Chromium decodes it
+    driver.execute_script("arguments[0].play()", player)
+    played = play_times(driver, player)
+    assert played == sorted(played) and played[-1] > played[0]  # it plays
+    button = max(driver.find_elements(By.CSS_SELECTOR, "article.finding button.in-call"),
+                 key=lambda b: float(b.get_attribute("data-seek")))
+    start = float(button.get_attribute("data-seek"))
+    assert start > played[-1] + 2.0  # a seek forward, past where it was
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    now = wait_for(lambda: driver.execute_script(
+        "const p = arguments[0]; return p.currentTime >= arguments[1] - 0.05 && p.currentTime", player, start))
+    assert now < start + 2.0  # at the finding's start, playing on from there
+    played = play_times(driver, player)
+    assert played == sorted(played) and played[-1] > played[0] >= start - 0.05
+    driver.execute_script("arguments[0].pause()", player)
     assert console_errors(driver) == []
     _keep_screenshot(driver, built.parent / "call-page.png")
 
@@ -709,7 +821,7 @@ def test_a_number_in_a_file_name_is_masked_in_every_name_and_page(audited, tmp_p
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
     write_report(out)
     written = list((out / "report").rglob("*"))
-    assert any("____5678" in path.name for path in written)  # its page, audio and clips
+    assert any("____5678" in path.name for path in written)  # its page
     for path in written:
         assert "138_1234" not in path.name and "1234_5678" not in path.name
         if path.suffix in (".html", ".json"):
@@ -779,6 +891,7 @@ def test_a_missing_element_says_where_it_was_due_and_plays_no_correct_speech(aud
     opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
     opening.update(status="fail", message="缺少工号")  # as a call without 工号 records it
     opening["details"]["elements"]["agent_id"] = None
+    record["verdict"] = "review"  # flagged: its page holds the audio
     path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
     write_report(out)
     html = page_path(out, record).read_text(encoding="utf-8")
@@ -864,11 +977,78 @@ def test_an_evidence_button_seeks_the_call_player_and_the_playhead_follows(brows
     button.click()
     player = driver.find_element(By.ID, "call-audio")
     wait_for(lambda: driver.execute_script("return arguments[0].currentTime > arguments[1] + 0.2", player, start))
-    x = float(driver.find_element(By.ID, "playhead").get_attribute("x1"))
-    chart = driver.find_element(By.ID, "timeline")
-    left, right, duration = (float(chart.get_attribute(n)) for n in ("data-left", "data-right", "data-duration"))
-    assert left + (right - left) * start / duration <= x <= left + (right - left) * (start + 2.5) / duration
+    x = float(driver.find_element(By.ID, "playhead").get_attribute("x1").removesuffix("%"))
+    duration = float(driver.find_element(By.ID, "timeline").get_attribute("data-duration"))
+    assert 100 * start / duration <= x <= 100 * (start + 2.5) / duration  # percent of the plot, as its spans
     playing = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".transcript li.playing"))
     assert float(playing[0].get_attribute("data-start")) <= start + 2.5 <= float(playing[0].get_attribute("data-end")) + 2.5
     driver.execute_script("arguments[0].pause()", player)
     assert console_errors(driver) == []
+
+
+# --- a phone, charts, colour, names (issue 17, item 6) -------------------------------------------
+
+
+def test_at_420_px_nothing_scrolls_sideways_and_chart_text_is_legible(browser, built):
+    driver = browser
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # a window cannot be made narrower than 500
+                           {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        flagged = [c for c in index_data(built)["calls"] if c["verdict"] != "pass"]
+        for page in (built / "report" / "index.html", *(built / "report" / unquote(c["href"]) for c in flagged)):
+            open_page(driver, page)
+            assert driver.execute_script("return innerWidth") == 420
+            width = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 420, f"{page.name} is {width} px wide"
+            if page.name == "index.html":
+                assert driver.execute_script("return document.querySelectorAll('#calls tbody tr').length") == 4
+                continue
+            rendered = driver.execute_script("""return Array.from(document.querySelectorAll('svg text'))
+                .filter((t) => getComputedStyle(t).display !== 'none')
+                .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);""")
+            assert rendered and min(rendered) >= 11, page.name  # px on the screen, after any scaling
+            overlapping = driver.execute_script("""const ticks = Array.from(document.querySelectorAll('#timeline text.tick'))
+                .filter((t) => getComputedStyle(t).display !== 'none').map((t) => t.getBoundingClientRect());
+                return ticks.some((box, i) => i && box.left < ticks[i - 1].right);""")
+            assert not overlapping  # the time labels that are shown fit side by side
+            assert console_errors(driver) == []
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_players_have_accessible_names(browser, built):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    open_page(driver, page_path(built, record_of(built, "raised_voice")))
+    players = driver.find_elements(By.TAG_NAME, "audio")
+    assert players and all(player.accessible_name for player in players)  # as Chromium exposes them
+    buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "button.seek") if b.is_displayed()]
+    assert buttons and all(button.accessible_name.startswith(("从", "在整通录音中从")) for button in buttons)
+
+
+def test_red_and_green_are_told_apart_without_colour(browser, audited, tmp_path):
+    out = fresh_copy(audited, tmp_path)
+    path = out / "calls" / "night__raised_voice.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for number, utterance in enumerate(u for u in record["utterances"] if u["speaker"] == "agent"):
+        utterance["prosody"] = {"rate_cpm": 400.0 if number == 0 else 250.0, "rate_audio_cpm": 250.0,
+                                "level_dbfs": -20.0, "pitch_median_hz": 180.0, "pitch_range_st": 5.0}
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    opening = record_of(out, "compliant")  # a match that passed, in green
+    write_report(out)
+    driver = browser
+
+    def style(selector: str, *names: str) -> list[str]:
+        return driver.execute_script("const s = getComputedStyle(document.querySelector(arguments[0]));"
+                                     "return arguments[1].map((n) => s.getPropertyValue(n));", selector, list(names))
+
+    open_page(driver, page_path(out, record))
+    failed = style("mark.fail", "text-decoration-line", "text-decoration-style")
+    assert failed == ["underline", "wavy"]
+    out_of_band, in_band = (style(f".mark.{kind} line", "stroke-dasharray", "stroke-width") for kind in ("out", "ok"))
+    assert out_of_band != in_band and out_of_band[0] != "none"  # dashed and thicker, not only red
+    limit, average = (style(f"line.guide.{kind}", "stroke-dasharray") for kind in ("limit", "average"))
+    assert limit != average
+    open_page(driver, page_path(out, opening))
+    assert style("mark.pass", "text-decoration-line", "text-decoration-style") == ["underline", "dotted"]

@@ -76,7 +76,8 @@ def test_a_long_set_phrase_may_have_one_syllable_heard_only_nearly():
     感谢您的内心等待 for 耐心等待 (the hold looked unthanked), 感谢来点 for 感谢来电."""
     assert sounds_like("亲和通信", "星河通信")  # qin / xing: the same final once folded
     assert sounds_like("内心等待", "耐心等待")  # nei / nai: the same initial
-    assert not sounds_like("亲和同心", "星河通信")  # two syllables off
+    assert sounds_like("亲和同心", "星河通信")  # no character of its own, but only 亲 is off, and near
+    assert not sounds_like("亲和同乡", "星河通信")  # two syllables only near
     assert not sounds_like("亲和通话", "星河通信")  # hua / xin share nothing
     assert not sounds_like("专讯", "专席")  # a two-character term may not be near
     config = load_config()
@@ -92,8 +93,9 @@ def test_a_long_set_phrase_may_have_one_syllable_heard_only_nearly():
 
 def test_a_short_term_a_number_follows_may_have_one_syllable_heard_only_nearly():
     """Whisper base on fixtures/natural-eval2 f02: 孤号六夭四八 for 工号六幺四八 (夭 is its 幺)."""
-    heard = corrected("你好,星河通信,孤号六夭四八位您服务", "孤号很多")
-    assert heard.utterances[0].text == "你好,星河通信,工号六夭四八位您服务"
+    heard = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 3.0, "你好,星河通信,孤号六夭四八位您服务"),
+                                                 Utterance("agent", 4.0, 5.0, "孤号很多"))), TERMS, ("工号",))
+    assert heard.utterances[0].text == "你好,星河通信,工号六幺四八位您服务"  # 夭 written as the numeral it is
     assert heard.utterances[1].text == "孤号很多"  # no number after it: no context that leaves no doubt
     config = load_config()
     opening = CHECKS["opening.golden_30s"].run(
@@ -102,7 +104,7 @@ def test_a_short_term_a_number_follows_may_have_one_syllable_heard_only_nearly()
     assert opening.status == "fail"  # uncorrected, the id is missing
     fixed = dataclasses.replace(dialogue_context("坐席: x"), transcript=correct_terms(
         dialogue_context("坐席: 你好,星河通信,孤号六夭四八位您服务,请问有什么能帮你?").transcript,
-        config.key_terms), company_names=config.company_names)
+        config.key_terms, config.text.numbered_terms), company_names=config.company_names)
     assert CHECKS["opening.golden_30s"].run(fixed, config.rules["opening.golden_30s"].params).status == "pass"
 
 
@@ -113,3 +115,20 @@ def test_verification_heard_by_sound():
         Utterance("agent", 14.5, 16.0, "好的,麻烦您提供一下手机号后思维。"),
         Utterance("agent", 21.4, 23.0, "好的,谢谢您。您已经合适。"))), config.key_terms)
     assert [u.text for u in transcript.utterances] == ["好的,麻烦您提供一下手机号后四位。", "好的,谢谢您。您已经核实。"]
+
+
+@pytest.mark.parametrize("heard, meant", [
+    ("您好,这里是星河通信客服。工号死要其三。", "您好,这里是星河通信客服。工号四幺七三。"),  # base on natural-eval3 g01
+    ("工号是幺二三四", "工号是幺二三四"),  # already digits
+    ("您的工号吧", "您的工号吧"),  # one digit-like sound is no number
+    ("工号对吗", "工号对吗"),
+])
+def test_the_number_after_a_numbered_term_is_read_by_sound(heard, meant):
+    transcript = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 3.0, heard),)), TERMS, ("工号",))
+    assert transcript.utterances[0].text == meant
+    assert bool(transcript.corrections) == (heard != meant)
+
+
+def test_an_alias_heard_closely_wins_over_the_name_heard_nearly():
+    assert corrected("欢迎致电行和通讯").utterances[0].text == "欢迎致电星河通讯"
+    assert corrected("你好亲和同性,我是六零二五号客服").utterances[0].text == "你好星河通信,我是六零二五号客服"

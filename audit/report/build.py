@@ -1,9 +1,12 @@
 """Building `OUT/report/`: which call pages are out of date, building them (in worker processes),
 the index, and the cleanup of pages of calls no longer in the run.
 
-Speed: a recording is decoded once per build, and a call whose record, options, neighbours in the
-worklist, stored decisions and templates have not changed since the last build is skipped
-(`report/build.json`). Faults: the build holds the output folder's lock (one writer at a time,
+Speed: a recording is decoded and encoded only for a call whose page holds its audio (a flagged
+one, `[report] audio_verdicts`), and only when its audio is not already there from an earlier
+build (`report/audio.json`: encoding is most of a build's time); a call whose record, options,
+neighbours in the worklist, stored decisions and templates have not changed since the last build
+is skipped (`report/build.json`); the pages are built in `workers` processes, each page the same
+bytes whichever process built it. Faults: the build holds the output folder's lock (one writer at a time,
 runs included); a call record that is missing or corrupt is written again from the results
 database first; a full disk stops the build with `OutputFull` and leaves no temporary file.
 """
@@ -23,8 +26,9 @@ from urllib.parse import quote
 from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig
 from audit.configload import load_config
 from audit.privacy import mask_numbers, worker_logging
-from audit.report.charts import LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
-from audit.report.clips import ClipWriter, load_audio, write_audio
+from audit.report.charts import AXIS_HEIGHT, LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
+from audit.report.audio import (SUFFIX, AudioError, CallAudio, audio_key, encoder_problem, load_recording,
+                                write_call_audio)
 from audit.report.pages import render, sources_digest
 from audit.report.views import CallContent, RuleName, facts, why_verdict
 from audit.report.worklist import CallSearch, index_row, neighbours, worklist_order
@@ -34,7 +38,8 @@ from audit.store import (DB_NAME, OutputFull, OutputLock, ResultsDB, output_full
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "build.json"
+MANIFEST_NAME = "build.json"  # each page's fingerprint
+AUDIO_MANIFEST_NAME = "audio.json"  # what each call's audio file was made of (audio.audio_key)
 
 
 class ReportError(Exception):
@@ -53,14 +58,22 @@ class BuildSettings:
 
     folder: Path  # OUT/report
     mask_pii: bool
-    clip_context_s: float
     bands: Bands
     decode: DecodeConfig  # the recordings the run accepted ([decode] of its config)
     labels: LabelsConfig  # each rule's Chinese name and category
     reasons: tuple[str, ...]  # what a reviewer picks from ([review] reasons)
-    max_evidence: int  # evidence items (and clips) per finding on a page ([report] max_evidence)
+    max_evidence: int  # evidence items per finding on a page ([report] max_evidence)
     weights: tuple[tuple[str, float], ...]  # points each rule takes off when it fails
     scoring: ScoringConfig
+    audio_verdicts: tuple[str, ...]  # the calls whose page holds their audio ([report] audio_verdicts)
+    audio_kbps: float  # Ogg Opus bit rate per channel ([report] audio_kbps)
+
+    @classmethod
+    def of(cls, folder: Path, config: Config, mask_pii: bool) -> "BuildSettings":
+        report = config.report
+        return cls(folder, mask_pii, Bands.of(config), config.decode, config.labels, config.review.reasons,
+                   report.max_evidence, tuple(sorted(config.weights.items())), config.scoring,
+                   report.audio_verdicts, report.audio_kbps)
 
     @property
     def shown(self) -> Callable[[str], str]:
@@ -68,7 +81,7 @@ class BuildSettings:
 
     def key(self) -> bytes:
         """What, beside the record, makes a page differ: options, bands, labels, templates and scripts."""
-        return json.dumps({"mask_pii": self.mask_pii, "clip_context_s": self.clip_context_s,
+        return json.dumps({"mask_pii": self.mask_pii, "audio": [self.audio_verdicts, self.audio_kbps],
                            "max_evidence": self.max_evidence, "weights": self.weights,
                            "scoring": self.scoring.__dict__, "reasons": self.reasons,
                            "labels": [self.labels.categories, {r: [l.name, l.category] for r, l in self.labels.rules.items()},
@@ -94,6 +107,8 @@ class PagePlan:
     previous: Link | None = None  # flagged calls before and after it in the worklist
     next: Link | None = None
     decisions: tuple[tuple[str, dict], ...] = ()  # imported decisions on its findings, by key
+    audio_key: str = ""  # what its audio is made of (audio.audio_key)
+    audio_kept: bool = False  # its audio file from an earlier build has that key: not encoded again
 
     @property
     def href(self) -> str:
@@ -110,7 +125,7 @@ class Stored:
 
 
 def page_stem(call_id: str, audio_sha256: str, shown: Callable[[str], str]) -> str:
-    """The file name of a call's page, clips and audio: its id as shown, safe in paths and URLs.
+    """The file name of a call's page and audio: its id as shown, safe in paths and URLs.
 
     When that changes the id (masked digits, odd characters, great length) a short hash keeps
     calls apart. It hashes the audio's SHA-256 with the id, which the report never shows, so a
@@ -147,7 +162,8 @@ def plan_pages(out: Path, summary: dict, settings: BuildSettings, stored: Stored
             findings, settings.shown(" ".join(str(u.get("text", "")) for u in record.get("utterances", []))))
         raws[row["call_id"]] = path.read_bytes()
         plans[row["call_id"]] = PagePlan(path, stem, "", audio, clear_id,
-                                         decisions=tuple((k, decided[k]) for k in findings if k in decided))
+                                         decisions=tuple((k, decided[k]) for k in findings if k in decided),
+                                         audio_key=audio_key(record["recording"]["sha256"], settings.audio_kbps))
     flagged = [r["call_id"] for r in worklist_order(summary["calls"])
                if r["verdict"] in ("fail", "review") and r["call_id"] in plans]
     link = {c: Link(f"{quote(plans[c].stem)}.html", settings.shown(c)) for c in flagged}
@@ -161,20 +177,38 @@ def plan_pages(out: Path, summary: dict, settings: BuildSettings, stored: Stored
     return plans, problems, searches
 
 
+def call_audio(settings: BuildSettings, plan: PagePlan, record: dict) -> CallAudio:
+    """Write the call's audio when its verdict asks for it; where it is, or why the page has none.
+
+    A recording that cannot be encoded costs its page's audio, not the page: the page says why.
+    """
+    if record["verdict"] not in settings.audio_verdicts:
+        remove_audio(settings.folder, plan.stem)
+        wanted = "、".join(settings.labels.verdicts[v] for v in settings.audio_verdicts)
+        kept = f"报告只保存{wanted}通话的录音" if wanted else "报告不保存录音"
+        return CallAudio(problem=f"本页不含录音:{kept}([report] audio_verdicts)。")
+    href = f"../audio/{quote(plan.stem)}{SUFFIX}"
+    if plan.audio_kept:
+        return CallAudio(href=href)
+    recording, problem = load_recording(record, settings.decode, plan.audio_path)
+    if recording is not None:
+        try:
+            write_call_audio(_audio_file(settings, plan), recording, settings.audio_kbps)
+            remove_audio(settings.folder, plan.stem, keep=SUFFIX)
+            return CallAudio(href=href)
+        except AudioError as error:
+            log.error("report: no audio for %s: %s", plan.record_path.name, error)
+            problem = f"录音无法编码为 Ogg Opus({error}),本页没有音频。"
+    remove_audio(settings.folder, plan.stem)
+    return CallAudio(problem=problem)
+
+
 def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
-    """Write one call's page, its clips and its audio, decoding the recording once."""
+    """Write one call's page and, when it is flagged, its audio (the recording decoded once)."""
     record = json.loads(plan.record_path.read_text(encoding="utf-8"))
     folder, stem, shown = settings.folder, plan.stem, settings.shown
-    shutil.rmtree(folder / "clips" / stem, ignore_errors=True)  # clips of an earlier audit
-    audio, problem = load_audio(record, settings.decode, plan.audio_path)
-    clips, audio_href = None, ""
-    if audio is not None:
-        clips = ClipWriter(audio, folder / "clips" / stem, f"../clips/{quote(stem)}",
-                           settings.clip_context_s)
-        (folder / "audio").mkdir(parents=True, exist_ok=True)
-        write_audio(folder / "audio" / f"{stem}.flac", audio.samples, audio.sample_rate, "FLAC")
-        audio_href = f"../audio/{quote(stem)}.flac"
-    content = CallContent(record, shown, clips, settings.labels, settings.max_evidence, plan.call_id)
+    audio = call_audio(settings, plan, record)
+    content = CallContent(record, shown, settings.labels, settings.max_evidence, plan.call_id)
     weights = dict(settings.weights)
     axis = TimeAxis(record["recording"]["duration_s"])
     labels = settings.labels
@@ -182,8 +216,8 @@ def build_call_page(settings: BuildSettings, plan: PagePlan) -> None:
     html = render(
         "call.html", "call.js",
         name=shown(record["call_id"]), record=record, facts=facts(record, shown),
-        audio=audio_href, audio_problem=shown(problem), ticks=axis.ticks(),
-        lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + 14,
+        audio=audio.href, audio_problem=shown(audio.problem), ticks=axis.ticks(),
+        lanes=lanes, timeline_height=len(lanes) * (LANE_HEIGHT + LANE_GAP) + AXIS_HEIGHT,
         panels=prosody_panels(record, settings.bands, axis, shown),
         prosody_recorded=any("prosody" in u for u in record["utterances"]),
         findings=content.findings, others=content.other_results,
@@ -210,7 +244,8 @@ def build_page_or_reason(settings: BuildSettings, plan: PagePlan) -> str | None:
 def build_pages(plans: list[PagePlan], settings: BuildSettings, workers: int,
                 masked_logs: bool = False) -> dict[str, str]:
     """Build pages in `workers` processes (decoding and encoding audio is most of the work), which
-    log masked with `masked_logs` (`[privacy] mask_outputs`).
+    log masked with `masked_logs` (`[privacy] mask_outputs`). A page is the same whichever process
+    builds it, so the report does not depend on `workers`.
 
     Returns why each page that could not be built was not, by the call's stem.
     """
@@ -266,22 +301,29 @@ def _agent_row(agent: str, row: dict, shown: Callable[[str], str], labels: Label
             "top": "、".join(RuleName.of(labels, rule).name for rule, _ in most)}
 
 
+def remove_audio(folder: Path, stem: str, keep: str = "") -> None:
+    """Remove a call's audio but the file ending in `keep`: the Ogg Opus file, and the lossless FLAC
+    copy reports held before it."""
+    for suffix in (SUFFIX, ".flac"):
+        if suffix != keep:
+            (folder / "audio" / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
 def remove_stale(folder: Path, previous: dict[str, str], current: dict[str, str]) -> None:
-    """Remove the pages, clips and audio of calls that are no longer in the run."""
+    """Remove the pages and audio of calls that are no longer in the run."""
     for stem in set(previous) - set(current):
         (folder / "calls" / f"{stem}.html").unlink(missing_ok=True)
-        (folder / "audio" / f"{stem}.flac").unlink(missing_ok=True)
-        shutil.rmtree(folder / "clips" / stem, ignore_errors=True)
+        remove_audio(folder, stem)
 
 
-def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = True,
-                 clip_context_s: float = 1.5, workers: int = 1) -> Path:
+def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = True, workers: int = 1) -> Path:
     """Build `OUT/report/` from `OUT/summary.json` and `OUT/calls/*.json`; returns index.html.
 
     `config` gives the bands the prosody pictures draw, the rules' names and the reviewers'
     reasons; by default the config the run audited with (summary.json names its files). A call
     whose record and settings are those of the last build is not built again
-    (`report/build.json`), so running this after every resumed run is cheap.
+    (`report/build.json`), so running this after every resumed run is cheap. `workers` processes
+    build the pages (1: this one); the report is the same bytes for any number.
 
     Raises
     ------
@@ -294,7 +336,7 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
     """
     with OutputLock(out, "audit report"):
         try:
-            return _build_report(out, config, mask_pii, clip_context_s, workers)
+            return _build_report(out, config, mask_pii, workers)
         except Exception as error:
             if not output_full(error):
                 raise
@@ -302,8 +344,7 @@ def write_report(out: Path, config: Config | None = None, *, mask_pii: bool = Tr
                              "space and run `audit report` again") from None
 
 
-def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context_s: float,
-                  workers: int) -> Path:
+def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int) -> Path:
     summary_path = out / "summary.json"
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -311,16 +352,20 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
         raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
                           "writes it again") from None
     config = config or run_config(summary)
-    settings = BuildSettings(out / "report", mask_pii, clip_context_s, Bands.of(config), config.decode,
-                             config.labels, config.review.reasons, config.report.max_evidence,
-                             tuple(sorted(config.weights.items())), config.scoring)
+    settings = BuildSettings.of(out / "report", config, mask_pii)
+    if settings.audio_verdicts and (problem := encoder_problem()):
+        log.error("report: the pages hold no audio: %s", problem)
+    # a WAV file per evidence item, as reports held before the evidence buttons seeked the call's audio
+    shutil.rmtree(settings.folder / "clips", ignore_errors=True)
     # the records are in the form the run wrote them: its summary says whether they are masked
     masked = bool((summary.get("privacy") or {}).get("mask_outputs"))
     stored = restore_run_records(out, summary, masked)
-    manifest = settings.folder / MANIFEST_NAME
-    previous = _previous_build(manifest)
+    manifest, audio_manifest = settings.folder / MANIFEST_NAME, settings.folder / AUDIO_MANIFEST_NAME
+    previous = _previous_build(manifest, "every page is built again")
+    encoded = _previous_build(audio_manifest, "every flagged call's audio is encoded again")
     plans, unreadable, searches = plan_pages(out, summary, settings, stored)
-    todo = [p for p in plans.values() if previous.get(p.stem) != p.fingerprint
+    todo = [replace(p, audio_kept=encoded.get(p.stem) == p.audio_key and _audio_file(settings, p).exists())
+            for p in plans.values() if previous.get(p.stem) != p.fingerprint
             or not (settings.folder / "calls" / f"{p.stem}.html").exists()]
     failed = build_pages(todo, settings, workers, masked)
     built = {call_id: plan for call_id, plan in plans.items() if plan.stem not in failed}
@@ -331,6 +376,8 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, clip_context
     current = {plan.stem: plan.fingerprint for plan in built.values()}
     remove_stale(settings.folder, previous, current)
     write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
+    audio = {plan.stem: plan.audio_key for plan in built.values() if _audio_file(settings, plan).exists()}
+    write_text(audio_manifest, json.dumps(audio, indent=0, sort_keys=True))
     log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
              len(failed) + len(unreadable), index)
     return index
@@ -355,13 +402,17 @@ def restore_run_records(out: Path, summary: dict, masked: bool) -> Stored:
     return Stored(clear, {shown: paths[call_id] for shown, call_id in clear.items()}, decided)
 
 
-def _previous_build(manifest: Path) -> dict[str, str]:
-    """The last build's page fingerprints; empty (everything is built again) when unreadable."""
+def _audio_file(settings: BuildSettings, plan: PagePlan) -> Path:
+    return settings.folder / "audio" / f"{plan.stem}{SUFFIX}"
+
+
+def _previous_build(manifest: Path, then: str) -> dict[str, str]:
+    """What the last build wrote in `manifest`, by the call's stem; empty when unreadable (`then`)."""
     try:
         previous = json.loads(manifest.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        log.warning("report: %s is unreadable (%s); every page is built again", manifest, error)
+        log.warning("report: %s is unreadable (%s); %s", manifest, error, then)
         return {}
     return previous if isinstance(previous, dict) else {}

@@ -1,6 +1,12 @@
 """The call page's pictures as inline SVG data: a timeline of ringing, speech, overlaps, holds, dead
 air and one lane per finding, and the agent's rate, level and pitch per utterance against the
-configured bands. Labels are in Chinese, as the page is."""
+configured bands. Labels are in Chinese, as the page is.
+
+Legible at any width: a chart is drawn without a viewBox, so nothing in it is scaled. Time runs
+along x as a percentage of the plot's width (the plot stretches with the page), heights are in CSS
+pixels, and the labels sit in a column of their own beside the plot (`LABEL_WIDTH`), at the page's
+own font size (12 px), from a 420-px phone to a wide screen.
+"""
 
 from __future__ import annotations
 
@@ -34,34 +40,42 @@ class Bands:
                    (prosody.pitch_min_hz, prosody.pitch_max_hz), prosody.monotone_max_range_st)
 
 
-CHART_WIDTH = 1000.0
-CHART_LEFT = 118.0  # room for the lane and axis labels
-CHART_RIGHT = 990.0
-LANE_HEIGHT = 16.0
+LABEL_WIDTH = 92.0  # CSS px beside each plot: a lane label of 7 characters at 12 px
+LANE_HEIGHT = 16.0  # CSS px
 LANE_GAP = 6.0
-PANEL_HEIGHT = 130.0
-PLOT_TOP = 22.0
+AXIS_HEIGHT = 20.0  # below a plot: the time ticks' labels
+PLOT_TOP = 8.0  # room above a panel's plot for its top value label
 PLOT_HEIGHT = 86.0
+PANEL_HEIGHT = PLOT_TOP + PLOT_HEIGHT + AXIS_HEIGHT + 4.0
+MIN_SPAN_PERCENT = 0.3  # of the plot's width: an instant stays visible
 TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 
 @dataclass(frozen=True)
+class Tick:
+    x: float  # percent of the plot's width
+    label: str
+    minor: bool  # every other one: its label is left out on a narrow screen
+
+
+@dataclass(frozen=True)
 class TimeAxis:
-    """Call time in seconds -> x in the charts' viewBox, shared by every picture of a call."""
+    """Call time in seconds -> x in percent of a plot's width, shared by every picture of a call."""
 
     duration_s: float
 
     def x(self, seconds: float) -> float:
         share = min(max(seconds, 0.0), self.duration_s) / max(self.duration_s, 1e-6)
-        return round(CHART_LEFT + (CHART_RIGHT - CHART_LEFT) * share, 1)
+        return round(100.0 * share, 2)
 
     def width(self, start: float, end: float) -> float:
-        return max(round(self.x(end) - self.x(start), 1), 1.5)  # an instant stays visible
+        return max(round(self.x(end) - self.x(start), 2), MIN_SPAN_PERCENT)
 
-    def ticks(self) -> list[tuple[float, str]]:
+    def ticks(self) -> list[Tick]:
+        """At most 12 (6 labelled on a narrow screen), on round steps of time."""
         step = next((s for s in TICK_STEPS_S if self.duration_s / s <= 12), TICK_STEPS_S[-1])
-        return [(self.x(t), clock(t, decimals=False))
-                for t in np.arange(0.0, self.duration_s + 1e-9, step)]
+        return [Tick(self.x(t), clock(t, decimals=False), number % 2 == 1)
+                for number, t in enumerate(np.arange(0.0, self.duration_s + 1e-9, step))]
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,6 @@ class Lane:
 def timeline(record: dict, findings: list[ResultView], axis: TimeAxis, speakers: dict[str, str]) -> list[Lane]:
     """Ringing, each channel's speech, overlaps, holds and dead air, and each finding in a lane of
     its own, so that no finding hides another."""
-    details = _details(record)
 
     def spans(intervals, kind: str, what: str) -> list[Span]:
         return [Span(axis.x(start), axis.width(start, end), kind, f"{what} {clock(start)}-{clock(end)}")
@@ -96,9 +109,10 @@ def timeline(record: dict, findings: list[ResultView], axis: TimeAxis, speakers:
     if len(channels) == 2:
         both = overlaps(channels[0][1], channels[1][1])
         lanes.append(Lane("同时说话", spans(both, "overlap", "双方同时说话")))
-    holds = [(h["start"], h["end"]) for h in details.get("timing.hold_overrun", {}).get("holds", [])]
-    dead_air = [(d["start"], d["end"]) for d in details.get("timing.dead_air", {}).get("dead_air", [])]
-    silences = spans(holds, "hold", "等待") + spans(dead_air, "dead-air", "静音")
+    # the measured holds and silences (records before they were measures show none)
+    metrics = record["metrics"]
+    silences = (spans(metrics.get("hold_intervals") or [], "hold", "等待")
+                + spans(metrics.get("silence_intervals") or [], "dead-air", "静音"))
     lanes.append(Lane("等待 / 静音", silences))
     for f in findings:
         if f.absent:  # where the missing words were due, not the correct speech beside them
@@ -207,11 +221,11 @@ def _rate_panel(measured: list[dict], key: str, average: float | None, bands: Ba
     scale = Scale(0.0, max([high * 1.25, *[v * 1.1 for v in values if v is not None]]))
     guides = [Guide(scale.y(call_low), f"整通最低 {call_low:g}", "limit"),
               Guide(scale.y(call_high), f"整通最高 {call_high:g}", "limit")]
-    legend = (f"语速(字/分)。绿色:单句的合理范围 {low:g}-{high:g};"
-              f"红色虚线:整通的合理范围 {call_low:g}-{call_high:g}")
+    legend = (f"语速(字/分)。绿色带:单句的合理范围 {low:g}-{high:g},超出的语句为红色虚线段;"
+              f"红色长虚线:整通的合理范围 {call_low:g}-{call_high:g}")
     if average is not None:
         guides.append(Guide(scale.y(average), f"整通平均 {average:g}", "average"))
-        legend += f";灰色虚线:本通平均 {average:g}"
+        legend += f";灰色点线:本通平均 {average:g}"
     marks = [_mark(u, v, scale, axis, "out" if not low <= v <= high else "ok", f"{v:.0f} 字/分", shown)
              for u, v in zip(measured, values) if v is not None]
     return Panel(legend, (scale.y(high), scale.y(low)), guides, _value_ticks(scale, 100.0), marks, [])
@@ -224,12 +238,13 @@ def _level_panel(measured: list[dict], raised: dict, bands: Bands, axis: TimeAxi
     quiet, baseline = bands.quiet_level_dbfs, raised.get("baseline_dbfs")
     loud = baseline + bands.raised_level_db if baseline is not None else None
     guides = [Guide(scale.y(quiet), f"低于 {quiet:g} 过轻", "limit")]
-    legend = f"音量(dBFS)。红色虚线:低于 {quiet:g} 过轻"
+    legend = f"音量(dBFS)。红色长虚线:低于 {quiet:g} 过轻"
     if loud is not None:
         guides += [Guide(scale.y(baseline), f"坐席平常音量 {baseline:g}", "average"),
                    Guide(scale.y(loud), f"高于 {loud:g} 为提高音量", "limit")]
         legend += (f",高于 {loud:g} 为提高音量(比坐席平常的 {baseline:g} 高 "
-                   f"{bands.raised_level_db:g} dB,灰色虚线);粉色:提高音量的片段")
+                   f"{bands.raised_level_db:g} dB,灰色点线);粉色:提高音量的片段")
+    legend += ";超出的语句为红色虚线段"
     marks = [_mark(u, v, scale, axis, "out" if v < quiet or (loud is not None and v >= loud) else "ok",
                    f"{v:.1f} dBFS", shown)
              for u, v in zip(measured, values) if v is not None]
@@ -255,12 +270,12 @@ def _pitch_panel(measured: list[dict], median: float | None, bands: Bands, axis:
         label = f"{hz:.0f} Hz" + (f",音域 {spread:.1f} 半音" if spread is not None else "")
         label += ",语调平淡" if flat else ""
         marks.append(_mark(u, hz, scale, axis, "out" if flat else "ok", label, shown, whisker))
-    legend = (f"音高(Hz,对数刻度)。横条:中位数,竖线:5-95 % 范围;红色:语调平淡,音域不超过 "
+    legend = (f"音高(Hz,对数刻度)。横条:中位数,竖线:5-95 % 范围;红色虚线段:语调平淡,音域不超过 "
               f"{bands.monotone_max_range_st:g} 个半音")
     guides = []
     if median:
         guides.append(Guide(scale.y(median), f"坐席中位数 {median:g} Hz", "average"))
-        legend += f";灰色虚线:坐席中位数 {median:g}"
+        legend += f";灰色点线:坐席中位数 {median:g}"
     low, high = bands.pitch_hz
     ticks = [(scale.y(hz), f"{hz:g}") for hz in (60, 100, 200, 400) if low <= hz <= high]
     return Panel(legend, None, guides, ticks, marks, [])

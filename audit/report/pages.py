@@ -11,13 +11,12 @@ from importlib.resources import files
 
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
-from audit.report.charts import (CHART_LEFT, CHART_RIGHT, CHART_WIDTH, LANE_GAP, LANE_HEIGHT, PANEL_HEIGHT,
-                                 PLOT_HEIGHT, PLOT_TOP)
+from audit.report.charts import AXIS_HEIGHT, LABEL_WIDTH, LANE_GAP, LANE_HEIGHT, PANEL_HEIGHT, PLOT_HEIGHT, PLOT_TOP
 from audit.report.views import clock
 
 PACKAGE = files("audit.report")
-CHART = {"width": CHART_WIDTH, "left": CHART_LEFT, "right": CHART_RIGHT, "lane": LANE_HEIGHT,
-         "step": LANE_HEIGHT + LANE_GAP, "panel": PANEL_HEIGHT, "top": PLOT_TOP, "plot": PLOT_HEIGHT}
+CHART = {"label": LABEL_WIDTH, "lane": LANE_HEIGHT, "step": LANE_HEIGHT + LANE_GAP, "axis": AXIS_HEIGHT,
+         "panel": PANEL_HEIGHT, "top": PLOT_TOP, "plot": PLOT_HEIGHT}
 
 
 @lru_cache(maxsize=None)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from audit.config import LabelsConfig, ScoringConfig
-from audit.report.clips import ClipWriter
 from audit.records import FLAGGED, SPEAKERS, finding_key, moment
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
@@ -87,7 +86,6 @@ class EvidenceView:
     end: float
     speaker: str
     pieces: list
-    clip: Clip | None
     utterance: int | None  # index in the transcript, for the "in transcript" link
     event: int | None = None  # a measured event (dead air, agitation), quoting no utterance: its row
 
@@ -137,9 +135,9 @@ class UtteranceView:
 class CallContent:
     """What a call page shows, with every text masked (when asked) and matches located."""
 
-    def __init__(self, record: dict, shown: Callable[[str], str], clips: ClipWriter | None,
-                 labels: LabelsConfig, max_evidence: int | None = None, call_id: str = ""):
-        self.record, self.shown, self.clips, self.labels = record, shown, clips, labels
+    def __init__(self, record: dict, shown: Callable[[str], str], labels: LabelsConfig,
+                 max_evidence: int | None = None, call_id: str = ""):
+        self.record, self.shown, self.labels = record, shown, labels
         self.call_id = call_id or record["call_id"]  # in clear, for the findings' keys
         self.max_evidence = max_evidence  # per finding: a record audited before the cap holds more
         self.utterances = record["utterances"]
@@ -189,9 +187,8 @@ class CallContent:
             start = details.get("answer_latest_s") or 0.0
             window = (start, start + details["deadline_s"])
         items = result["evidence"][:self.max_evidence]
-        # what was said beside a missing element passed: green, and no clip of correct speech
-        evidence = [self._evidence(item, "fail" if failed and not absent else "pass", title, failed and not absent)
-                    for item in items]
+        # what was said beside a missing element passed: green
+        evidence = [self._evidence(item, "fail" if failed and not absent else "pass", title) for item in items]
         found = (result.get("details") or {}).get("evidence_total", len(result["evidence"]))
         more = found - len(items) if isinstance(found, int) else 0
         where = moment(result["evidence"])
@@ -199,7 +196,7 @@ class CallContent:
         return ResultView(number, rule, result["status"], result["severity"], self.shown(result["message"]),
                           evidence, max(more, 0), key if failed else "", where, missing, absent, window)
 
-    def _evidence(self, item: dict, kind: str, title: str, with_clip: bool) -> EvidenceView:
+    def _evidence(self, item: dict, kind: str, title: str) -> EvidenceView:
         utterance = self._utterance_of(item)
         marks = []
         if item.get("match"):
@@ -209,7 +206,6 @@ class CallContent:
                 marks.append(Highlight(*span, kind, title))
                 if utterance is not None:
                     self.highlights.setdefault(utterance, []).append(Highlight(*span, kind, title))
-        clip = self.clips.clip(item["start"], item["end"]) if self.clips and with_clip else None
         event = None
         if utterance is None and not item.get("match"):
             row = (item["start"], item["end"], item["speaker"], item["text"])
@@ -218,7 +214,7 @@ class CallContent:
                                              speaker_class(item["speaker"]), self.shown(item["text"].strip("()[]()【】")))
             event = self.events[row].index
         return EvidenceView(item["start"], item["end"], speaker_class(item["speaker"]),
-                            self._pieces(item["text"], marks), clip, utterance, event)
+                            self._pieces(item["text"], marks), utterance, event)
 
     def _utterance_of(self, item: dict) -> int | None:
         """The transcript utterance an evidence item quotes: same speaker and text, nearest in time.

@@ -10,11 +10,10 @@ for (const button of document.querySelectorAll("[data-seek]")) {
 const playhead = document.getElementById("playhead");
 const lines = Array.from(document.querySelectorAll(".transcript li[data-start]"));
 if (player && playhead) {
-  const chart = document.getElementById("timeline").dataset;
+  const duration = Number(document.getElementById("timeline").dataset.duration);
   player.addEventListener("timeupdate", () => {
     const t = player.currentTime;
-    const share = Math.min(Math.max(t / Number(chart.duration), 0), 1);
-    const x = Number(chart.left) + (Number(chart.right) - Number(chart.left)) * share;
+    const x = (100 * Math.min(Math.max(t / duration, 0), 1)).toFixed(2) + "%";  // as the chart's own x
     playhead.setAttribute("x1", x);
     playhead.setAttribute("x2", x);
     for (const line of lines) {
@@ -22,13 +21,6 @@ if (player && playhead) {
     }
   });
 }
-
-// one voice at a time: starting a clip pauses the call and the other clips
-document.addEventListener("play", (event) => {
-  for (const audio of document.querySelectorAll("audio")) {
-    if (audio !== event.target) audio.pause();
-  }
-}, true);
 
 // Decisions: one per finding, kept in localStorage under the finding's key until the index
 // exports them for `audit review import`. A decision imported earlier comes with the page

@@ -75,9 +75,13 @@ function writeState() {
   history.replaceState(null, "", "#" + params.toString());
 }
 
+// each cell names its column: on a narrow screen the rows are cards and the header row is hidden
+const columns = Array.from(table.tHead.rows[0].cells, (th) => th.textContent.trim());
+
 function cell(row, text, className) {
   const td = row.insertCell();
   td.textContent = text;
+  td.dataset.label = columns[td.cellIndex];
   if (className) td.className = className;
   return td;
 }
@@ -104,7 +108,7 @@ function render(call) {
   cell(row, call.agent);
   cell(row, data.verdicts[call.verdict], "verdict v-" + call.verdict);
   cell(row, String(call.score), "num");
-  cell(row, call.rules.map((rule) => data.rules[rule] || rule).join("、"));
+  cell(row, call.rules.map((rule) => data.rules[rule] || rule).join("、"), "rules");
   const done = reviewed(call);
   cell(row, call.findings.length ? done + "/" + call.findings.length : "-",
        call.findings.length && done === call.findings.length ? "reviewed done" : "reviewed");
