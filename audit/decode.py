@@ -178,7 +178,21 @@ def _check_wav_complete(data: bytes, notes: list[str]) -> bytes:
 
 
 def resample(recording: Recording, sample_rate: int) -> np.ndarray:
-    """All channels at `sample_rate` (the VAD and Whisper both work at 16 kHz)."""
+    """All channels at `sample_rate` (the VAD and Whisper both work at 16 kHz).
+
+    Parameters
+    ----------
+    recording : Recording
+        The decoded call, any sample rate.
+    sample_rate : int
+        The rate wanted, in Hz (`audit.frames.SAMPLE_RATE`, 16000, for every later stage).
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (channels, frames at `sample_rate`); the recording's own samples when the
+        rate is already right (no copy).
+    """
     if recording.sample_rate == sample_rate:
         return recording.samples
     import soxr

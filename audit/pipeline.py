@@ -113,6 +113,23 @@ def load_models(config: Config) -> None:
 def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     """Audit one recording: decode, find speech, transcribe, measure, check and score.
 
+    Parameters
+    ----------
+    job : Job
+        The recording's path, its call id and any metadata the batch already has (a manifest).
+    config : Config
+        The loaded configuration (`audit.configload.load_config`): every section, rule and the
+        rulebook.
+    asr : AsrChoice
+        Where the transcript comes from: Whisper, the sidecar file, or Whisper falling back to the
+        sidecar (`--asr auto|whisper|sidecar`).
+
+    Returns
+    -------
+    CallAudit
+        The call's speech, transcript, metrics, every enabled rule's result, the score (0-100),
+        subscores per category and the verdict.
+
     Raises
     ------
     AuditError
@@ -197,5 +214,6 @@ def _capped(result: RuleResult, limit: int) -> RuleResult:
 
 
 def call_metrics(call: CallContext) -> dict:
+    """The record's `metrics`: the duration (s) and the timing and prosody measures, flat."""
     return {"duration_s": round(call.recording.duration_s, 3), **call.timing.metrics(),
             **call.prosody.metrics()}

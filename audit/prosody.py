@@ -445,7 +445,29 @@ def _response_gaps(agent: _Track, customer: _Track) -> list[ResponseGap]:
 
 def measure_prosody(audio_16k: np.ndarray, speech: tuple[ChannelSpeech, ...],
                     transcript: Transcript, settings: ProsodyConfig) -> Prosody:
-    """Measure every utterance, speaker and episode of one call (audio at 16 kHz, one row a channel)."""
+    """Measure every utterance, speaker and episode of one call.
+
+    Parameters
+    ----------
+    audio_16k : np.ndarray
+        The call, float32 at 16 kHz, shape (channels, frames).
+    speech : tuple of ChannelSpeech
+        Speech per channel: level, pitch and syllable nuclei are measured on speech frames only.
+    transcript : Transcript
+        The utterances measured (rate in 字/分 from their characters; with no transcript only the
+        audio measures remain).
+    settings : ProsodyConfig
+        `[prosody]`: rate bands, the raised-voice, jump and monotone thresholds (dB, semitones,
+        seconds, as the key names say) and the agitation cues.
+
+    Returns
+    -------
+    Prosody
+        Per utterance and per speaker: rate (字/分, from the text and from the audio), level
+        (dBFS), pitch (Hz, range in semitones); raised-voice, jump and monotone episodes and the
+        customer's agitation moments (seconds from the recording start); its `events()` are what
+        rules anchor on.
+    """
     frames = math.ceil(audio_16k.shape[-1] / FRAME)
     channels = [analyse_channel(audio_16k[s.channel.index], s.intervals, settings) for s in speech]
     tracks = _tracks(speech, channels, transcript.utterances, frames)

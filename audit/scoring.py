@@ -26,6 +26,29 @@ def category_of(rule_id: str) -> str:
 def score_call(
     results: tuple[RuleResult, ...], weights: dict[str, float], scoring: ScoringConfig
 ) -> tuple[float, dict[str, float], Verdict]:
+    """Score one call's rule results.
+
+    Parameters
+    ----------
+    results : tuple of RuleResult
+        Every rule's result on the call; only `fail` takes points off, `unsure` may flag it.
+    weights : dict
+        Rule id -> points a failure takes off (`[rules."<id>"] weight`, built-in and rulebook).
+    scoring : ScoringConfig
+        `[scoring]`: `fail_below` (default 60; a score strictly under it fails the call) and
+        `unsure_review` (default critical and major: the severities whose unsure findings send
+        the call to review).
+
+    Returns
+    -------
+    score : float
+        100 minus the failed rules' weights, never below 0.
+    subscores : dict
+        The same per category of `CATEGORIES` (timing, prosody, text; the opening counts as text).
+    verdict : {"pass", "review", "fail"}
+        fail on a failed critical rule or a score under `fail_below`; review on any other failure
+        or a flagging unsure finding; else pass.
+    """
     failed = [r for r in results if r.status == "fail"]
     score = max(0.0, 100.0 - sum(weights[r.rule_id] for r in failed))
     subscores = {

@@ -34,7 +34,23 @@ def is_sidecar(path: Path) -> bool:
 
 
 def read_transcript(recording: Path) -> Transcript | None:
-    """The sidecar transcript, or None when the recording has none."""
+    """The sidecar transcript, or None when the recording has none.
+
+    Parameters
+    ----------
+    recording : Path
+        The recording; its transcript is `NAME.transcript.json` beside it.
+
+    Returns
+    -------
+    Transcript or None
+        Source "sidecar", the utterances sorted by start (seconds from the recording start).
+
+    Raises
+    ------
+    SidecarError
+        Naming the file and the first bad key.
+    """
     path = transcript_path(recording)
     if not path.exists():
         return None
@@ -46,6 +62,24 @@ def read_transcript(recording: Path) -> Transcript | None:
 
 
 def read_meta(recording: Path) -> CallMeta:
+    """The call metadata beside the recording (`NAME.meta.json`), or an empty `CallMeta`.
+
+    Parameters
+    ----------
+    recording : Path
+        The recording.
+
+    Returns
+    -------
+    CallMeta
+        `agent_id`, `direction`, and `ring_start` / `answer_at` in seconds from the recording
+        start (negative when the ringing began before it); None where the file says nothing.
+
+    Raises
+    ------
+    SidecarError
+        Naming the file and the bad key.
+    """
     path = meta_path(recording)
     if not path.exists():
         return CallMeta()

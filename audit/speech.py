@@ -22,7 +22,21 @@ DIGITAL_SILENCE_DB = -100.0
 
 
 def assign_channels(channel_count: int, channels: ChannelsConfig) -> tuple[Channel, ...]:
-    """Say whose voice each channel carries: the agent's channel comes from config."""
+    """Say whose voice each channel carries: the agent's channel comes from config.
+
+    Parameters
+    ----------
+    channel_count : int
+        Channels in the recording.
+    channels : ChannelsConfig
+        `[channels]`: `agent`, the agent's channel index (default 0), and `mono_speaker`, whom a
+        mono recording's one channel is given to (default "unknown": nobody is separated).
+
+    Returns
+    -------
+    tuple of Channel
+        One per channel, in channel order; every channel but the agent's is the customer's.
+    """
     if channel_count == 1:
         return (Channel(0, channels.mono_speaker),)
     return tuple(
@@ -49,6 +63,19 @@ def detect_speech(audio_16k: np.ndarray, vad: VadConfig) -> tuple[Interval, ...]
     finds when heard after 1 s), and silence needs no model at all. Tunes and tones (hold music,
     ringback) are taken out before it runs: it hears the first notes of hold music as speech, and
     after a long tune its state holds back the agent's first words by 0.3-0.6 s.
+
+    Parameters
+    ----------
+    audio_16k : np.ndarray
+        One channel, float32 at 16 kHz.
+    vad : VadConfig
+        `[vad]`: the speech probability `threshold` (default 0.5), `min_speech_s` (0.25 s),
+        `min_silence_s` (0.3 s), `speech_pad_s` (0.05 s), the edge and tune settings.
+
+    Returns
+    -------
+    tuple of Interval
+        Speech, in seconds from the start of the channel, in time order, not overlapping.
     """
     loud = _loud_frames(audio_16k, vad.edge_margin_db)
     tunes = _tunes(audio_16k, loud.size, vad)
@@ -200,6 +227,22 @@ def _refine_edges(intervals: list[tuple[int, int]], sound: np.ndarray, vad: VadC
 def find_speech(
     audio_16k: np.ndarray, channels: tuple[Channel, ...], vad: VadConfig
 ) -> tuple[ChannelSpeech, ...]:
+    """Who speaks when: `detect_speech` on each channel.
+
+    Parameters
+    ----------
+    audio_16k : np.ndarray
+        The call, float32 at 16 kHz, shape (channels, frames).
+    channels : tuple of Channel
+        Whose each channel is (`assign_channels`).
+    vad : VadConfig
+        `[vad]`, as for `detect_speech`.
+
+    Returns
+    -------
+    tuple of ChannelSpeech
+        One per channel, in the order of `channels`, with its speech intervals in seconds.
+    """
     return tuple(
         ChannelSpeech(channel, detect_speech(audio_16k[channel.index], vad)) for channel in channels
     )

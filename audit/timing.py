@@ -17,9 +17,10 @@ import numpy as np
 
 from audit.config import TimingConfig
 from audit.frames import SAMPLE_RATE, frame_db
+from audit.phrases import Phrase, says
 from audit.records import CallEvent, CallMeta, ChannelSpeech, Interval, Speaker, Transcript, Utterance
 from audit.ringback import count_rings, ringback_and_last_tone, ringback_answer_window
-from audit.textnorm import normalize, normalize_phrase, to_simplified
+from audit.textnorm import normalize, to_simplified
 
 LEVEL_FRAME_S = 0.02
 
@@ -170,6 +171,33 @@ def measure_timing(
     meta: CallMeta,
     settings: TimingConfig,
 ) -> Timing:
+    """The call's timing from its audio, with the words read only where they decide.
+
+    Parameters
+    ----------
+    audio_16k : np.ndarray
+        The call, float32 at 16 kHz, shape (channels, frames).
+    speech : tuple of ChannelSpeech
+        Speech per channel (`audit.speech.find_speech`): onsets and gaps come from here.
+    transcript : Transcript
+        Read for hold announcements and the promised length (`[timing] hold_phrases`, within
+        `announce_window_s`, default 15 s, before a silence), the thanks after a hold
+        (`thanks_phrases`, within `thanks_window_s`, default 20 s) and backchannels; an empty
+        one (source "none") leaves every silence unannounced.
+    meta : CallMeta
+        `ring_start` / `answer_at` (s from the recording start) when the switch knows them; used
+        where the audio shows no ringback or line opening.
+    settings : TimingConfig
+        `[timing]`: the ringback cadence and tone thresholds, `min_silence_s` (default 3 s), the
+        interruption thresholds (`interruption_min_overlap_s`, default 2 s).
+
+    Returns
+    -------
+    Timing
+        Rings, the answer (exact, or the window it lies in), first words, silences (holds and dead
+        air), overlaps, talk time and the ending, all in seconds from the recording start; its
+        `events()` are what rules anchor on.
+    """
     duration = audio_16k.shape[1] / SAMPLE_RATE
     two_channel = len(speech) > 1
     agent = [s for s in speech if s.channel.speaker == "agent"]
@@ -316,13 +344,13 @@ class _AgentWords:
         return self._norms[index]
 
     def said(self, phrases: tuple[str, ...], start: float, end: float, by_end: bool) -> Utterance | None:
-        """The agent utterance ending (or starting) in [start, end] that says one of `phrases`:
-        of several, the last in the transcript (by end) or the first (by start)."""
-        needles = [n for n in (normalize_phrase(p) for p in phrases) if n]
+        """The agent utterance ending (or starting) in [start, end] that says one of `phrases`
+        (`audit.phrases.says`): of several, the last in the transcript (by end) or the first (by start)."""
+        wanted = [Phrase.of(p) for p in phrases]
         times, items = (self.ends, self.by_end) if by_end else (self.starts, self.by_start)
         found = [(index, utterance) for index, utterance
                  in items[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
-                 if any(n in self.norm(index, utterance) for n in needles)]
+                 if says(self.norm(index, utterance), wanted)]
         if not found:
             return None
         return (max if by_end else min)(found, key=lambda item: item[0])[1]

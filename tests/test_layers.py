@@ -19,7 +19,7 @@ PACKAGE = ROOT / "audit"
 # Lowest first. A module may import its own layer's modules and those of lower layers. Every
 # module of audit belongs to exactly one layer (a name covers its submodules).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("records", ("audit", "audit.records", "audit.frames", "audit.textnorm", "audit.privacy")),
+    ("records", ("audit", "audit.records", "audit.frames", "audit.textnorm", "audit.phrases", "audit.privacy")),
     ("config", ("audit.config",)),  # the typed sections; nothing of the checks or the rules
     ("measure", ("audit.decode", "audit.speech", "audit.asr", "audit.asr_service", "audit.models",
                  "audit.ct2convert", "audit.sidecar", "audit.agreement", "audit.terms", "audit.turns", "audit.ringback",

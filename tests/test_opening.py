@@ -54,7 +54,7 @@ def test_compliant_call_passes_with_each_element_timed(audits, truth):
     # compliant carries word timings: each element is placed to within a word
     for element, said_at in truth["calls"]["compliant"]["expected"]["opening_elements_s"].items():
         assert abs(result.details["elements"][element]["said_at_s"] - said_at) < 0.3
-    assert {e.match for e in result.evidence} == {"您好", "星河通信", "工号零零八六", "有什么可以帮您"}
+    assert {e.match for e in result.evidence} == {"您好", "星河通信", "工号零零八六", "为您服务"}  # the first offer
 
 
 def test_missing_agent_id_fails_with_evidence(audits, truth):

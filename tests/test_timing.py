@@ -230,16 +230,36 @@ def _variant(tmp_path, name, edit, config=CONFIG):
     return audit_call(Job(tmp_path / f"{name}.wav", name), config, AsrChoice("sidecar"))
 
 
-def test_hold_without_thanks_and_over_its_promise(tmp_path):
+def test_hold_without_thanks_and_over_its_promise(tmp_path, truth):
     site = tmp_path / "site.toml"
     site.write_text('[rules."timing.hold_overrun"]\ngrace_s = 1.0\n', encoding="utf-8")
     audit = _variant(tmp_path, "compliant",
                      lambda text: text.replace("感谢您的耐心等待", "好的").replace("一分钟", "五秒"),
                      load_config(site))
-    assert _result(audit, "timing.hold_thanks").status == "fail"
+    thanks = _result(audit, "timing.hold_thanks")
+    assert thanks.status == "fail"
+    # the evidence is the hold and the 5 s after it, where the thanks was due: the agent's return
+    hold = truth["calls"]["compliant"]["silences"][0]
+    back = next(u for u in audit.transcript.utterances if u.start >= hold["end"] - 0.5)
+    (evidence,) = thanks.evidence
+    assert evidence.start == pytest.approx(hold["start"], abs=0.3)
+    assert evidence.end == pytest.approx(hold["end"] + 5.0, abs=0.3)
+    assert evidence.start < back.start < evidence.end and evidence.text == "谢谢您。请您稍等五秒,我帮您查一下。"
     overrun = _result(audit, "timing.hold_overrun")
     assert overrun.status == "fail" and overrun.details["holds"][0]["promised_s"] == 5
     assert "超过承诺的5秒" in overrun.message
+
+
+def test_thanks_counts_within_the_configured_window_after_the_hold(tmp_path):
+    """The thanks moved from the agent's return (at the hold's end) to the agent's next turn, 8.6 s
+    later: inside `[timing] thanks_window_s` (20 s) it counts, with a 5 s window it does not."""
+    def later(text):
+        return text.replace("感谢您的耐心等待。", "").replace("请问还有其他", "感谢您的耐心等待。请问还有其他")
+
+    assert _result(_variant(tmp_path, "compliant", later), "timing.hold_thanks").status == "pass"
+    site = tmp_path / "site.toml"
+    site.write_text("[timing]\nthanks_window_s = 5.0\n", encoding="utf-8")
+    assert _result(_variant(tmp_path, "compliant", later, load_config(site)), "timing.hold_thanks").status == "fail"
 
 
 def test_unannounced_hold_is_dead_air(tmp_path):

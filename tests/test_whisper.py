@@ -62,7 +62,14 @@ def test_whisper_run_gives_a_well_formed_record(short_call, tiny_whisper, config
     assert all(d["reason"] for d in record["dropped_utterances"])
     (opening,) = [r for r in record["results"] if r["rule_id"] == "opening.golden_30s"]
     assert opening["status"] in ("pass", "fail", "not_measurable")  # garbage text, no crash
-    assert record["verdict"] in ("pass", "review", "fail")
+    # whatever the random model heard, the verdict and score are its findings', deducted as configured
+    failed = [r for r in record["results"] if r["status"] == "fail"]
+    score = max(0.0, 100.0 - sum(config.rules[r["rule_id"]].weight for r in failed))
+    unsure = any(r["status"] == "unsure" and r["severity"] in config.scoring.unsure_review for r in record["results"])
+    verdict = ("fail" if any(r["severity"] == "critical" for r in failed) or score < config.scoring.fail_below
+               else "review" if failed or unsure else "pass")
+    assert (record["verdict"], record["score"]) == (verdict, round(score, 1))
+    assert any(r["rule_id"] == "timing.three_rings" and r["status"] == "pass" for r in record["results"])
     assert summary["asr"]["whisper_model"] == str(tiny_whisper)
     assert summary["calls"][0]["transcript_source"] == "whisper"
 

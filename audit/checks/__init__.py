@@ -8,9 +8,9 @@ norm means: write one function with `@check(...)` in the module of its category 
 `configs/default.toml` states every key beside the rule's severity and weight, and a key missing
 there stops the load naming the key and the file.
 
-The package, by concern: `base` (the call's facts, the outcome, the registry, running the checks),
-`phrases` (phrases and patterns found in the transcript, timed), and one module per category of
-norms; importing the package registers every check.
+The package, by concern: `base` (the call's facts, the outcome, the registry, running the checks)
+and one module per category of norms; importing the package registers every check. Phrases and
+patterns are found in the transcript by `audit.phrases`, the matcher the rulebook uses too.
 """
 
 from audit.checks import opening, prosody, timing  # noqa: F401  (registers their checks)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from audit.checks.base import CallContext, Outcome, check
-from audit.checks.phrases import evidence_of, find_pattern, find_phrases
+from audit.phrases import find_pattern, find_phrases
 from audit.records import Evidence
 
 
@@ -63,7 +63,7 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
             "after_answer_s": round(first.start - call.answer_s, 2),
             "text": first.text,
         }
-        evidence.append(evidence_of(first))
+        evidence.append(first.evidence())
         if first.end > deadline:
             late.append(name)
     details = {"answer_s": call.answer_s, "answer_latest_s": call.answer_by_s,

@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from audit.checks.base import CallContext, Outcome, check
+from audit.phrases import Phrase, says
 from audit.records import Evidence
-from audit.textnorm import normalize, normalize_phrase
+from audit.textnorm import normalize
+
+
+# The evidence of a missing thanks is the hold and this long after it (s): the agent's return,
+# where the thanks was due, so the reviewer hears the hold end and what the agent said instead.
+THANKS_DUE_S = 5.0
 
 
 def _no_speech(call: CallContext) -> bool:
@@ -151,7 +157,7 @@ def hold_thanks(call: CallContext, params: HoldThanksParams) -> Outcome:
     if not missing:
         return Outcome("pass", "每次保持后都感谢了客户的等待",
                        tuple(Evidence(s.thanks.start, s.thanks.end, "agent", s.thanks.text) for s in holds))
-    evidence = tuple(Evidence(s.start, s.end + 5.0, "agent", s.announcement.text) for s in missing)
+    evidence = tuple(Evidence(s.start, s.end + THANKS_DUE_S, "agent", s.announcement.text) for s in missing)
     return Outcome("fail", f"{len(missing)}次保持后没有感谢客户的耐心等待", evidence)
 
 
@@ -193,10 +199,10 @@ def cut_off(call: CallContext, params: CutOffParams) -> Outcome:
     timing = call.timing
     if timing.last_speaker is None or timing.last_words_end_s is None:
         return Outcome("not_measurable", "无法确定最后说话的一方")
-    needles = [normalize_phrase(p) for p in params.closing_phrases]
+    phrases = [Phrase.of(p) for p in params.closing_phrases]
     closing = [u for u in call.transcript.utterances
                if u.speaker in call.agent_speakers and u.start >= timing.last_words_end_s - params.closing_window_s
-               and any(n and n in normalize(u.text).text for n in needles)]
+               and says(normalize(u.text).text, phrases)]
     tail = [(i, u) for i, u in enumerate(call.transcript.utterances) if u.end >= timing.last_words_end_s - 5.0]
     gap = timing.end_gap_s
     details = {"last_speaker": timing.last_speaker, "last_words_end_s": round(timing.last_words_end_s, 2),

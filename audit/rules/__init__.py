@@ -24,8 +24,10 @@ fired: the phrase, or the intent with its score and the pattern or example behin
 (`details["matches"]`, with the utterance index and the character span in the utterance).
 
 The package, by concern: `model` (the compiled records), `loader` (TOML to records, validated),
-`matching` (word boundaries, homophones, near matches), `evaluate` (one call), `examples` (written
-dialogues and `audit rules test`); the meaning of an utterance is `audit.intent`'s.
+`evaluate` (one call), `examples` (written dialogues and `audit rules test`); phrases are found,
+counted and timed by `audit.phrases` (whole words, homophones, near matches, `more_than` in
+utterances and `occurrences_more_than` in hits), the matcher of every stage; the meaning of an
+utterance is `audit.intent`'s.
 """
 
 from audit.rules.evaluate import Rulebook

@@ -11,14 +11,11 @@ from pathlib import Path
 
 from audit import intent as meaning
 from audit.checks.base import CallContext
-from audit.checks.phrases import char_times
 from audit.config import RuleConfig
-from audit.records import Evidence, RuleResult, Speaker, Status
-from audit.rules.matching import Segmenter, near_match
+from audit.phrases import Hit, Segmenter, char_times, how_many, phrase_spans, timed_hit, without_overlaps
+from audit.records import RuleResult, Status
 from audit.rules.model import (
     EVENT_KINDS,
-    MIN_TOLERANT_PINYIN,
-    MIN_TOLERANT_SIMILARITY,
     AllOf,
     Anchor,
     AnyOf,
@@ -94,38 +91,9 @@ class Rulebook:
 
 
 @dataclass(frozen=True)
-class _Hit:
-    start: float
-    end: float
-    speaker: Speaker
-    text: str  # the utterance (or the event's label)
-    match: str  # the matched words as written; "" for context shown to the reviewer
-    utterance: int | None  # index in the transcript, None for an event
-    key: str  # the phrase, pattern or event kind that matched
-    span: tuple[int, int] | None = None  # [start, end) of `match` in the utterance's text
-    why: str = ""  # for an intent: its label and score (`key` holds the pattern or example)
-
-    def evidence(self) -> Evidence:
-        return Evidence(self.start, self.end, self.speaker, self.text, self.match, self.utterance,
-                        self.span if self.match else None)
-
-    def explained(self) -> dict:
-        """What fired, for `RuleResult.details["matches"]`: a reviewer can judge it from this."""
-        found = {"utterance": self.utterance, "span": list(self.span) if self.span else None,
-                 "start_s": round(self.start, 2), "match": self.match}
-        if self.why:
-            found["intent"], found["by"] = self.why, self.key
-        elif self.utterance is not None:
-            found["phrase"] = self.key
-        else:
-            found["event"] = self.key
-        return found
-
-
-@dataclass(frozen=True)
 class _Finding:
     holds: bool
-    hits: tuple[_Hit, ...] = ()
+    hits: tuple[Hit, ...] = ()
     missing: tuple[str, ...] = ()  # labels (or phrases) of what a requirement lacked
     anchors: int = 0  # anchor moments examined
     unanswered: tuple[float, ...] = ()  # start of each anchor moment that broke the rule
@@ -166,14 +134,11 @@ class CallView:
         return (not any(u.speaker == "customer" for u in self.utterances)
                 and any(u.speaker == "unknown" for u in self.utterances))
 
-    def hit(self, index: int, start: int, end: int, key: str, why: str = "") -> _Hit:
+    def hit(self, index: int, start: int, end: int, key: str, why: str = "") -> Hit:
         utterance, norm = self.utterances[index], self.norms[index]
         if index not in self._times:
             self._times[index] = char_times(utterance, len(norm.text))
-        times = self._times[index]
-        first, last = norm.span(start, end)
-        return _Hit(times[start][0], times[end - 1][1], utterance.speaker, utterance.text,
-                    utterance.text[first:last], index, key, (first, last), why)
+        return timed_hit(utterance, index, norm, start, end, key, self._times[index], why)
 
     def read(self, index: int) -> meaning.Reading:
         """The utterance's clauses and quotations, for intents and for skipping quoted words."""
@@ -202,9 +167,9 @@ class CallView:
             self._sounds[index] = frozenset().union(*self.readings(index))
         return self._sounds[index]
 
-    def context(self, index: int) -> _Hit:
+    def context(self, index: int) -> Hit:
         u = self.utterances[index]
-        return _Hit(u.start, u.end, u.speaker, u.text, "", index, "")
+        return Hit(u.start, u.end, u.speaker, u.text, "", index, "")
 
 
 def _phrases_that_satisfy(node: Node) -> frozenset[str]:
@@ -306,16 +271,14 @@ class _Evaluator:
             explained = self.glossed(node)
             hits = [h for h in hits if h.key not in explained]
         said = {h.key for h in hits}
-        hits = _without_overlaps(hits)
+        hits = without_overlaps(hits)
         if node.mode == "all":
             missing = tuple(p.written for p in node.phrases if p.written not in said)
             return _Finding(not missing, tuple(hits), missing)
         if node.mode == "none":
             return _Finding(not hits, tuple(hits))
-        enough = len(said) >= node.at_least
-        if node.more_than is not None:
-            enough = enough and len({h.utterance for h in hits}) > node.more_than
-        return _Finding(enough, tuple(hits))
+        found = self.counted(node, hits)
+        return _Finding(found.holds and len(said) >= node.at_least, found.hits)
 
     def glossed(self, node: PhraseNode) -> set[str]:
         """The phrases of `node` its speaker explains somewhere in the call (`node.glossed` matches
@@ -333,43 +296,12 @@ class _Evaluator:
         return explained
 
     def find(self, index: int, phrase: Phrase) -> list[tuple[int, int]]:
-        """Spans of the normalised utterance where `phrase` was said, as whole words."""
-        norm = self.view.norms[index]
-        text, needle = norm.text, phrase.needle
-        threshold = self.tolerance.similarity
-        if needle not in text and not (
-                (self.tolerance.pinyin and len(text) >= len(needle) >= MIN_TOLERANT_PINYIN)
-                or (threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text)):
-            return []  # the common case, decided before any list is made
-        spans, position = [], text.find(needle)
-        while position >= 0:
-            spans.append((position, position + len(needle)))
-            position = text.find(needle, position + 1)
-        if self.tolerance.pinyin and len(text) >= len(needle) >= MIN_TOLERANT_PINYIN:
-            spans += self.homophones(index, phrase, exclude=set(spans))
-        spans = [s for s in spans if self.view.segmenter.whole_words(norm.with_numerals, *s)]
-        if not spans and threshold and len(needle) >= MIN_TOLERANT_SIMILARITY and text:
-            spans = near_match(needle, text, threshold)
-        return spans
+        """Spans of the normalised utterance where `phrase` was said, as whole words
+        (`audit.phrases.phrase_spans`, with the rule's tolerance)."""
+        return phrase_spans(self.view.norms[index], phrase, self.view.segmenter, self.tolerance,
+                            lambda: (self.view.readings(index), self.view.sounds(index)))
 
-    def homophones(self, index: int, phrase: Phrase, exclude: set) -> list[tuple[int, int]]:
-        """Spans where every character is the phrase's or sounds like it (same pinyin and tone)."""
-        text, heard = self.view.norms[index].text, self.view.readings(index)
-        meant = [char_readings(char) for char in phrase.spoken]
-        sounds = self.view.sounds(index)
-        if not all(char in text or readings & sounds for char, readings in zip(phrase.needle, meant)):
-            return []  # some character of the phrase is neither written nor heard anywhere here
-        size, found = len(phrase.needle), []
-        first, first_sounds = phrase.needle[0], meant[0]
-        for start in range(len(text) - size + 1):
-            if text[start] != first and not heard[start] & first_sounds:  # cheap test before the rest
-                continue
-            if (start, start + size) not in exclude and all(
-                    text[start + k] == phrase.needle[k] or heard[start + k] & meant[k] for k in range(1, size)):
-                found.append((start, start + size))
-        return found
-
-    def regex(self, node: RegexNode, scope: _Scope) -> list[_Hit]:
+    def regex(self, node: RegexNode, scope: _Scope) -> list[Hit]:
         speakers = self.view.speakers[node.frame.speaker]
         hits = []
         for index in scope.utterances:
@@ -385,7 +317,7 @@ class _Evaluator:
                         hits.append(hit)
         return hits
 
-    def intents(self, node: IntentNode, scope: _Scope) -> list[_Hit]:
+    def intents(self, node: IntentNode, scope: _Scope) -> list[Hit]:
         speakers = self.view.speakers[node.frame.speaker]
         hits = []
         for index in scope.utterances:
@@ -399,7 +331,7 @@ class _Evaluator:
                         hits.append(hit)
         return hits
 
-    def echoes(self, node: EchoNode, scope: _Scope) -> list[_Hit]:
+    def echoes(self, node: EchoNode, scope: _Scope) -> list[Hit]:
         speakers = self.view.speakers[node.frame.speaker]
         utterances, norms = self.view.utterances, self.view.norms
         hits = []
@@ -416,22 +348,27 @@ class _Evaluator:
                     hits.append(hit)
         return hits
 
-    def events(self, node: EventNode, scope: _Scope) -> list[_Hit]:
+    def events(self, node: EventNode, scope: _Scope) -> list[Hit]:
         speakers = self.view.speakers[node.frame.speaker]
         either = node.frame.speaker == "either"
         return [
-            _Hit(e.start, e.end, e.speaker or "unknown", f"[{EVENT_KINDS[e.kind]}]", "", None, e.kind)
+            Hit(e.start, e.end, e.speaker or "unknown", f"[{EVENT_KINDS[e.kind]}]", "", None, e.kind)
             for e in self.view.call.events
             if e.kind in node.kinds and (either or e.speaker in speakers)
             and scope.start <= e.start <= scope.end
+            and (node.min_s is None or e.end - e.start >= node.min_s)
         ]
 
     @staticmethod
-    def counted(node: RegexNode | IntentNode | EventNode, hits: list[_Hit]) -> _Finding:
-        if node.more_than is None:
-            return _Finding(bool(hits), tuple(hits))
-        times = len({h.utterance if h.utterance is not None else (h.key, h.start) for h in hits})
-        return _Finding(times > node.more_than, tuple(hits))
+    def counted(node: PhraseNode | RegexNode | IntentNode | EventNode, hits: list[Hit]) -> _Finding:
+        """Holds with a hit, or with more than the node's counts (`audit.phrases.how_many`):
+        `more_than` utterances, `occurrences_more_than` hits; both when both are given."""
+        holds = bool(hits)
+        if node.more_than is not None:
+            holds = holds and how_many(hits, "utterances") > node.more_than
+        if node.occurrences_more_than is not None:
+            holds = holds and how_many(without_overlaps(hits), "occurrences") > node.occurrences_more_than
+        return _Finding(holds, tuple(hits))
 
     # -- anchors
 
@@ -515,20 +452,9 @@ def _combine(holds: bool, parts: list[_Finding], shown: list[_Finding]) -> _Find
     )
 
 
-def _without_overlaps(hits: list[_Hit]) -> list[_Hit]:
-    """One hit per stretch of speech: where phrases overlap in an utterance the longest is kept."""
-    kept: list[_Hit] = []
-    for hit in sorted(hits, key=lambda h: (h.utterance, h.start, -(h.end - h.start), h.key)):
-        previous = kept[-1] if kept else None
-        if previous and previous.utterance == hit.utterance and hit.start < previous.end:
-            continue
-        kept.append(hit)
-    return sorted(kept, key=lambda h: h.start)
-
-
-def _moments(hits: list[_Hit]) -> list[list[_Hit]]:
+def _moments(hits: list[Hit]) -> list[list[Hit]]:
     """Anchor hits grouped into moments: hits in one utterance, or overlapping in time, are one."""
-    moments: list[list[_Hit]] = []
+    moments: list[list[Hit]] = []
     reach = -math.inf  # the latest end among the current moment's hits
     for hit in sorted(hits, key=lambda h: h.start):
         current = moments[-1] if moments else None
@@ -557,9 +483,7 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
         return result("not_measurable", "单声道录音未区分说话人,无法判断客户说了什么")
     finding = _Evaluator(view, rule.tolerance).eval(rule.condition, view.whole)
     # a phrase and an intent (or two branches of an `any`) finding the same words are one finding
-    said = _without_overlaps([h for h in finding.hits if h.utterance is not None])
-    finding = replace(finding, hits=tuple(sorted(said + [h for h in finding.hits if h.utterance is None],
-                                                 key=lambda h: h.start)))
+    finding = replace(finding, hits=tuple(without_overlaps(finding.hits)))
     evidence = tuple(dict.fromkeys(sorted((h.evidence() for h in finding.hits),
                                           key=lambda e: (e.start, e.end, e.match))))
     if rule.uses_anchor:

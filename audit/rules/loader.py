@@ -44,13 +44,13 @@ _INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause"
                 "threshold", "mood", "negated")
 _COMMON = ("speaker", "window", "label")
 _MODIFIERS = {
-    "any": ("at_least", "more_than", "skip_negated", "not_regex", "glossed"),
+    "any": ("at_least", "more_than", "occurrences_more_than", "skip_negated", "not_regex", "glossed"),
     "all": (),
     "none": (),
-    "regex": ("not_regex", "more_than"),
-    "intent": ("more_than",),
+    "regex": ("not_regex", "more_than", "occurrences_more_than"),
+    "intent": ("more_than", "occurrences_more_than"),
     "echo": (),
-    "event": ("more_than",),
+    "event": ("more_than", "occurrences_more_than", "min_s"),
     "and": (),
     "or": (),
     "not": (),
@@ -232,7 +232,8 @@ class _Loader:
         if kind in ("any", "all", "none", "regex", "intent", "echo") and speaker is None:
             raise self.fail(f"{key}.speaker", "missing: say whose words to match "
                                               f"({', '.join(RULE_SPEAKERS)}), here or on an enclosing condition")
-        more_than = self.count(table, "more_than", key, lowest=0)
+        more_than = self.count(table, "more_than", key, lowest=0)  # utterances (audit.phrases)
+        occurrences = self.count(table, "occurrences_more_than", key, lowest=0)  # hits
         if kind in ("any", "all", "none"):
             phrases = self.phrases(table[kind], f"{key}.{kind}")
             at_least = self.count(table, "at_least", key, lowest=1) or 1
@@ -245,11 +246,12 @@ class _Loader:
             glossed = self.regex(table["glossed"], f"{key}.glossed") if "glossed" in table else None
             if glossed is not None and kind != "any":
                 raise self.fail(f"{key}.glossed", "only an `any` list can skip glossed phrases")
-            return PhraseNode(frame, kind, phrases, at_least, more_than, skip_negated, exclude, glossed)
+            return PhraseNode(frame, kind, phrases, at_least, more_than, occurrences, skip_negated, exclude,
+                              glossed)
         if kind == "regex":
             pattern = self.regex(table["regex"], f"{key}.regex")
             exclude = self.regex(table["not_regex"], f"{key}.not_regex") if "not_regex" in table else None
-            return RegexNode(frame, pattern, exclude, more_than)
+            return RegexNode(frame, pattern, exclude, more_than, occurrences)
         if kind == "intent":
             raw = table["intent"]
             names = self.strings([raw] if isinstance(raw, str) else raw, f"{key}.intent")
@@ -257,7 +259,7 @@ class _Loader:
                 if name not in self.intents:
                     raise self.fail(f"{key}.intent", f"no intent named {name!r} in [intents] "
                                                      f"(known: {sorted(self.intents)})")
-            return IntentNode(frame, tuple(self.intents[n] for n in names), more_than)
+            return IntentNode(frame, tuple(self.intents[n] for n in names), more_than, occurrences)
         if kind == "echo":
             length = self.count(table, "echo", key, lowest=2)
             return EchoNode(frame, length)
@@ -269,7 +271,8 @@ class _Loader:
                     raise self.fail(f"{key}.event", f"{name!r} is not an event kind; known: {list(EVENT_KINDS)}")
             if speaker is None:
                 frame = Frame("either", window, label)
-            return EventNode(frame, tuple(kinds_listed), more_than)
+            min_s = self.number(table, "min_s", key) if "min_s" in table else None
+            return EventNode(frame, tuple(kinds_listed), more_than, occurrences, min_s)
         if kind in ("and", "or"):
             items = table[kind]
             if not isinstance(items, list) or len(items) < 2:

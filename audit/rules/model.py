@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from audit import intent as meaning
+from audit.phrases import Phrase, Tolerance
 from audit.records import Severity
 
 # The kinds of `CallEvent` the timing and prosody stages report, with the words a reviewer reads.
@@ -28,18 +29,8 @@ EVENT_KINDS = {
 RuleSpeaker = Literal["agent", "customer", "either"]
 RULE_SPEAKERS: tuple[str, ...] = typing.get_args(RuleSpeaker)
 BASE_CATEGORY = "text"
-MIN_TOLERANT_PINYIN = 2  # a single character has too many homophones to tolerate
-MIN_TOLERANT_SIMILARITY = 4  # shorter phrases cannot be "nearly" said
 
 # --- the compiled rulebook ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a rule's phrases may be misheard and still count (off by default)."""
-
-    pinyin: bool = False  # a character may be any homophone (same pinyin with tone)
-    similarity: float | None = field(default=None, metadata={"min": 0.5, "max": 1.0})
 
 
 @dataclass(frozen=True)
@@ -76,19 +67,13 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class Phrase:
-    written: str
-    needle: str  # normalised, as matched
-    spoken: str  # normalised with numerals kept, for jieba and pinyin
-
-
-@dataclass(frozen=True)
 class PhraseNode:
     frame: Frame
     mode: Literal["any", "all", "none"]
     phrases: tuple[Phrase, ...]
     at_least: int = 1  # distinct phrases of the list, for `any`
     more_than: int | None = None  # utterances with a hit, for `any`
+    occurrences_more_than: int | None = None  # hits, for `any` (audit.phrases: how they are counted)
     skip_negated: bool = False  # a hit a negator turns round (不是说您错了) does not count
     exclude: re.Pattern | None = None  # `any` only: an utterance where this matches is skipped (SCA notRegex)
     # `any` only: a phrase this matches right after (PUK码就是SIM卡的解锁码) is explained, and then
@@ -101,21 +86,28 @@ class RegexNode:
     frame: Frame
     pattern: re.Pattern
     exclude: re.Pattern | None  # an utterance where this matches is skipped (SCA notRegex)
-    more_than: int | None = None
+    more_than: int | None = None  # utterances with a match
+    occurrences_more_than: int | None = None  # matches
 
 
 @dataclass(frozen=True)
 class EventNode:
+    """Measured events of the given kinds (`CallEvent`), those lasting at least `min_s` seconds
+    when it is given (a hold of a minute or more: ``event = "hold"``, ``min_s = 60``)."""
+
     frame: Frame
     kinds: tuple[str, ...]
-    more_than: int | None = None
+    more_than: int | None = None  # events (each is its own moment)
+    occurrences_more_than: int | None = None  # the same count, for rules that say it so
+    min_s: float | None = None
 
 
 @dataclass(frozen=True)
 class IntentNode:
     frame: Frame
     intents: tuple[meaning.Intent, ...]
-    more_than: int | None = None
+    more_than: int | None = None  # utterances with a hit
+    occurrences_more_than: int | None = None  # hits, overlapping ones counted once
 
 
 @dataclass(frozen=True)
