@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 
 from audit.records import Transcript, TermCorrection, Utterance
-from audit.textnorm import char_readings, normalize
+from audit.textnorm import Normalized, char_readings, normalize
 
 _FOLDED_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
 _FOLDED_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
@@ -37,6 +37,7 @@ MAX_NUMBER = 8  # the longest number read by sound after a numbered term (staff 
 # digits as they are read out one by one, by their toneless syllable (幺 is "one" on the phone)
 _DIGIT_SOUNDS = {"ling": "零", "yi": "一", "yao": "幺", "er": "二", "san": "三", "si": "四", "wu": "五",
                  "liu": "六", "qi": "七", "ba": "八", "jiu": "九"}
+_NUMERALS = frozenset(_DIGIT_SOUNDS.values())
 _NUMBER_LINK = "是为"  # 工号是… / 工号为…: one of these may stand between the term and its number
 
 
@@ -135,13 +136,13 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...],
     return dataclasses.replace(transcript, utterances=tuple(utterances), corrections=tuple(corrections))
 
 
-def _number_after(norm, start: int) -> tuple[int, str]:
+def _number_after(norm: Normalized, start: int) -> tuple[int, str]:
     """(length, the number as numerals) of the digits said from `start` on: digits, numerals, or
     characters whose toneless reading is a digit's (死要其三 -> 四幺七三), one 是/为 allowed first."""
     begin = start + 1 if start < len(norm.text) and norm.text[start] in _NUMBER_LINK else start
     said = []
     for char in norm.with_numerals[begin: begin + MAX_NUMBER]:
-        if char.isdigit() or char in _DIGIT_SOUNDS.values():
+        if char.isdigit() or char in _NUMERALS:
             said.append(char)
             continue
         digit = next((_DIGIT_SOUNDS[r] for r in sorted(toneless_readings(char)) if r in _DIGIT_SOUNDS), None)
@@ -167,8 +168,14 @@ def _correct(utterance: Utterance, terms: tuple[str, ...],
                 continue
             # Digits come from numerals (零 -> 0): compare the characters that were spoken.
             heard = norm.with_numerals[start: start + size]
-            length, number = _number_after(norm, start + size) if term in numbered else (0, "")
-            if heard != term and not sounds_like(heard, term, length > 0, near):
+            matched = heard == term or sounds_like(heard, term, False, near)
+            length, number = 0, ""
+            # the number is read only where the term may stand: heard as it is, or (near, with a
+            # character of its own) once the number after it leaves no doubt
+            if term in numbered and (matched or (near and any(c in heard for c in term))):
+                length, number = _number_after(norm, start + size)
+                matched = matched or (length > 0 and sounds_like(heard, term, True, near))
+            if not matched:
                 continue
             end = start + size + length
             taken[start: end] = [True] * (end - start)
