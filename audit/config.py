@@ -215,9 +215,9 @@ class AgreementConfig:
 @dataclass(frozen=True)
 class TextConfig:
     rulebook: str  # the text rulebook, relative to the config file naming it
-    key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.terms)
+    key_terms: tuple[str, ...]  # besides the company names: read by sound in every transcript (audit.measure.terms)
     numbered_terms: tuple[str, ...]  # key terms a number follows (工号): the digits are read by sound too
-    join_gap_s: float = field(metadata=value_range(0.0, 5.0))  # Whisper's pieces of one sentence joined (audit.turns)
+    join_gap_s: float = field(metadata=value_range(0.0, 5.0))  # Whisper's pieces of one sentence joined (audit.measure.turns)
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-]+:\d{1,5}")  # ray://host:port
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Where `audit run --ray` audits the calls (audit/cluster.py); none of it changes a verdict."""
+    """Where `audit run --ray` audits the calls (audit/run/cluster.py); none of it changes a verdict."""
 
     ray: str  # "", "auto", "ray://host:port" or "host:port"
     auditors_per_node: int = field(metadata=value_range(0, 1024))  # 0: one per CPU
@@ -347,7 +347,7 @@ class Config:
     cluster: ClusterConfig
     scoring: ScoringConfig
     rules: dict[str, RuleConfig]  # every rule by id: the built-in checks', then the rulebook's
-    rulebook: Any  # audit.rules.Rulebook, the text rules (built by audit.configload: config sits below the rules)
+    rulebook: Any  # audit.judge.rules.Rulebook, the text rules (built by audit.configload: config sits below the rules)
     files: tuple[str, ...]  # the files this config was built from, defaults first
     sha256: str  # of the merged settings and the rulebook, to tell whether two runs used the same norms
 
@@ -357,7 +357,7 @@ class Config:
 
     @property
     def key_terms(self) -> tuple[str, ...]:
-        """Terms written as the term wherever a transcript spells them by sound (audit.terms)."""
+        """Terms written as the term wherever a transcript spells them by sound (audit.measure.terms)."""
         return (*self.company_names, *self.text.key_terms)
 
     @property

@@ -2,8 +2,8 @@
 
 `configs/default.toml` states every key; a site file given with `--config` is laid over it and
 states only what it changes. The result is validated as one: the typed sections (`audit.config`),
-the built-in checks' parameters (each check declares its class, `audit.checks`) and the rulebook
-(`audit.rules`). This module sits above all three, so that `audit.config`, which every measuring
+the built-in checks' parameters (each check declares its class, `audit.judge.checks`) and the rulebook
+(`audit.judge.rules`). This module sits above all three, so that `audit.config`, which every measuring
 stage reads its section from, imports nothing of the checks or the rules.
 """
 
@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from audit.checks import CHECKS
+from audit.judge.checks import CHECKS
 from audit.config import (
     DEFAULT_CONFIG,
     Config,
@@ -25,7 +25,7 @@ from audit.config import (
     merge_tables,
     read_toml,
 )
-from audit.rules import Rulebook, check_rulebook
+from audit.judge.rules import Rulebook, check_rulebook
 
 # What cannot change a verdict stays out of the config's hash, so changing it re-audits nothing:
 # the report's display settings, how the outputs are masked (records are written again from the

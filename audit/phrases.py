@@ -1,8 +1,8 @@
 """The one phrase matcher: where a phrase was said, as normalised text, timed to the words.
 
 Every stage and rule that looks for listed words finds them here: the hold announcements and the
-thanks after a hold (`audit.timing`), the opening and closing lists of the built-in checks
-(`audit.checks`) and the phrase conditions of the text rulebook (`audit.rules`). The semantics:
+thanks after a hold (`audit.measure.timing`), the opening and closing lists of the built-in checks
+(`audit.judge.checks`) and the phrase conditions of the text rulebook (`audit.judge.rules`). The semantics:
 
 - **Normalised on both sides.** An utterance and a phrase are compared after `audit.textnorm`:
   simplified characters, half-width forms, no punctuation or spaces, Chinese digits as 0-9

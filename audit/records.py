@@ -33,7 +33,7 @@ def moment(evidence: list[dict]) -> str:
 
 
 def finding_key(audio_sha256: str, call_id: str, rule_id: str, where: str) -> str:
-    """A finding's identity across re-audits of the same recording (audit/review.py), hashed so
+    """A finding's identity across re-audits of the same recording (audit/present/review.py), hashed so
     that a review file names no call id in clear."""
     return hashlib.sha256(f"{audio_sha256}/{call_id}/{rule_id}/{where}".encode()).hexdigest()[:20]
 
@@ -135,7 +135,7 @@ class DroppedText:
 
 @dataclass(frozen=True)
 class TermCorrection:
-    """A key term written as it sounded (心和通信 heard, 星河通信 meant: `audit.terms`)."""
+    """A key term written as it sounded (心和通信 heard, 星河通信 meant: `audit.measure.terms`)."""
 
     speaker: Speaker
     utterance_start: float  # s, start of the utterance it is in

@@ -147,8 +147,9 @@ def tool_side(model: str, out: Path, files: list[Path]) -> None:
     import whisper.model
     import whisper.timing
 
-    from audit import batch, decode, pipeline
-    from audit.asr import FasterWhisperTranscriber, WhisperTranscriber
+    from audit.measure import decode
+    from audit.run import batch, pipeline
+    from audit.measure.asr import FasterWhisperTranscriber, WhisperTranscriber
     from audit.configload import load_config
 
     seconds: Counter = Counter()
@@ -413,7 +414,7 @@ def engine_side(engine: str, out: Path, calls: Path, asr_changes: str = "{}") ->
     settings `asr_changes` (JSON) changed from the defaults; CER per turn."""
     import dataclasses
 
-    from audit import batch, pipeline
+    from audit.run import batch, pipeline
     from audit.configload import load_config
 
     turns = json.loads((calls / "turns.json").read_text(encoding="utf-8"))
@@ -571,7 +572,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from audit.models import installed
+    from audit.measure.models import installed
 
     missing = [] if shutil.which("ffmpeg") else ["ffmpeg (the whisper CLI decodes its input with it): "
                                                  "apt-get install ffmpeg"]

@@ -19,7 +19,7 @@ import soundfile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from synthcalls import RATE, speech_clips  # noqa: E402
 
-from audit.batch import BatchOptions, run_batch  # noqa: E402
+from audit.run.batch import BatchOptions, run_batch  # noqa: E402
 from audit.configload import load_config  # noqa: E402
 
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from audit.configload import load_config  # noqa: E402
 from audit.records import Transcript, Utterance, Word  # noqa: E402
 from audit.textnorm import normalize  # noqa: E402
-from audit.turns import join_continuations  # noqa: E402
+from audit.measure.turns import join_continuations  # noqa: E402
 
 SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "natural-eval2", "natural-eval3",
                                                             "natural-eval4")}

@@ -43,12 +43,12 @@ import soundfile
 import soxr
 from scipy.signal import butter, fftconvolve, sosfiltfilt
 
-from audit import decode as decoding
-from audit import sidecar
-from audit.checks import CallContext
-from audit.checks import prosody as rules
+from audit.measure import decode as decoding
+from audit.measure import sidecar
+from audit.judge.checks import CallContext
+from audit.judge.checks import prosody as rules
 from audit.configload import load_config
-from audit.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
+from audit.measure.prosody import Prosody, SpeakerProsody, UtteranceProsody, measure_prosody
 from audit.records import (
     CallMeta,
     Channel,
@@ -59,7 +59,7 @@ from audit.records import (
     Utterance,
     Word,
 )
-from audit.speech import assign_channels, detect_speech, find_speech
+from audit.measure.speech import assign_channels, detect_speech, find_speech
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DEV = ROOT / "fixtures" / "real-dev"

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch_bench import make_folder  # noqa: E402
 
-from audit.batch import BatchOptions, run_batch  # noqa: E402
+from audit.run.batch import BatchOptions, run_batch  # noqa: E402
 from audit.configload import load_config  # noqa: E402
 
 

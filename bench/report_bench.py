@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 def synthetic_night(calls: int, seed: int = 0) -> tuple[dict, dict]:
     """A summary of `calls` calls and what the index searches for each."""
-    from audit.report.worklist import CallSearch
+    from audit.present.report.worklist import CallSearch
 
     rng = random.Random(seed)
     said = [u["text"] for path in sorted((ROOT / "fixtures" / "calls").glob("*.transcript.json"))
@@ -110,7 +110,7 @@ def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) 
 
 def built_in(out: Path, workers: int, fresh: bool = True, config=None) -> float:
     """Seconds to build the report (from scratch when `fresh`) with `workers` processes."""
-    from audit.report import write_report
+    from audit.present.report import write_report
 
     if fresh:
         shutil.rmtree(out / "report", ignore_errors=True)
@@ -179,7 +179,7 @@ def main() -> None:
         bench_pages(args.pages, args.flagged, args.workers)
 
     from audit.configload import load_config
-    from audit.report.build import BuildSettings, write_index
+    from audit.present.report.build import BuildSettings, write_index
 
     config = load_config()
     summary, searches = synthetic_night(args.calls)

@@ -25,7 +25,7 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
   (never `--show` it while tuning).
 
 Transcripts are read as the pipeline reads them: key terms said by sound are written as the terms
-first (`audit.terms`, `[text] key_terms` and the company names).
+first (`audit.measure.terms`, `[text] key_terms` and the company names).
 
 A sidecar set labels each rule `fail`, `pass` or `na` (the rule does not apply). `na` counts as
 "should not fail": a rule that fails where it does not apply accuses the agent falsely, while its
@@ -48,13 +48,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.checks import CHECKS, CallContext
+from audit.judge.checks import CHECKS, CallContext
 from audit.config import Config
 from audit.configload import load_config
 from audit.records import CallMeta, RecordingInfo
-from audit.rules import Rulebook, check_rulebook, dialogue_context
-from audit.sidecar import read_transcript
-from audit.terms import correct_terms
+from audit.judge.rules import Rulebook, check_rulebook, dialogue_context
+from audit.measure.sidecar import read_transcript
+from audit.measure.terms import correct_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULEBOOK = ROOT / "configs" / "rulebook.toml"

@@ -90,8 +90,10 @@ class Stages:
 
     @contextmanager
     def wrapped(self):
-        from audit import batch, decode, pipeline, sidecar, store, work
-        from audit.report import build as report
+        from audit.measure import decode, sidecar
+        from audit.present import store
+        from audit.run import batch, pipeline, work
+        from audit.present.report import build as report
 
         for owner, attribute, label in (
                 (decode, "decode", "decode (run and report)"), (decode, "resample", "resample"),
@@ -113,9 +115,9 @@ class Stages:
 
 
 def in_process(folder: Path, out: Path, profile: bool) -> tuple[dict[str, float], dict[str, float]]:
-    from audit.batch import BatchOptions, run_batch
+    from audit.run.batch import BatchOptions, run_batch
     from audit.configload import load_config
-    from audit.report import write_report
+    from audit.present.report import write_report
 
     config = load_config()
     stages, totals = Stages(), {}

@@ -24,7 +24,7 @@ from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music,
                         make_call, measure, measure_with_speech, speech_clips)
 
 from audit.configload import load_config  # noqa: E402
-from audit.ringback import find_ringback  # noqa: E402
+from audit.measure.ringback import find_ringback  # noqa: E402
 
 LIMITS = {"answer": 0.25, "first_words": 0.25, "hold": 0.3, "overlap": 0.3}
 

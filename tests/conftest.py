@@ -45,7 +45,7 @@ def tiny_whisper(tmp_path_factory) -> Path:
 def real_models() -> Path:
     """The models folder holding the real Whisper base (models/base.pt for openai-whisper,
     models/base/ for faster-whisper); tests that need it skip, saying why, where it is missing."""
-    from audit.models import installed
+    from audit.measure.models import installed
 
     if not installed("base", MODELS):
         pytest.skip(f"the real Whisper base is not installed in {MODELS} (`make install` installs it)")
@@ -55,7 +55,7 @@ def real_models() -> Path:
 @pytest.fixture(scope="session")
 def real_transcriber(real_models):
     """`real_transcriber(engine)`: the real Whisper base on that engine, loaded once per session."""
-    from audit.asr import load_transcriber
+    from audit.measure.asr import load_transcriber
     from audit.configload import load_config
 
     loaded = {}

@@ -21,7 +21,7 @@ import soundfile
 RATE = 8000
 FIXTURE_CALLS = Path(__file__).resolve().parent.parent / "fixtures" / "calls"
 SPEECH_DBFS = -20.0
-AUDIBLE_BURST_S = 0.15  # a ring cut off sooner than this is not heard as one (audit.timing counts from 0.15 s)
+AUDIBLE_BURST_S = 0.15  # a ring cut off sooner than this is not heard as one (audit.measure.timing counts from 0.15 s)
 
 
 @lru_cache(maxsize=1)
@@ -232,8 +232,8 @@ def measure_with_speech(call: SyntheticCall, config) -> tuple:
     import librosa
 
     from audit.records import CallMeta, Transcript
-    from audit.speech import assign_channels, find_speech
-    from audit.timing import measure_timing
+    from audit.measure.speech import assign_channels, find_speech
+    from audit.measure.timing import measure_timing
 
     audio_16k = librosa.resample(call.audio.T, orig_sr=RATE, target_sr=16000, axis=-1).astype(np.float32)
     speech = find_speech(audio_16k, assign_channels(2, config.channels), config.vad)
@@ -266,7 +266,7 @@ def errors(call: SyntheticCall, timing) -> dict:
 
 def first_words_outcome(timing, speech, config):
     """`timing.first_words` as the pipeline runs it, on a synthetic call's measured timing."""
-    from audit.checks import CHECKS, CallContext
+    from audit.judge.checks import CHECKS, CallContext
     from audit.records import CallMeta, RecordingInfo, Transcript
 
     info = RecordingInfo(Path("synthetic.wav"), timing.duration_s, RATE, 2, "", "WAV/PCM_16")

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from audit.asr import (
+from audit.measure.asr import (
     WINDOW_SAMPLES,
     Piece,
     WhisperTranscriber,
@@ -257,7 +257,7 @@ class _FakeFasterWhisper:
 
 def test_hotwords_reach_both_engines(tiny_whisper):
     """`[asr] hotwords`: faster-whisper's own `hotwords`, and in front of openai-whisper's prompt."""
-    from audit.asr import FasterWhisperTranscriber
+    from audit.measure.asr import FasterWhisperTranscriber
 
     config = load_config()
     assert config.asr.hotwords == ()  # off by default (measured no better, see configs/default.toml)

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 
-from audit.batch import BatchOptions, discover, run_batch
+from audit.run.batch import BatchOptions, discover, run_batch
 from audit.configload import load_config
 from audit.records import CallMeta
-from audit.store import OutputLock
+from audit.present.store import OutputLock
 from conftest import FIXTURE_CALLS, ROOT
 from nights import audit, copy_call, night_folder
 
@@ -178,8 +178,8 @@ def test_readme_queries_run(tmp_path):
     folder = night_folder(tmp_path / "night", 7)
     out = tmp_path / "out"
     run_batch([folder], out, load_config(), BatchOptions(asr_mode="sidecar"))
-    from audit.review import current_findings, import_reviews
-    from audit.store import ResultsDB
+    from audit.present.review import current_findings, import_reviews
+    from audit.present.store import ResultsDB
 
     db = ResultsDB(out)
     finding = next(iter(current_findings(db).values()))
@@ -237,8 +237,8 @@ class _KillsItsWorker:
 
 
 def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
-    from audit.batch import _run_parallel
-    from audit.pipeline import Job
+    from audit.run.batch import _run_parallel
+    from audit.run.pipeline import Job
 
     folder = night_folder(tmp_path / "night", 5)
     jobs = discover([folder])
@@ -256,7 +256,7 @@ def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
 
 def test_a_version_1_database_is_upgraded_in_place_and_its_calls_audited_again(tmp_path):
     """Version 1 did not record the sidecars' hash: its calls are kept, then audited once more."""
-    from audit.store import MIGRATIONS
+    from audit.present.store import MIGRATIONS
 
     folder = night_folder(tmp_path / "night", 2)
     out = tmp_path / "out"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from audit.batch import BatchOptions, discover, run_batch
+from audit.run.batch import BatchOptions, discover, run_batch
 from audit.config import ConfigError
 from audit.configload import load_config
-from audit.pipeline import Job
+from audit.run.pipeline import Job
 from conftest import FIXTURE_CALLS, ROOT
 from nights import audit, night_folder
 
@@ -184,7 +184,7 @@ def _auditing_pids() -> list[int]:
 
 
 def test_an_actor_killed_mid_call_costs_only_its_call(cluster, tmp_path):
-    from audit.cluster import RayExecutor
+    from audit.run.cluster import RayExecutor
 
     folder = _short_calls(tmp_path / "night", 5)
     jobs = discover([folder])

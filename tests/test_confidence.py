@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from audit.checks import CHECKS
+from audit.judge.checks import CHECKS
 from audit.configload import load_config
-from audit.confidence import weigh_confidence
+from audit.judge.confidence import weigh_confidence
 from audit.records import RuleResult, Transcript, Utterance, Word
-from audit.rules import dialogue_context
-from audit.scoring import score_call
+from audit.judge.rules import dialogue_context
+from audit.judge.scoring import score_call
 
 CONFIG = load_config()
 

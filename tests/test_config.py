@@ -134,7 +134,7 @@ def test_the_checks_parameters_have_no_code_defaults():
     """default.toml is the one place a check's parameter gets its value (as for the sections)."""
     from dataclasses import MISSING, fields
 
-    from audit.checks import CHECKS
+    from audit.judge.checks import CHECKS
 
     for rule_id, check in CHECKS.items():
         for spec in fields(check.params):
@@ -169,8 +169,8 @@ def test_a_key_missing_from_the_defaults_names_it_and_the_defaults_file(tmp_path
 def test_a_site_file_sets_a_rulebook_rule_like_any_other(tmp_path):
     """One namespace: `[rules."<id>"]` sets severity, weight and enabled of a rulebook rule as of a
     built-in check, and the verdict follows."""
-    from audit.rules import dialogue_context
-    from audit.scoring import score_call
+    from audit.judge.rules import dialogue_context
+    from audit.judge.scoring import score_call
 
     site = tmp_path / "site.toml"
     site.write_text('[rules."text.closing"]\nweight = 1\nseverity = "critical"\n'

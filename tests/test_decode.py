@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from audit.configload import load_config
-from audit.decode import DecodeError, decode, resample
+from audit.measure.decode import DecodeError, decode, resample
 from conftest import FIXTURE_CALLS
 
 CONFIG = load_config()

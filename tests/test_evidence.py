@@ -3,12 +3,12 @@ span of the matched words, from the rulebook and the built-in checks to the call
 
 from __future__ import annotations
 
-from audit.checks.opening import golden_30s
+from audit.judge.checks.opening import golden_30s
 from audit.configload import load_config
-from audit.pipeline import AsrChoice, Job, audit_call
+from audit.run.pipeline import AsrChoice, Job, audit_call
 from audit.records import Evidence
-from audit.rules import dialogue_context
-from audit.store import call_record
+from audit.judge.rules import dialogue_context
+from audit.present.store import call_record
 from conftest import FIXTURE_CALLS
 
 CONFIG = load_config()

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.batch import BatchOptions, run_batch, run_status
+from audit.run.batch import BatchOptions, run_batch, run_status
 from audit.configload import load_config
-from audit.report import write_report
-from audit.store import OutputError, OutputFull, OutputLock, RunLocked, check_output_folder, export_csv
+from audit.present.report import write_report
+from audit.present.store import OutputError, OutputFull, OutputLock, RunLocked, check_output_folder, export_csv
 from conftest import FIXTURE_CALLS, ROOT
 
 SECONDS = 20  # the first 20 s of the compliant call: its greeting and the customer's first reply

@@ -1,4 +1,4 @@
-"""Utterance-level judgements (audit/intent.py) and the shipped intents of configs/rulebook.toml:
+"""Utterance-level judgements (audit/judge/intent.py) and the shipped intents of configs/rulebook.toml:
 speaker, question versus statement, negation, quoted speech, example similarity, explanations."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from audit import intent as meaning
+from audit.judge import intent as meaning
 from audit.config import ConfigError
-from audit.rules import check_rulebook, dialogue_context
+from audit.judge.rules import check_rulebook, dialogue_context
 from audit.textnorm import normalize
 from conftest import ROOT
 
@@ -592,7 +592,7 @@ def test_a_caller_reading_a_secret_out_to_an_agent_who_asked(shipped, turns, sta
 def test_upset_words_heard_by_sound():
     """及死我了 for 急死我了 (base on natural-eval2 f06) is a key term read by sound; 吓死我了 is not it."""
     from audit.configload import load_config
-    from audit.terms import correct_terms
+    from audit.measure.terms import correct_terms
     config = load_config()
     def judged(*turns):
         call = dialogue_context(list(turns), COMPANY)

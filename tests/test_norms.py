@@ -12,8 +12,8 @@ import pytest
 import soundfile
 
 from audit.configload import load_config
-from audit.pipeline import AsrChoice, Job, audit_call
-from audit.rules import run_examples
+from audit.run.pipeline import AsrChoice, Job, audit_call
+from audit.judge.rules import run_examples
 from conftest import FIXTURE_CALLS, ROOT
 
 NORMS = ROOT / "tests" / "data" / "norms"

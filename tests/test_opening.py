@@ -2,10 +2,10 @@
 
 import pytest
 
-from audit.checks import CallContext
-from audit.checks.opening import golden_30s
+from audit.judge.checks import CallContext
+from audit.judge.checks.opening import golden_30s
 from audit.configload import load_config
-from audit.pipeline import AsrChoice, Job, audit_call
+from audit.run.pipeline import AsrChoice, Job, audit_call
 from audit.records import CallMeta, RecordingInfo, Transcript, Utterance, Word
 from audit.textnorm import normalize
 from conftest import FIXTURE_CALLS

@@ -9,7 +9,7 @@ import pytest
 
 from audit.phrases import Phrase, find_pattern, find_phrases, how_many, occurrences, says
 from audit.records import Utterance, Word
-from audit.rules import check_rulebook, dialogue_context
+from audit.judge.rules import check_rulebook, dialogue_context
 
 
 def utterances(*texts, speaker="agent"):

@@ -18,17 +18,17 @@ import soundfile
 import soxr
 from scipy.signal import butter, sosfiltfilt
 
-from audit import decode as decoding
-from audit import sidecar
-from audit.checks import CallContext
-from audit.checks import prosody as rules
+from audit.measure import decode as decoding
+from audit.measure import sidecar
+from audit.judge.checks import CallContext
+from audit.judge.checks import prosody as rules
 from audit.config import DEFAULT_CONFIG, ConfigError, build_section, read_toml
 from audit.configload import load_config
 from audit.config import ProsodyConfig
-from audit.prosody import measure_prosody
+from audit.measure.prosody import measure_prosody
 from audit.records import (CallMeta, Channel, ChannelSpeech, Interval, RecordingInfo, Transcript,
                            Utterance)
-from audit.speech import assign_channels, detect_speech, find_speech
+from audit.measure.speech import assign_channels, detect_speech, find_speech
 from conftest import FIXTURE_CALLS, REAL_SPEECH, ROOT
 
 RATE = 16000
@@ -504,7 +504,7 @@ def test_agitation_by_rate_is_judged_on_long_enough_turns_only():
     """A calm 2.6 s question spoken 1.25x faster than the customer's other turns (natural-voice
     calls: natural-eval2 f01, natural-eval3 g02) is no agitation; a long fast turn is."""
     from audit.configload import load_config
-    from audit.prosody import UtteranceProsody, _agitation
+    from audit.measure.prosody import UtteranceProsody, _agitation
     settings = load_config().prosody
 
     def turn(index, spoken_s, rate):

@@ -1,4 +1,4 @@
-"""The reviewer report (audit/report/), built from a real `audit run` of sample calls, a hostile
+"""The reviewer report (audit/present/report/), built from a real `audit run` of sample calls, a hostile
 call (markup, a phone and an ID number in its transcript, metadata and file name) and a broken file.
 
 Content, escaping, masking, audio and rebuilds are checked on the files; what a reviewer does in
@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit import decode as decoding
+from audit.measure import decode as decoding
 from audit.configload import load_config
 from audit.privacy import mask_numbers
-from audit.report import page_stem, write_report
+from audit.present.report import page_stem, write_report
 from conftest import FIXTURE_CALLS, ROOT
 
 CALLS = ("raised_voice", "unannounced_hold", "compliant")
@@ -247,7 +247,7 @@ def test_a_call_with_dead_air_shows_it_on_the_timeline(built):
 def test_the_timeline_shows_measured_holds_whatever_the_rules_make_of_them(built):
     """The holds and silences come from the record's measures, not from a rule's details: with
     the hold rules' details gone (as when the rules are disabled), the hold is still drawn."""
-    from audit.report.charts import TimeAxis, timeline
+    from audit.present.report.charts import TimeAxis, timeline
     record = record_of(built, "compliant")
     assert record["metrics"]["hold_intervals"]  # the announced 8-s hold
     for result in record["results"]:
@@ -320,7 +320,7 @@ def _site(folder: Path, line: str) -> Path:
 
 
 def test_a_recording_that_cannot_be_encoded_costs_its_audio_not_the_report(audited, tmp_path, monkeypatch, caplog):
-    from audit.report import audio
+    from audit.present.report import audio
 
     out = fresh_copy(audited, tmp_path)
     monkeypatch.setattr(audio, "encoder_problem", lambda: "libsndfile 1.0.28 cannot write Ogg Opus")
@@ -590,7 +590,7 @@ def test_the_index_pages_through_many_calls(browser, built, tmp_path):
     """A worklist of 120 calls: 50 to a page, the page kept in the URL."""
     from selenium.webdriver.common.by import By
 
-    from audit.report.build import BuildSettings, write_index
+    from audit.present.report.build import BuildSettings, write_index
 
     config = load_config()
     verdicts = ("pass", "review", "fail")

@@ -1,4 +1,4 @@
-"""Reviewers' decisions (audit/review.py): what identifies a finding, `audit review import` and the
+"""Reviewers' decisions (audit/present/review.py): what identifies a finding, `audit review import` and the
 figures of `audit status` / `audit export`. The browser side (deciding, exporting) is in
 tests/test_report.py."""
 
@@ -11,12 +11,12 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from audit.batch import BatchOptions, run_batch
+from audit.run.batch import BatchOptions, run_batch
 from audit.cli import app
 from audit.configload import load_config
-from audit.report import write_report
-from audit.review import current_findings
-from audit.store import MIGRATIONS, ResultsDB
+from audit.present.report import write_report
+from audit.present.review import current_findings
+from audit.present.store import MIGRATIONS, ResultsDB
 from conftest import FIXTURE_CALLS
 
 PHONE_NAME = "138 1234 5678"

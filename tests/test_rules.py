@@ -1,4 +1,4 @@
-"""The text rule engine (audit/rules/) and the shipped rulebook (configs/rulebook.toml)."""
+"""The text rule engine (audit/judge/rules/) and the shipped rulebook (configs/rulebook.toml)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from audit import sidecar
-from audit.checks import CallContext
+from audit.measure import sidecar
+from audit.judge.checks import CallContext
 from audit.config import ConfigError
 from audit.records import CallEvent, CallMeta, RecordingInfo, Transcript, Utterance, Word
-from audit.rules import check_rulebook, dialogue_context, parse_dialogue, run_examples
+from audit.judge.rules import check_rulebook, dialogue_context, parse_dialogue, run_examples
 from conftest import FIXTURE_CALLS, ROOT
 
 SHIPPED = ROOT / "configs" / "rulebook.toml"

@@ -7,7 +7,7 @@ import pytest
 
 from audit.config import ScoringConfig
 from audit.records import RuleResult
-from audit.scoring import category_of, score_call
+from audit.judge.scoring import category_of, score_call
 
 WEIGHTS = {"timing.three_rings": 10.0, "prosody.rate": 10.0, "text.closing": 15.0, "opening.golden_30s": 20.0,
            "text.identity_privacy": 20.0, "text.polite_address": 5.0}

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from audit.asr import AsrUnavailable, WhisperTranscriber
-from audit.asr_service import ModelService, RemoteTranscriber, TranscriptionFailed, model_devices
-from audit.batch import BatchOptions, run_batch
+from audit.measure.asr import AsrUnavailable, WhisperTranscriber
+from audit.measure.asr_service import ModelService, RemoteTranscriber, TranscriptionFailed, model_devices
+from audit.run.batch import BatchOptions, run_batch
 from audit.configload import load_config
-from audit.decode import decode, resample
-from audit.speech import assign_channels, find_speech
+from audit.measure.decode import decode, resample
+from audit.measure.speech import assign_channels, find_speech
 from conftest import FIXTURE_CALLS
 
 

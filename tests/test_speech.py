@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from audit.configload import load_config
-from audit.speech import assign_channels, detect_speech
+from audit.measure.speech import assign_channels, detect_speech
 from conftest import REAL_SPEECH
 
 CONFIG = load_config()

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from audit.checks import CHECKS
+from audit.judge.checks import CHECKS
 from audit.configload import load_config
 from audit.records import Transcript, Utterance
-from audit.rules import dialogue_context
-from audit.terms import correct_terms, sounds_like
+from audit.judge.rules import dialogue_context
+from audit.measure.terms import correct_terms, sounds_like
 
 TERMS = ("星河通信", "星河通讯", "工号")
 

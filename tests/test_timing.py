@@ -10,11 +10,11 @@ import pytest
 import soundfile
 
 from audit.configload import load_config
-from audit.pipeline import AsrChoice, Job, audit_call
+from audit.run.pipeline import AsrChoice, Job, audit_call
 from audit.records import CallMeta, Transcript
-from audit.ringback import find_ringback
-from audit.speech import assign_channels, find_speech
-from audit.timing import measure_timing, promised_seconds
+from audit.measure.ringback import find_ringback
+from audit.measure.speech import assign_channels, find_speech
+from audit.measure.timing import measure_timing, promised_seconds
 from conftest import FIXTURE_CALLS, REAL_SPEECH
 from synthcalls import (CADENCES, RATE, errors, first_words_outcome, hold_music, make_call, measure,
                         measure_with_speech, speech_clips)

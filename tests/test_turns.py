@@ -1,11 +1,11 @@
-"""Whisper's pieces of one sentence joined back (audit.turns), as base cut them on natural-eval3 g04."""
+"""Whisper's pieces of one sentence joined back (audit.measure.turns), as base cut them on natural-eval3 g04."""
 
 from __future__ import annotations
 
 from audit.records import Transcript, Utterance, Word
-from audit.rules import dialogue_context
+from audit.judge.rules import dialogue_context
 from audit.configload import load_config
-from audit.turns import join_continuations
+from audit.measure.turns import join_continuations
 
 
 def _heard(*pieces: tuple[str, float, float, str]) -> Transcript:

@@ -9,15 +9,15 @@ import pytest
 import soundfile
 import soxr
 
-from audit import asr as asr_module
-from audit import decode as decoding
-from audit.asr import WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
+from audit.measure import asr as asr_module
+from audit.measure import decode as decoding
+from audit.measure.asr import WINDOW_SAMPLES, AsrUnavailable, WhisperTranscriber
 from audit.frames import SAMPLE_RATE
-from audit.batch import BatchOptions, run_batch
+from audit.run.batch import BatchOptions, run_batch
 from audit.configload import load_config
-from audit.pipeline import AsrChoice, AuditError, Job, audit_call
+from audit.run.pipeline import AsrChoice, AuditError, Job, audit_call
 from audit.records import Interval
-from audit.store import call_record
+from audit.present.store import call_record
 from conftest import FIXTURE_CALLS
 
 
