@@ -157,7 +157,7 @@ def call_record(audit: CallAudit) -> dict:
         "speech": [
             {"channel": s.channel.index, "speaker": s.channel.speaker,
              "intervals": [[_t(i.start), _t(i.end)] for i in s.intervals]}
-            for s in audit.measure.speech
+            for s in audit.speech
         ],
         "utterances": [{**_utterance(u), "prosody": m} for u, m in
                        zip(audit.transcript.utterances, audit.utterance_metrics, strict=True)],
