@@ -32,7 +32,7 @@ from pathlib import Path
 
 from audit.measure.ct2convert import ConversionError, convert_folder
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # audit/measure/models.py -> the checkout
 ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_ENGINE = "openai-whisper"
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
