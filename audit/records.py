@@ -187,7 +187,10 @@ class RuleResult:
     severity: Severity
     message: str
     evidence: tuple[Evidence, ...] = ()
-    details: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # the rule's own figures, for people; nothing reads them
+    missing: tuple[str, ...] = ()  # what a requirement lacked, in the reviewer's words (工号, 结束语)
+    expected_window: tuple[float, float] | None = None  # where the missing should have been, s
+    evidence_total: int | None = None  # how many evidence items there were, when only the first are kept
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,9 @@ def test_missing_agent_id_fails_with_evidence(audits, truth):
     assert result.status == "fail"
     assert "缺少工号" in result.message
     assert "公司名称" not in result.message and "问候语" not in result.message
+    assert result.missing == ("工号",)  # what the report names, and where it was due: the first 30 s
+    answered = result.details["answer_latest_s"]
+    assert result.expected_window == (answered, answered + 30.0)
     opening = truth["calls"]["missing_agent_id"]["utterances"][0]
     assert any(e.text == opening["text"] and abs(e.start - opening["start"]) < 0.01
                and e.speaker == "agent" for e in result.evidence)

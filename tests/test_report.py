@@ -257,6 +257,23 @@ def test_the_timeline_shows_measured_holds_whatever_the_rules_make_of_them(built
     assert [span.kind for lane in lanes for span in lane.spans if span.kind == "hold"] == ["hold"]
 
 
+def test_the_level_picture_reads_the_measures_not_the_prosody_rules(built):
+    """The agent's usual level and the raised stretches come from the record's metrics: with every
+    rule's details gone (the prosody rules disabled), the picture still draws them."""
+    from audit.configload import load_config
+    from audit.present.report.charts import Bands, TimeAxis, prosody_panels
+    record = record_of(built, "raised_voice")
+    metrics = record["metrics"]
+    assert metrics["agent_rate_source"] == "transcript" and metrics["agent_raised_intervals"]
+    for result in record["results"]:
+        result["details"] = {}
+    rate, level, _ = prosody_panels(record, Bands.of(load_config()), TimeAxis(record["recording"]["duration_s"]),
+                                    str)
+    assert len(level.spans) == len(metrics["agent_raised_intervals"])  # each raised stretch drawn
+    assert any(f"{metrics['agent_level_baseline_dbfs']:g}" in g.label for g in level.guides)
+    assert any(f"{metrics['agent_rate_cpm']:g}" in g.label for g in rate.guides)
+
+
 def audio_path(out: Path, record: dict) -> Path:
     page = page_path(out, record)
     return page.parent.parent / "audio" / f"{page.stem}.ogg"
@@ -889,7 +906,9 @@ def test_a_missing_element_says_where_it_was_due_and_plays_no_correct_speech(aud
     path = out / "calls" / "night__compliant.json"
     record = json.loads(path.read_text(encoding="utf-8"))
     opening = next(r for r in record["results"] if r["rule_id"] == "opening.golden_30s")
-    opening.update(status="fail", message="缺少工号")  # as a call without 工号 records it
+    start, due = opening["details"]["answer_latest_s"], opening["details"]["deadline_s"]
+    # as a call without 工号 records it
+    opening.update(status="fail", message="缺少工号", missing=["工号"], expected_window=[start, due])
     opening["details"]["elements"]["agent_id"] = None
     record["verdict"] = "review"  # flagged: its page holds the audio
     path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
@@ -899,8 +918,7 @@ def test_a_missing_element_says_where_it_was_due_and_plays_no_correct_speech(aud
     article = html.split('data-rule="opening.golden_30s"', 1)[1].split("</article>", 1)[0]
     assert "<audio" not in article and 'class="fail"' not in article  # the greeting it said is not the fault
     assert 'class="pass"' in article and "符合要求" in article
-    start = opening["details"]["answer_latest_s"]
-    assert "应在" in article and f"接听后 {opening['details']['deadline_s']:g} 秒内" in article
+    assert "缺少:工号" in article and "应在" in article and f"接听后 {due - start:g} 秒内" in article
     assert len(page.all("rect", **{"class": "due"})) == 1 and not page.all("rect", **{"class": "flag"})
     assert not page.all("mark", **{"class": "fail"})
     assert start == 0.0 or f'data-seek="{start}"' in article

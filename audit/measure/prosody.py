@@ -190,6 +190,14 @@ class Prosody:
             "customer_rate_audio_cpm": of(customer, "rate_audio_cpm"),
             "agent_level_dbfs": of(agent, "level_dbfs"),
             "agent_level_spread_db": of(agent, "level_spread_db"),
+            # the agent's usual level (median 1 s level, dBFS) and the stretches well above it
+            "agent_level_baseline_dbfs": of(agent, "level_baseline_dbfs"),
+            "agent_raised_intervals": ([[round(e.start, 2), round(e.end, 2), round(e.rise_db, 1)]
+                                        for e in self.raised if e.speaker == "agent"]
+                                       if measured_raise else None),
+            # the agent's rate is counted from the transcript where it has text, else from the audio
+            "agent_rate_source": (None if agent is None
+                                  else "transcript" if agent.rate_cpm is not None else "audio"),
             "agent_pitch_median_hz": of(agent, "pitch_median_hz"),
             "agent_pitch_range_st": of(agent, "pitch_range_st", 2),
             "agent_pitch_spread_st": of(agent, "pitch_spread_st", 2),

@@ -171,7 +171,10 @@ def call_record(audit: CallAudit) -> dict:
         "metrics": audit.metrics,
         "results": [
             {"rule_id": r.rule_id, "status": r.status, "severity": r.severity, "message": r.message,
-             "evidence": [_evidence(e) for e in r.evidence], "details": r.details}
+             "evidence": [_evidence(e) for e in r.evidence], "details": r.details,
+             "missing": list(r.missing),
+             "expected_window": None if r.expected_window is None else [round(t, 2) for t in r.expected_window],
+             "evidence_total": r.evidence_total}
             for r in audit.results
         ],
         "score": round(audit.score, 1),

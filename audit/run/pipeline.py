@@ -210,7 +210,8 @@ def _capped(result: RuleResult, limit: int) -> RuleResult:
         details = {**details, "evidence_total": len(result.evidence)}
     if details is result.details:
         return result
-    return replace(result, evidence=result.evidence[:limit], details=details)
+    return replace(result, evidence=result.evidence[:limit], details=details,
+                   evidence_total=len(result.evidence) if len(result.evidence) > limit else None)
 
 
 def call_metrics(call: CallContext) -> dict:

@@ -54,6 +54,8 @@ class Outcome:
     message: str
     evidence: tuple[Evidence, ...] = ()
     details: dict = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # what a requirement lacked (see RuleResult)
+    expected_window: tuple[float, float] | None = None  # s; where it should have been
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def run_checks(context: CallContext, config: Config) -> tuple[RuleResult, ...]:
             continue
         outcome = CHECKS[rule_id].run(context, rule.params)
         results.append(
-            RuleResult(rule_id, outcome.status, rule.severity, outcome.message,
-                       outcome.evidence, outcome.details)
+            RuleResult(rule_id, outcome.status, rule.severity, outcome.message, outcome.evidence,
+                       outcome.details, outcome.missing, outcome.expected_window)
         )
     return (*results, *config.rulebook.evaluate(context))

@@ -79,4 +79,6 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
             if u.speaker in speakers and u.start < deadline and u.end >= call.answer_s
         ]
     unique = tuple(dict.fromkeys(sorted(evidence, key=lambda e: e.start)))
-    return Outcome("fail", ";".join(problems), unique, details)
+    return Outcome("fail", ";".join(problems), unique, details,
+                   missing=tuple(OPENING_ELEMENTS[n] for n in missing),
+                   expected_window=(call.answer_by_s, deadline) if missing else None)

@@ -512,4 +512,5 @@ def evaluate_rule(rule: Rule, view: CallView) -> RuleResult:
             if len(finding.unanswered) > SHOWN_IN_MESSAGE:
                 times.append(f"等{len(finding.unanswered)}处")
             message += "(" + "、".join(times) + ")"
-    return result("fail", message, evidence, missing=list(dict.fromkeys(finding.missing)))
+    missing = tuple(dict.fromkeys(finding.missing))
+    return replace(result("fail", message, evidence, missing=list(missing)), missing=missing)

@@ -205,11 +205,12 @@ def prosody_panels(record: dict, bands: Bands, axis: TimeAxis, shown: Callable[[
     measured = [u for u in record["utterances"] if u["speaker"] == "agent" and u.get("prosody")]
     if not measured:
         return []
-    details = _details(record)
-    source = details.get("prosody.rate", {}).get("source", "transcript")
-    return [_rate_panel(measured, "rate_cpm" if source == "transcript" else "rate_audio_cpm",
-                        record["metrics"].get("agent_rate_cpm"), bands, axis, shown),
-            _level_panel(measured, details.get("prosody.raised_voice", {}), bands, axis, shown),
+    metrics = record["metrics"]
+    audio = metrics.get("agent_rate_source") == "audio"
+    return [_rate_panel(measured, "rate_audio_cpm" if audio else "rate_cpm",
+                        metrics.get("agent_rate_audio_cpm" if audio else "agent_rate_cpm"), bands, axis, shown),
+            _level_panel(measured, metrics.get("agent_level_baseline_dbfs"),
+                         metrics.get("agent_raised_intervals") or [], bands, axis, shown),
             _pitch_panel(measured, record["metrics"].get("agent_pitch_median_hz"), bands, axis, shown)]
 
 
@@ -231,11 +232,13 @@ def _rate_panel(measured: list[dict], key: str, average: float | None, bands: Ba
     return Panel(legend, (scale.y(high), scale.y(low)), guides, _value_ticks(scale, 100.0), marks, [])
 
 
-def _level_panel(measured: list[dict], raised: dict, bands: Bands, axis: TimeAxis,
-                 shown: Callable[[str], str]) -> Panel:
+def _level_panel(measured: list[dict], baseline: float | None, raised: list[list[float]], bands: Bands,
+                 axis: TimeAxis, shown: Callable[[str], str]) -> Panel:
+    """The agent's level per utterance (dBFS) against the quiet limit and the agent's own usual
+    level; `raised` holds the raised-voice stretches as [start s, end s, rise dB]."""
     values = [u["prosody"].get("level_dbfs") for u in measured]
     scale = Scale(min([-50.0, *[v - 3.0 for v in values if v is not None]]), 0.0)
-    quiet, baseline = bands.quiet_level_dbfs, raised.get("baseline_dbfs")
+    quiet = bands.quiet_level_dbfs
     loud = baseline + bands.raised_level_db if baseline is not None else None
     guides = [Guide(scale.y(quiet), f"低于 {quiet:g} 过轻", "limit")]
     legend = f"音量(dBFS)。红色长虚线:低于 {quiet:g} 过轻"
@@ -248,9 +251,9 @@ def _level_panel(measured: list[dict], raised: dict, bands: Bands, axis: TimeAxi
     marks = [_mark(u, v, scale, axis, "out" if v < quiet or (loud is not None and v >= loud) else "ok",
                    f"{v:.1f} dBFS", shown)
              for u, v in zip(measured, values) if v is not None]
-    episodes = [Span(axis.x(e["start"]), axis.width(e["start"], e["end"]), "raised",
-                     f"提高音量 {clock(e['start'])}-{clock(e['end'])},+{e['rise_db']:g} dB")
-                for e in raised.get("episodes", [])]
+    episodes = [Span(axis.x(start), axis.width(start, end), "raised",
+                     f"提高音量 {clock(start)}-{clock(end)},+{rise:g} dB")
+                for start, end, rise in raised]
     band = (scale.y(loud if loud is not None else 0.0), scale.y(quiet))
     return Panel(legend, band, guides, _value_ticks(scale, 10.0), marks, episodes)
 
@@ -290,8 +293,3 @@ def _mark(utterance: dict, value: float, scale: Scale, axis: TimeAxis, kind: str
 def _value_ticks(scale: Scale, step: float) -> list[tuple[float, str]]:
     first = math.ceil(scale.low / step) * step
     return [(scale.y(v), f"{v:g}") for v in np.arange(first, scale.high + 1e-9, step)]
-
-
-def _details(record: dict) -> dict[str, dict]:
-    return {r["rule_id"]: r.get("details") or {} for r in record["results"]}
-

@@ -179,18 +179,14 @@ class CallContent:
         failed = result["status"] in FLAGGED
         rule = RuleName.of(self.labels, result["rule_id"])
         title = f"{rule.name}({rule.rule_id}):{self.shown(result['message'])}"
-        details = result.get("details") or {}
-        missing = tuple(self.shown(str(m)) for m in details.get("missing") or ())
-        absent = failed and (bool(missing) or None in (details.get("elements") or {}).values())
-        window = None
-        if absent and isinstance(details.get("deadline_s"), (int, float)):
-            start = details.get("answer_latest_s") or 0.0
-            window = (start, start + details["deadline_s"])
+        missing = tuple(self.shown(str(m)) for m in result.get("missing") or ())
+        absent = failed and bool(missing)
+        window = tuple(result["expected_window"]) if absent and result.get("expected_window") else None
         items = result["evidence"][:self.max_evidence]
         # what was said beside a missing element passed: green
         evidence = [self._evidence(item, "fail" if failed and not absent else "pass", title) for item in items]
-        found = (result.get("details") or {}).get("evidence_total", len(result["evidence"]))
-        more = found - len(items) if isinstance(found, int) else 0
+        found = result.get("evidence_total") or len(result["evidence"])
+        more = found - len(items)
         where = moment(result["evidence"])
         key = finding_key(self.record["recording"]["sha256"], self.call_id, rule.rule_id, where)
         return ResultView(number, rule, result["status"], result["severity"], self.shown(result["message"]),
