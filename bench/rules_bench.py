@@ -21,6 +21,10 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
   half was the independent figure of round 5 (0.889 / 0.865) and is tuned on since round 6;
 - `eval5-tuning` and `eval5-held-aside`: `fixtures/text-eval5/`, 60 more written the same way in
   round 6 by someone who had seen no rule nor any earlier set, measured once whole and untouched,
+  then split the same way: the held-aside half was the independent figure of round 6 (0.933 /
+  0.933) and is tuned on since round 7;
+- `eval6-tuning` and `eval6-held-aside`: `fixtures/text-eval6/`, 60 more written the same way in
+  round 7 by someone who had seen no rule nor any earlier set, measured once whole and untouched,
   then split the same way: the held-aside half is the independent figure, run only to report
   (never `--show` it while tuning).
 
@@ -65,11 +69,13 @@ EVAL2_DIR = ROOT / "fixtures" / "text-eval2"
 EVAL3_DIR = ROOT / "fixtures" / "text-eval3"
 EVAL4_DIR = ROOT / "fixtures" / "text-eval4"
 EVAL5_DIR = ROOT / "fixtures" / "text-eval5"
+EVAL6_DIR = ROOT / "fixtures" / "text-eval6"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
-               "eval4-tuning", "eval4-held-aside", "eval5-tuning")  # never eval5-held-aside
+               "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
+               "eval6-tuning")  # never eval6-held-aside
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -80,7 +86,9 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval4-tuning": "independent until round 5, tuned on since",
          "eval4-held-aside": "independent until round 6, tuned on since",
          "eval5-tuning": "independent until round 6, tuned on since",
-         "eval5-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on"}
+         "eval5-held-aside": "independent until round 7, tuned on since",
+         "eval6-tuning": "independent until round 7, tuned on since",
+         "eval6-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on"}
 
 
 @dataclass(frozen=True)
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, folder in (("eval", EVAL_DIR), ("eval2", EVAL2_DIR)):
         if folder.is_dir() and any(folder.glob("*.labels.json")):
             sets[name] = load_sidecar_set(folder, names, *terms)
-    for name, folder in (("eval3", EVAL3_DIR), ("eval4", EVAL4_DIR), ("eval5", EVAL5_DIR)):
+    for name, folder in (("eval3", EVAL3_DIR), ("eval4", EVAL4_DIR), ("eval5", EVAL5_DIR), ("eval6", EVAL6_DIR)):
         if folder.is_dir():
             sets[f"{name}-tuning"], sets[f"{name}-held-aside"] = split_every(
                 load_sidecar_set(folder, names, *terms), 2)

@@ -413,7 +413,14 @@ class _Evaluator:
                 until = utterances[chosen[-1]].end if chosen else end
             else:
                 until = horizon
-            found = self.eval(node.then, _Scope(tuple(chosen), start, min(scope.end, until)))
+            since = start
+            if node.back_utterances:
+                before = order[max(0, bisect.bisect_left(starts, start) - node.back_utterances): bisect.bisect_left(starts, start)]
+                before = [i for i in before if i not in own]
+                if before:
+                    chosen = before + chosen
+                    since = max(scope.start, utterances[before[0]].start)
+            found = self.eval(node.then, _Scope(tuple(chosen), since, min(scope.end, until)))
             if found.holds == (node.expect == "present"):
                 kept.append((moment, found))
             else:

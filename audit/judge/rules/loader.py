@@ -54,7 +54,7 @@ _MODIFIERS = {
     "and": (),
     "or": (),
     "not": (),
-    "after": ("then", "within_s", "within_utterances", "expect", "look"),
+    "after": ("then", "within_s", "within_utterances", "back_utterances", "expect", "look"),
 }
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
@@ -306,6 +306,9 @@ class _Loader:
             raise self.fail(f"{key}.expect", f"{expect!r} is not one of ['present', 'absent']")
         within_s = self.number(table, "within_s", key) if "within_s" in table else None
         within_utterances = self.count(table, "within_utterances", key, lowest=1)
+        back_utterances = self.count(table, "back_utterances", key, lowest=1) or 0
+        if back_utterances and look == "back":
+            raise self.fail(f"{key}.back_utterances", 'only with look = "ahead": look = "back" reads back already')
         self.anchors_used = True
         inner = "require" if place == "require" else "negated"  # no anchor inside a forbidden sequence
         after = self.node(table["after"], f"{key}.after", frame.speaker, inner, using)
@@ -313,11 +316,11 @@ class _Loader:
         if then.frame.speaker is None:
             raise self.fail(f"{key}.then.speaker", "missing: whose utterances follow the anchor")
         if place == "require":
-            return Anchor(frame, after, then, within_s, within_utterances, expect, look)
+            return Anchor(frame, after, then, within_s, within_utterances, expect, look, back_utterances)
         # forbidden: some moment answered as said = not every moment answered the other way
         opposite = "absent" if expect == "present" else "present"
         return Not(Frame(frame.speaker, None, ""),
-                   Anchor(frame, after, then, within_s, within_utterances, opposite, look))
+                   Anchor(frame, after, then, within_s, within_utterances, opposite, look, back_utterances))
 
     def window(self, value: object, key: str) -> Window:
         table = self.expect_table(value, key)

@@ -144,7 +144,9 @@ class Anchor:
     speaker, `then` must be present (or absent). Holds when every moment is answered as expected.
     With ``look = "back"`` `then` is looked for up to the moment instead (its own utterance
     included): the last N seconds or K utterances, or the whole call so far when neither is given
-    (an account read out only after the caller was verified)."""
+    (an account read out only after the caller was verified). Looking ahead, `back_utterances = B`
+    also counts the B utterances of `then`'s speaker just before the moment (an agent who soothed
+    the worry the customer then puts into words)."""
 
     frame: Frame
     after: Node
@@ -153,6 +155,7 @@ class Anchor:
     within_utterances: int | None
     expect: Literal["present", "absent"]
     look: Literal["ahead", "back"] = "ahead"
+    back_utterances: int = 0  # looking ahead: also this many of `then`'s speaker's just before
 
 
 Node = PhraseNode | RegexNode | IntentNode | EchoNode | EventNode | AllOf | AnyOf | Not | Anchor
