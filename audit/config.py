@@ -78,6 +78,7 @@ class AsrConfig:
     clip_pad_s: float = field(metadata=value_range(0.0, 2.0))
     clip_merge_gap_s: float = field(metadata=value_range(0.0, 10.0))
     redecode_rounds: int = field(metadata=value_range(0, 5))  # decodings of pieces Whisper did not reach
+    redecode_tail_min_s: float = field(metadata=value_range(0.1, 30.0))  # s of speech after a piece's last text
     no_speech_threshold: float = field(metadata=value_range(0.0, 1.0))
     logprob_threshold: float = field(metadata=value_range(-20.0, 0.0))
     compression_ratio_threshold: float = field(metadata=value_range(1.0, 10.0))

@@ -230,9 +230,23 @@ def test_pieces_after_the_last_text_of_a_window_are_decoded_again_the_last_time_
 def test_a_window_the_model_left_silent_settles_its_first_piece():
     window = pack_windows([Piece(AGENT, 0, RATE), Piece(CUSTOMER, 2 * RATE, 3 * RATE), Piece(AGENT, 4 * RATE, 5 * RATE)])
     first, second, third = window[0].pieces
-    assert unreached(window[0], []) == [second, third]
-    assert unreached(window[0], [second]) == [third]
-    assert unreached(window[0], [third, first]) == []
+    assert unreached(window[0], [], 1.0) == [second, third]
+    assert unreached(window[0], [(second, 3.0)], 1.0) == [third]
+    assert unreached(window[0], [(third, 5.0), (first, 1.0)], 1.0) == []
+
+
+def test_the_end_of_a_piece_the_model_stopped_inside_is_decoded_again():
+    """natural-eval4 k01: the agent's question (92.1-100.9 s) and, 1.9 s later, the closing
+    (102.8-106.7 s) are one piece; Whisper wrote the question and stopped. The closing's speech,
+    after the piece's last text, is decoded again from there; a piece whose text reaches its last
+    speech, or leaves less than `tail_min_s` of it, is not."""
+    agent = talk(0, (92.1, 97.8), (98.2, 100.9), (102.8, 106.7))
+    (window,) = pack_windows([Piece(agent, round(90.8 * RATE), round(106.9 * RATE))])
+    (piece,) = window.pieces
+    (tail,) = unreached(window, [(piece, 95.0), (piece, 100.9)], 1.0)
+    assert (tail.speech, tail.start, tail.end, tail.offset) == (agent, round(100.9 * RATE), piece.end, 0)
+    assert unreached(window, [(piece, 106.5)], 1.0) == []
+    assert unreached(window, [(piece, 100.9)], 4.0) == []  # 3.9 s of speech after the text
 
 
 def test_a_stretch_the_vad_cut_out_of_a_sentence_is_decoded_with_it():

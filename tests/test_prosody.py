@@ -7,6 +7,7 @@ scaled copies of real speech, and the ground truth of the sample calls (fixtures
 """
 
 import csv
+import dataclasses
 import io
 import json
 from itertools import pairwise
@@ -366,7 +367,8 @@ def test_metric_names_are_the_issues(calls):
         "agent_rate_cpm", "agent_rate_audio_cpm", "customer_rate_cpm", "customer_rate_audio_cpm",
         "agent_level_dbfs", "agent_level_spread_db", "agent_pitch_median_hz", "agent_pitch_range_st",
         "agent_pitch_spread_st", "agent_quiet_share", "agent_long_pauses", "agent_long_pause_s",
-        "agent_response_median_s", "agent_response_max_s", "raised_voice_count", "agitation_moments"}
+        "agent_response_median_s", "agent_response_max_s", "raised_voice_count", "agitation_moments",
+        "agent_level_baseline_dbfs", "agent_raised_intervals", "agent_rate_source"}
 
 
 @pytest.mark.parametrize("name", CALLS)
@@ -514,3 +516,22 @@ def test_agitation_by_rate_is_judged_on_long_enough_turns_only():
     calm = [turn(i, 4.0, 250.0) for i in range(4)]
     assert _agitation(calm + [turn(4, 2.6, 317.0)], settings) == []
     assert [a.start for a in _agitation(calm + [turn(4, 4.0, 330.0)], settings)] == [40.0]
+
+
+def test_agitation_by_rate_needs_the_transcript_and_the_audio_to_agree():
+    """A calm customer reading a phone number: the transcript's characters say 1.29x faster, the
+    syllables in the audio 1.04x (natural-eval4 k12): no agitation. Both faster: agitation."""
+    from audit.configload import load_config
+    from audit.measure.prosody import UtteranceProsody, _agitation
+    settings = load_config().prosody
+
+    def turn(index, rate, rate_audio):
+        return UtteranceProsody(index, "customer", 10.0 * index, 10.0 * index + 5.0, 20, 5.0,
+                                rate, rate_audio, -21.0, 220.0, 10.0, 5.0, False, False)
+
+    calm = [turn(0, 230.0, 230.0), turn(1, 228.0, 229.0), turn(2, 226.0, 216.0), turn(3, 236.0, 232.0)]
+    assert _agitation(calm + [turn(4, 295.0, 238.0)], settings) == []
+    assert [a.start for a in _agitation(calm + [turn(4, 310.0, 300.0)], settings)] == [40.0]
+    # with no audio rate (a sidecar without audio), the transcript's alone decides, as before
+    no_audio = [dataclasses.replace(u, rate_audio_cpm=None) for u in calm + [turn(4, 310.0, 300.0)]]
+    assert [a.start for a in _agitation(no_audio, settings)] == [40.0]

@@ -109,12 +109,26 @@ def test_a_short_term_a_number_follows_may_have_one_syllable_heard_only_nearly()
 
 
 def test_verification_heard_by_sound():
-    """后思维 for 后四位 and 已经合适 for 已经核实 (base on natural-eval2 f07)."""
+    """后思维 for 后四位 and 已经合适 for 已经核实 (base on natural-eval2 f07); 后肃尾 for 后四位 (a term of
+    three, one syllable near, one its own: natural-eval4 k03); 身份证好 for 身份证号 (k10)."""
     config = load_config()
     transcript = correct_terms(Transcript("whisper", (
         Utterance("agent", 14.5, 16.0, "好的,麻烦您提供一下手机号后思维。"),
-        Utterance("agent", 21.4, 23.0, "好的,谢谢您。您已经合适。"))), config.key_terms)
-    assert [u.text for u in transcript.utterances] == ["好的,麻烦您提供一下手机号后四位。", "好的,谢谢您。您已经核实。"]
+        Utterance("agent", 21.4, 23.0, "好的,谢谢您。您已经合适。"),
+        Utterance("agent", 24.0, 26.0, "好的,麻烦您提供一下您女儿这个号码的后肃尾,"),
+        Utterance("agent", 27.0, 29.0, "提供一下机主的姓名和身份证好后四位。"),
+        Utterance("customer", 30.0, 31.0, "前四位是多少"))), config.key_terms)
+    assert [u.text for u in transcript.utterances] == [
+        "好的,麻烦您提供一下手机号后四位。", "好的,谢谢您。您已经核实。", "好的,麻烦您提供一下您女儿这个号码的后四位,",
+        "提供一下机主的姓名和身份证号后四位。", "前四位是多少"]
+
+
+def test_the_thanks_after_a_hold_heard_by_sound():
+    """就等了 for 久等了 (base on natural-eval4 k01: 就等了。谢谢您。 after a 8-s hold)."""
+    config = load_config()
+    transcript = correct_terms(Transcript("whisper", (Utterance("agent", 66.3, 74.3, "就等了。谢谢您。最近七天没有异地登录"),)),
+                               config.key_terms)
+    assert transcript.utterances[0].text.startswith("久等了。谢谢您。")
 
 
 @pytest.mark.parametrize("heard, meant", [
@@ -122,6 +136,13 @@ def test_verification_heard_by_sound():
     ("工号是幺二三四", "工号是幺二三四"),  # already digits
     ("您的工号吧", "您的工号吧"),  # one digit-like sound is no number
     ("工号对吗", "工号对吗"),
+    # base on natural-eval4 k04 / k12 / k09: 号 heard as 好 (the tone alone differs), 幺 as 央 or 要
+    ("上午好,星河通讯,公好七央零四,请问需要什么帮助。", "上午好,星河通讯,工号七幺零四,请问需要什么帮助。"),
+    ("中午好,星河通信宽败客服。公好要七三四。", "中午好,星河通信宽败客服。工号幺七三四。"),
+    ("我是工号六央七三。", "我是工号六幺七三。"),
+    ("公好啊", "公好啊"),  # no number after it
+    ("工号七央", "工号七央"),  # a near digit only inside a number, never at its end
+    ("工号央央七三", "工号央央七三"),  # ... nor first, and one at most
 ])
 def test_the_number_after_a_numbered_term_is_read_by_sound(heard, meant):
     transcript = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 3.0, heard),)), TERMS, ("工号",))

@@ -191,13 +191,27 @@ def split_at_seams(segment: dict, window: Window) -> list[tuple[Piece, dict]]:
     ]
 
 
-def unreached(window: Window, heard: list[Piece]) -> list[Piece]:
-    """The pieces after the last one any text came from: Whisper stopped before them (it often
-    ends a full, packed window early), so they are decoded again. A piece with no text before one
-    with text was heard and judged silent. When nothing came back at all, the first piece is taken
-    as heard: every round settles at least one piece of every window."""
-    last = max((window.pieces.index(piece) for piece in heard), default=0)
-    return list(window.pieces[last + 1:])
+def unreached(window: Window, heard: list[tuple[Piece, float]], tail_min_s: float) -> list[Piece]:
+    """What Whisper did not reach in a window, to decode again: the pieces after the last one any
+    text came from (it often ends a full, packed window early), and the end of a piece it stopped
+    inside: from the piece's last text on (`heard`: each piece with the end of a text from it, in
+    recording time, s) when voice activity starting after that text lasts `tail_min_s` or more.
+    A piece with no text before one with text was heard and judged silent. When nothing came back
+    at all, the first piece is taken as heard: every round settles at least one piece of every
+    window."""
+    last = max((window.pieces.index(piece) for piece, _ in heard), default=0)
+    ends: dict[int, float] = {}
+    for piece, end in heard:
+        index = window.pieces.index(piece)
+        ends[index] = max(ends.get(index, end), end)
+    tails = []
+    for index, end in sorted(ends.items()):
+        piece = window.pieces[index]
+        low, high = max(end, piece.start / SAMPLE_RATE), piece.end / SAMPLE_RATE
+        after = sum(min(i.end, high) - i.start for i in piece.speech.intervals if low <= i.start < high)
+        if after >= tail_min_s:
+            tails.append(dataclasses.replace(piece, start=round(low * SAMPLE_RATE), offset=0))
+    return tails + list(window.pieces[last + 1:])
 
 
 def _batches(windows: list[Window], size: int) -> list[list[Window]]:
@@ -276,7 +290,8 @@ class Transcriber(abc.ABC):
                     placed = list(self._placed(window, segments))
                     for _, utterance, reason in placed:
                         (dropped.append(DroppedText(utterance, reason)) if reason else kept.append(utterance))
-                    pieces += unreached(window, [piece for piece, _, _ in placed])
+                    pieces += unreached(window, [(piece, utterance.end) for piece, utterance, _ in placed],
+                                        self.asr.redecode_tail_min_s)
             if not pieces:
                 break
         kept.sort(key=lambda u: (u.start, u.end))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -391,24 +392,38 @@ def _agitation(utterances: list[UtteranceProsody], settings: ProsodyConfig) -> l
     """Customer utterances well above the customer's calm baseline (a low percentile of their own).
 
     The rate counts only on utterances of at least `agitation_rate_min_s`: on shorter ones the
-    speech edges alone move the rate by more than the rise we look for.
+    speech edges alone move the rate by more than the rise we look for. Where both rates are
+    measured (characters of the transcript, syllable nuclei of the audio), an utterance is faster
+    only when both say so, each against its own calm baseline: a string of digits the ASR writes
+    as many characters, or a transcript's tight times, raise one count and not the other.
     """
     leveled = [u for u in utterances if u.level_dbfs is not None]
     if len(leveled) < settings.agitation_min_utterances:
         return None
     percentile = settings.agitation_baseline_percentile
     calm_level = float(np.percentile([u.level_dbfs for u in leveled], percentile))
-    timed = {u.index: u.rate_cpm for u in leveled
-             if u.rate_cpm is not None and u.spoken_s >= settings.agitation_rate_min_s}
-    calm_rate = (float(np.percentile(list(timed.values()), percentile))
-                 if len(timed) >= settings.agitation_min_utterances else None)
+    ratios = [_rate_ratios(leveled, lambda u: u.rate_cpm, settings),
+              _rate_ratios(leveled, lambda u: u.rate_audio_cpm, settings)]
     found = []
     for u in leveled:
         rise = u.level_dbfs - calm_level
-        ratio = timed[u.index] / calm_rate if calm_rate is not None and u.index in timed else None
+        measured = [r[u.index] for r in ratios if r is not None and u.index in r]
+        ratio = min(measured) if measured else None
         if rise >= settings.agitation_level_db or (ratio or 0.0) >= settings.agitation_rate_ratio:
             found.append(Agitation(u.index, u.start, u.end, rise, ratio))
     return found
+
+
+def _rate_ratios(utterances: list[UtteranceProsody], rate_of: Callable[[UtteranceProsody], float | None],
+                 settings: ProsodyConfig) -> dict[int, float] | None:
+    """Each long-enough utterance's rate over the speaker's calm one (a low percentile of these
+    rates); None when too few utterances have the rate."""
+    timed = {u.index: rate_of(u) for u in utterances
+             if rate_of(u) is not None and u.spoken_s >= settings.agitation_rate_min_s}
+    if len(timed) < settings.agitation_min_utterances:
+        return None
+    calm = float(np.percentile(list(timed.values()), settings.agitation_baseline_percentile))
+    return {index: rate / calm for index, rate in timed.items()} if calm > 0 else None
 
 
 # --- turns: pauses and response gaps ------------------------------------------------------------

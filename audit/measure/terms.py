@@ -87,9 +87,10 @@ def sounds_like(heard: str, term: str, numbered: bool = False, near: bool = True
     """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
     character the term's or sounding like it once blurred sounds are folded, with one character
     the term's own; or, for a term of four or more, all but one syllable so and that one near (the
-    same initial or final), as for a term a number follows (`numbered`) with half its characters
-    its own (`near = False` leaves these out); or, for a term of three or more, every syllable exactly
-    the term's but for the tones (深分正 for 身份证)."""
+    same initial or final), as may a term of three with one of its own (后肃尾 for 后四位) and a term a
+    number follows (`numbered`) with half its characters its own (`near = False` leaves these out);
+    or, for a term of three or more, or a term a number follows, every syllable exactly the term's
+    but for the tones (深分正 for 身份证, 公好 before 七幺零四 for 工号)."""
     if heard == term or len(heard) != len(term):
         return False
     pairs = list(zip(heard, term))
@@ -100,9 +101,13 @@ def sounds_like(heard: str, term: str, numbered: bool = False, near: bool = True
     # one syllable only near: in a long term the other three or more leave no doubt, even with no
     # character of its own (亲和同性); a numbered term needs half its characters as well
     if near and len(unlike) == 1 and _near(*unlike[0]) and (
-            len(term) >= MIN_NEAR_TERM or (numbered and 2 * own >= len(term))):
+            len(term) >= MIN_NEAR_TERM or (len(term) == 3 and own) or (numbered and 2 * own >= len(term))):
         return True
-    return len(term) >= 3 and all(toneless_readings(h) & toneless_readings(t) for h, t in pairs)
+    return (len(term) >= 3 or numbered) and _toneless_equal(heard, term)
+
+
+def _toneless_equal(heard: str, term: str) -> bool:
+    return all(toneless_readings(h) & toneless_readings(t) for h, t in zip(heard, term))
 
 
 def correct_terms(transcript: Transcript, terms: tuple[str, ...],
@@ -138,20 +143,42 @@ def correct_terms(transcript: Transcript, terms: tuple[str, ...],
 
 def _number_after(norm: Normalized, start: int) -> tuple[int, str]:
     """(length, the number as numerals) of the digits said from `start` on: digits, numerals, or
-    characters whose toneless reading is a digit's (死要其三 -> 四幺七三), one 是/为 allowed first."""
+    characters whose toneless reading is a digit's (死要其三 -> 四幺七三), one 是/为 allowed first;
+    inside the number (digits on both sides), one character heard only near a digit (七央零四:
+    央 for 幺, the same initial and the final's first letter)."""
     begin = start + 1 if start < len(norm.text) and norm.text[start] in _NUMBER_LINK else start
-    said = []
-    for char in norm.with_numerals[begin: begin + MAX_NUMBER]:
-        if char.isdigit() or char in _NUMERALS:
-            said.append(char)
-            continue
-        digit = next((_DIGIT_SOUNDS[r] for r in sorted(toneless_readings(char)) if r in _DIGIT_SOUNDS), None)
+    said, near_used = [], False
+    chars = norm.with_numerals[begin: begin + MAX_NUMBER]
+    for position, char in enumerate(chars):
+        digit = _digit_of(char)
+        if digit is None and said and not near_used and position + 1 < len(chars) \
+                and _digit_of(chars[position + 1]) is not None:
+            digit, near_used = _near_digit(char), True
         if digit is None:
             break
         said.append(digit)
     if len(said) < MIN_NUMBER_AFTER:
         return 0, ""
     return begin - start + len(said), norm.with_numerals[start:begin] + "".join(said)
+
+
+def _digit_of(char: str) -> str | None:
+    """The numeral a character says: itself, or the digit its toneless reading is (要 -> 幺)."""
+    if char.isdigit() or char in _NUMERALS:
+        return char
+    return next((_DIGIT_SOUNDS[r] for r in sorted(toneless_readings(char)) if r in _DIGIT_SOUNDS), None)
+
+
+@lru_cache(maxsize=4096)
+def _near_digit(char: str) -> str | None:
+    """The one digit a character's usual reading sounds nearly like (央 yang -> 幺 yao), or None
+    when none or several."""
+    from pypinyin import Style, lazy_pinyin
+
+    initial, final = _split(lazy_pinyin(char, style=Style.NORMAL)[0])
+    found = {numeral for sound, numeral in _DIGIT_SOUNDS.items()
+             if initial and _split(sound)[0] == initial and _split(sound)[1][:1] == final[:1]}
+    return found.pop() if len(found) == 1 else None
 
 
 def _correct(utterance: Utterance, terms: tuple[str, ...],
@@ -172,7 +199,8 @@ def _correct(utterance: Utterance, terms: tuple[str, ...],
             length, number = 0, ""
             # the number is read only where the term may stand: heard as it is, or (near, with a
             # character of its own) once the number after it leaves no doubt
-            if term in numbered and (matched or (near and any(c in heard for c in term))):
+            if term in numbered and (matched or (near and (any(c in heard for c in term)
+                                                         or _toneless_equal(heard, term)))):
                 length, number = _number_after(norm, start + size)
                 matched = matched or (length > 0 and sounds_like(heard, term, True, near))
             if not matched:
