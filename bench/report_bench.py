@@ -4,12 +4,16 @@ an index for 10,000 synthetic call summaries opened in headless Chromium.
 Pages (`--pages`, 1,000): the sample calls of `fixtures/calls` are audited once (`audit run --asr
 sidecar`), then their records are copied under new ids into a night of `--pages` calls, a
 `--flagged` share of them (0.4) copies of the flagged calls and the rest of the call that passed;
-the copies name the same recordings, so nothing is audited or copied but the records. The report
-is built from scratch with one worker process and again with `--workers` (default: one per CPU
-core), then every page once more with the audio kept (another `[report] max_evidence`: what a
-template or label change costs). Printed: the report's size, its audio per minute of flagged audio
-(the calls whose pages hold audio: `[report] audio_verdicts`), the build time per call with one
-process and with the workers, the speed-up, and the rebuild's time per call.
+each flagged copy gets a recording of its own (the sample's with one sample changed, so its SHA-256
+and its audio file differ, as every call's do in a night), the passed ones name the sample. The
+report is built from scratch with one worker process and again with `--workers` (default: one per
+CPU core), then every page once more with the audio kept (another `[report] max_evidence`: what a
+template or label change costs), and last as `audit run` leaves it: the flagged calls' audio
+encoded by the run's workers while they had the call (`encode_ahead`, timed on `--workers`
+processes: the cost the audit carries), then the pages built from scratch. Printed: the report's
+size, its audio per minute of flagged audio (the calls whose pages hold audio: `[report]
+audio_verdicts`), the build time per call with one process and with the workers, the speed-up,
+the rebuild's time per call, and the encoding in the run's workers and the build after it.
 
 Index (`--calls`, 10,000): each call gets a summary row (verdict, score, failed rules, agent) and
 what the index searches: the keys of its findings and 40 utterances of transcript text drawn from
@@ -86,6 +90,7 @@ def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) 
     flagged = sorted(c for c, r in rows.items() if r["verdict"] != "pass")
     passed = sorted(c for c, r in rows.items() if r["verdict"] == "pass")
     (out / "calls").mkdir(parents=True)
+    (out / "recordings").mkdir()
     night, fails, agents = [], {}, {}
     for number in range(calls):
         pool = flagged if number < round(calls * flagged_share) else passed
@@ -93,6 +98,9 @@ def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) 
         call_id = f"2026-11-22__team{number % 40}__call{number:05d}"
         record = json.loads((samples / "calls" / f"{source}.json").read_text(encoding="utf-8"))
         record["call_id"] = call_id
+        if pool is flagged:
+            suffix = Path(record["recording"]["path"]).suffix
+            record["recording"] = own_recording(record["recording"], out / "recordings" / f"{call_id}{suffix}", number)
         (out / "calls" / f"{call_id}.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         row = rows[source] | {"call_id": call_id, "agent_id": f"{1000 + number % 300}"}
         night.append(row)
@@ -106,6 +114,48 @@ def generated_night(samples: Path, out: Path, calls: int, flagged_share: float) 
     (out / "summary.json").write_text(json.dumps(summary | {"counts": counts, "calls": night, "errors": [],
                                                             "fails_by_rule": fails, "fails_by_agent": agents},
                                                  ensure_ascii=False), encoding="utf-8")
+
+
+def own_recording(recording: dict, path: Path, number: int) -> dict:
+    """A copy of the recording with sample `number` changed (another SHA-256 for every copy, the
+    same length), and the record's `recording` naming it."""
+    import hashlib
+
+    import soundfile
+
+    info = soundfile.info(recording["path"])
+    samples, rate = soundfile.read(recording["path"], dtype="int16", always_2d=True)
+    at = number % len(samples)
+    samples[at, 0] = 8000 if samples[at, 0] < 0 else -8000  # far enough to change any codec's bytes
+    soundfile.write(path, samples, rate, format=info.format, subtype=info.subtype)
+    return recording | {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def encode_as_the_run_does(paths: list[Path], report: Path) -> None:
+    """What `audit run`'s worker does after auditing a call: the flagged call's report audio."""
+    from audit.configload import load_config
+    from audit.present.report.audio import encode_ahead, load_recording
+
+    config = load_config()
+    for path in paths:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        recording, problem = load_recording(record, config.decode)
+        if recording is None:
+            raise SystemExit(problem)
+        encode_ahead(record, recording, report, config.report.audio_verdicts, config.report.audio_kbps)
+
+
+def encoded_in_workers(out: Path, workers: int) -> float:
+    """Seconds the run's `workers` processes spend encoding every flagged call's audio."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    flagged = [p for p in sorted((out / "calls").glob("*.json"))
+               if json.loads(p.read_text(encoding="utf-8"))["verdict"] != "pass"]
+    shares = [flagged[i::workers] for i in range(workers)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(encode_as_the_run_does, shares, [out / "report"] * workers))
+    return time.perf_counter() - started
 
 
 def built_in(out: Path, workers: int, fresh: bool = True, config=None) -> float:
@@ -128,7 +178,7 @@ def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         one = built_in(out, 1)
         many = built_in(out, workers)
-        from audit.config import load_config
+        from audit.configload import load_config
 
         site = root / "site.toml"
         site.write_text("[report]\nmax_evidence = 19\n", encoding="utf-8")
@@ -150,6 +200,13 @@ def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
               f"speed-up {one / many:.2f}x on {os.cpu_count()} CPU cores")
         print(f"  every page again, the audio kept (another [report] max_evidence), {workers} processes: "
               f"{again:.1f} s, {again / calls * 1000:.0f} ms per call")
+        shutil.rmtree(out / "report")
+        ahead = encoded_in_workers(out, workers)
+        after_run = built_in(out, workers, fresh=False)
+        print(f"  as after `audit run`: the audio encoded by its {workers} workers in {ahead:.1f} s "
+              f"({ahead * workers / len(with_audio) * 1000:.0f} ms of a worker per flagged call, "
+              f"{ahead * workers / 60 / minutes * 1000:.0f} ms per minute of flagged audio), then the report "
+              f"in {after_run:.1f} s, {after_run / calls * 1000:.0f} ms per call")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

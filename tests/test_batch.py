@@ -246,7 +246,7 @@ def test_a_worker_that_dies_costs_only_its_own_call(tmp_path):
     object.__setattr__(crash, "meta", _KillsItsWorker())  # travels with the job to the worker
     outcomes = []
     _run_parallel([*jobs[:2], crash, *jobs[2:]], load_config(), BatchOptions(asr_mode="sidecar", workers=2),
-                  None, outcomes.append)
+                  None, outcomes.append, tmp_path / "out" / "report")
     states = {o.job.call_id: o.state for o in outcomes}
     assert states.pop("night__crash") == "failed"
     assert states == {job.call_id: "audited" for job in jobs}

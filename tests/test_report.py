@@ -279,6 +279,35 @@ def audio_path(out: Path, record: dict) -> Path:
     return page.parent.parent / "audio" / f"{page.stem}.ogg"
 
 
+def test_the_run_encodes_the_flagged_calls_audio_so_the_report_only_moves_it(tmp_path, monkeypatch):
+    """`audit run` encodes a flagged call's audio in the worker that audited it; the build then
+    decodes nothing: it moves the files into place and leaves no pending folder."""
+    from audit.present.report import build
+    from audit.present.report.audio import PENDING_FOLDER
+    from audit.run.batch import BatchOptions, run_batch
+    night = tmp_path / "night"
+    night.mkdir()
+    for name in ("raised_voice", "compliant"):
+        _copy_call(name, night, name)
+    out = tmp_path / "out"
+    config = load_config()
+    run_batch([night], out, config, BatchOptions(asr_mode="sidecar"))
+    pending = out / "report" / PENDING_FOLDER
+    records = {name: record_of(out, name) for name in ("raised_voice", "compliant")}
+    assert records["raised_voice"]["verdict"] != "pass" and records["compliant"]["verdict"] == "pass"
+    assert len(list(pending.glob("*.ogg"))) == 1  # the flagged call only
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the build decoded a recording the run had encoded")
+
+    monkeypatch.setattr(build, "load_recording", no_decoding)
+    write_report(out, config)
+    assert audio_path(out, records["raised_voice"]).exists() and not audio_path(out, records["compliant"]).exists()
+    assert not pending.exists()
+    info = soundfile.info(audio_path(out, records["raised_voice"]))
+    assert (info.format, info.subtype) == ("OGG", "OPUS")
+
+
 def test_a_flagged_call_gets_its_recording_as_opus_at_a_speech_rate(built):
     for name in ("raised_voice", "unannounced_hold"):
         record = record_of(built, name)

@@ -117,10 +117,11 @@ def test_verification_heard_by_sound():
         Utterance("agent", 21.4, 23.0, "好的,谢谢您。您已经合适。"),
         Utterance("agent", 24.0, 26.0, "好的,麻烦您提供一下您女儿这个号码的后肃尾,"),
         Utterance("agent", 27.0, 29.0, "提供一下机主的姓名和身份证好后四位。"),
-        Utterance("customer", 30.0, 31.0, "前四位是多少"))), config.key_terms)
+        Utterance("customer", 30.0, 31.0, "前四位是多少"),
+        Utterance("agent", 32.0, 35.0, "一共是一万二千六百四十元"))), config.key_terms)  # 百四十 no 末四位: 十/位 share the final only
     assert [u.text for u in transcript.utterances] == [
         "好的,麻烦您提供一下手机号后四位。", "好的,谢谢您。您已经核实。", "好的,麻烦您提供一下您女儿这个号码的后四位,",
-        "提供一下机主的姓名和身份证号后四位。", "前四位是多少"]
+        "提供一下机主的姓名和身份证号后四位。", "前四位是多少", "一共是一万二千六百四十元"]
 
 
 def test_the_thanks_after_a_hold_heard_by_sound():

@@ -54,6 +54,7 @@ from audit.privacy import Privacy, worker_logging
 from audit.records import CallMeta
 from audit.present.store import (SUMMARY_SCHEMA, OutputFull, OutputLock, ResultsDB, output_full, record_path,
                          remove_other_records, remove_records, stored_status, write_json)
+from audit.present.report.audio import REPORT_FOLDER
 from audit.run.work import HOST, Outcome, audit_job
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ def run_batch(
 ) -> RunReport:
     """Audit everything under `paths` into `out`; see the module docstring for the guarantees."""
     started = time.perf_counter()
-    with OutputLock(out), _executor(config, options) as executor:
+    with OutputLock(out), _executor(config, options, out) as executor:
         asr_info = executor.asr
         model_key = f"whisper:{asr_info['whisper_model']}" if asr_info["whisper_model"] else "sidecar"
         db = ResultsDB(out)
@@ -270,9 +271,10 @@ def run_status(out: Path, mask_outputs: bool = False) -> dict:
 
 
 @contextmanager
-def _executor(config: Config, options: BatchOptions):
+def _executor(config: Config, options: BatchOptions, out: Path):
     """Where the run's calls are audited: a Ray cluster with `options.ray` (Ray is imported only
-    then), else this machine."""
+    then), else this machine (whose workers also encode the flagged calls' audio for the report
+    of `out`)."""
     if options.ray:
         from audit.run.cluster import RayExecutor
 
@@ -280,7 +282,7 @@ def _executor(config: Config, options: BatchOptions):
             yield executor
         return
     with _shared_model(config, options) as (service, service_error):
-        yield LocalExecutor(config, options, service, service_error)
+        yield LocalExecutor(config, options, service, service_error, out / REPORT_FOLDER)
 
 
 class LocalExecutor:
@@ -289,8 +291,9 @@ class LocalExecutor:
     cluster = None  # what a Ray run says about its cluster in the summary
 
     def __init__(self, config: Config, options: BatchOptions, service: ModelService | None,
-                 service_error: AsrUnavailable | None):
+                 service_error: AsrUnavailable | None, report_folder: Path):
         self.config, self.options, self.service = config, options, service
+        self.report_folder = report_folder
         if service_error is not None:
             self.choice = AsrChoice.without_whisper(options.asr_mode, service_error)
         else:
@@ -303,11 +306,11 @@ class LocalExecutor:
         if self.workers > 1 and len(todo) > 1:
             self.choice.transcriber = None  # each worker loads its own model or uses the shared one
             _run_parallel(todo, self.config, self.options, self.service.handle if self.service else None,
-                          record)
+                          record, self.report_folder)
         elif todo:
             load_models(self.config)
             for job in todo:
-                record(audit_job(job, self.config, self.choice))
+                record(audit_job(job, self.config, self.choice, report_folder=self.report_folder))
 
 
 @contextmanager
@@ -441,12 +444,12 @@ def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _worker_audit(job: Job) -> Outcome:
-    return audit_job(job, _WORKER["config"], _WORKER["asr"])
+def _worker_audit(job: Job, report_folder: Path) -> Outcome:
+    return audit_job(job, _WORKER["config"], _WORKER["asr"], report_folder=report_folder)
 
 
 def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared: ServiceHandle | None,
-                  record: Callable[[Outcome], None]) -> None:
+                  record: Callable[[Outcome], None], report_folder: Path) -> None:
     """Audit `todo` on `options.workers` processes; survive a worker that dies.
 
     When a worker process dies (a crash in native code, the OOM killer), the pool breaks and every
@@ -459,7 +462,7 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared
     while pending or suspects:
         if suspects:
             job = suspects.pop(0)
-            outcome = _run_alone(job, config, options, threads, shared)
+            outcome = _run_alone(job, config, options, threads, shared, report_folder)
             record(outcome)
             continue
         with _pool(config, options, options.workers, threads, shared) as pool:
@@ -468,7 +471,7 @@ def _run_parallel(todo: list[Job], config: Config, options: BatchOptions, shared
                 while pending or running:
                     while pending and len(running) < options.workers * 2:
                         job = pending.pop(0)
-                        running[pool.submit(_worker_audit, job)] = job
+                        running[pool.submit(_worker_audit, job, report_folder)] = job
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         outcome = future.result()  # raises BrokenProcessPool if its worker died
@@ -487,10 +490,10 @@ def _pool(config: Config, options: BatchOptions, workers: int, threads: int,
 
 
 def _run_alone(job: Job, config: Config, options: BatchOptions, threads: int,
-               shared: ServiceHandle | None) -> Outcome:
+               shared: ServiceHandle | None, report_folder: Path) -> Outcome:
     with _pool(config, options, 1, threads, shared) as pool:
         try:
-            return pool.submit(_worker_audit, job).result()
+            return pool.submit(_worker_audit, job, report_folder).result()
         except BrokenProcessPool:
             return Outcome(job, "failed", reason="the worker process died while auditing this recording",
                            node=HOST)

@@ -11,9 +11,12 @@ import socket
 import time
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from audit.config import Config
-from audit.run.pipeline import AsrChoice, AuditError, Job, audit_call
+from audit.present.report.audio import AudioError, encode_ahead, load_recording
 from audit.present.store import call_record
+from audit.run.pipeline import AsrChoice, AuditError, Job, audit_call
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,18 @@ class Outcome:
     node: str = ""  # the machine that audited it (empty when it was not audited in this run)
 
 
-def audit_job(job: Job, config: Config, asr: AsrChoice, node: str = HOST) -> Outcome:
-    """Audit one call; any failure becomes the call's reason, so one call never costs the others."""
+def audit_job(job: Job, config: Config, asr: AsrChoice, node: str = HOST,
+              report_folder: Path | None = None) -> Outcome:
+    """Audit one call; any failure becomes the call's reason, so one call never costs the others.
+
+    With `report_folder` (OUT/report, where the run's report will be built on this machine), a
+    flagged call's audio for the report is encoded here too, while the worker has the call.
+    """
     started = time.perf_counter()
     try:
         record = call_record(audit_call(job, config, asr))
+        if report_folder is not None:
+            _audio_ahead(record, config, report_folder)
         return Outcome(job, "audited", record, seconds=time.perf_counter() - started, node=node)
     except AuditError as failure:
         reason = str(failure)
@@ -50,3 +60,16 @@ def audit_job(job: Job, config: Config, asr: AsrChoice, node: str = HOST) -> Out
         log.exception("internal error on %s", job.path)
         reason = f"internal error: {type(failure).__name__}: {failure}"
     return Outcome(job, "failed", reason=reason, seconds=time.perf_counter() - started, node=node)
+
+
+def _audio_ahead(record: dict, config: Config, report_folder: Path) -> None:
+    """The report's audio of a flagged call; a failure costs nothing but time (the build tries again
+    and says on the page why it could not)."""
+    if record["verdict"] not in config.report.audio_verdicts:
+        return
+    recording, _ = load_recording(record, config.decode)  # gone or changed: the page says so
+    try:
+        if recording is not None:
+            encode_ahead(record, recording, report_folder, config.report.audio_verdicts, config.report.audio_kbps)
+    except (AudioError, OSError) as error:
+        log.warning("audio for the report of %s not encoded now: %s", record["call_id"], error)

@@ -14,6 +14,7 @@ SHA-256, so a page's audio is the same bytes in every build and in every worker 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zlib
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ from audit.records import Recording
 from audit.present.store import write_file
 
 SUFFIX = ".ogg"
+# Where `audit run`'s workers leave the flagged calls' audio, encoded while the recording is at hand
+# (OUT/report/<this>/<key digest>.ogg); the next build moves each into place, so a night's report
+# costs no encoding (the build removes what is left).
+PENDING_FOLDER = ".audio-pending"
+REPORT_FOLDER = "report"  # OUT/report
 # Input rates libsndfile's Opus encoder takes at or below wideband speech; a recording at another
 # rate is resampled to the next one up (16 kHz at most: Opus at a speech bit rate codes no more
 # than 8 kHz of audio bandwidth, so a higher rate would only cost encoding time).
@@ -82,6 +88,25 @@ def audio_key(sha256: str, kbps: float) -> str:
     """What a call's Ogg Opus file is made of: the recording, the bit rate and the encoder. A file
     written under the same key is the same bytes, so a page built again keeps it (report/audio.json)."""
     return f"{sha256}/{kbps:g}/libsndfile-{soundfile.__libsndfile_version__}"
+
+
+def pending_file(report_folder: Path, key: str) -> Path:
+    """Where a worker leaves the audio made of `key` (`audio_key`) for the next build."""
+    return report_folder / PENDING_FOLDER / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}{SUFFIX}"
+
+
+def encode_ahead(record: dict, recording: Recording, report_folder: Path, audio_verdicts: tuple[str, ...],
+                 kbps: float) -> Path | None:
+    """In an audit worker: the call's audio for the report, when its verdict asks for it; the file
+    written (see `pending_file`), or None when nothing is due or this machine cannot encode Opus.
+
+    Raises AudioError or OSError as `write_call_audio`; the caller logs them: the build encodes again.
+    """
+    if record["verdict"] not in audio_verdicts or encoder_problem():
+        return None
+    path = pending_file(report_folder, audio_key(record["recording"]["sha256"], kbps))
+    write_call_audio(path, recording, kbps)
+    return path
 
 
 def opus_rate(sample_rate: int) -> int:

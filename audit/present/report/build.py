@@ -3,7 +3,9 @@ the index, and the cleanup of pages of calls no longer in the run.
 
 Speed: a recording is decoded and encoded only for a call whose page holds its audio (a flagged
 one, `[report] audio_verdicts`), and only when its audio is not already there from an earlier
-build (`report/audio.json`: encoding is most of a build's time); a call whose record, options,
+build (`report/audio.json`: encoding is most of a build's time) nor left by the audit worker that
+audited the call (`audit.present.report.audio.encode_ahead`: after `audit run` the build only moves
+the files into place); a call whose record, options,
 neighbours in the worklist, stored decisions and templates have not changed since the last build
 is skipped (`report/build.json`); the pages are built in `workers` processes, each page the same
 bytes whichever process built it. Faults: the build holds the output folder's lock (one writer at a time,
@@ -27,8 +29,8 @@ from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig
 from audit.configload import load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.present.report.charts import AXIS_HEIGHT, LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
-from audit.present.report.audio import (SUFFIX, AudioError, CallAudio, audio_key, encoder_problem, load_recording,
-                                write_call_audio)
+from audit.present.report.audio import (PENDING_FOLDER, REPORT_FOLDER, SUFFIX, AudioError, CallAudio, audio_key, encoder_problem,
+                                        load_recording, pending_file, write_call_audio)
 from audit.present.report.pages import render, sources_digest
 from audit.present.report.views import CallContent, RuleName, facts, why_verdict
 from audit.present.report.worklist import CallSearch, index_row, neighbours, worklist_order
@@ -189,6 +191,12 @@ def call_audio(settings: BuildSettings, plan: PagePlan, record: dict) -> CallAud
         return CallAudio(problem=f"本页不含录音:{kept}([report] audio_verdicts)。")
     href = f"../audio/{quote(plan.stem)}{SUFFIX}"
     if plan.audio_kept:
+        return CallAudio(href=href)
+    pending = pending_file(settings.folder, plan.audio_key)
+    if pending.exists():  # encoded by the audit worker that audited the call
+        _audio_file(settings, plan).parent.mkdir(parents=True, exist_ok=True)
+        pending.replace(_audio_file(settings, plan))
+        remove_audio(settings.folder, plan.stem, keep=SUFFIX)
         return CallAudio(href=href)
     recording, problem = load_recording(record, settings.decode, plan.audio_path)
     if recording is not None:
@@ -352,7 +360,7 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int
         raise ReportError(f"{summary_path} cannot be read ({error}); `audit run ... --out {out}` "
                           "writes it again") from None
     config = config or run_config(summary)
-    settings = BuildSettings.of(out / "report", config, mask_pii)
+    settings = BuildSettings.of(out / REPORT_FOLDER, config, mask_pii)
     if settings.audio_verdicts and (problem := encoder_problem()):
         log.error("report: the pages hold no audio: %s", problem)
     # a WAV file per evidence item, as reports held before the evidence buttons seeked the call's audio
@@ -378,6 +386,7 @@ def _build_report(out: Path, config: Config | None, mask_pii: bool, workers: int
     write_text(manifest, json.dumps(current, indent=0, sort_keys=True))
     audio = {plan.stem: plan.audio_key for plan in built.values() if _audio_file(settings, plan).exists()}
     write_text(audio_manifest, json.dumps(audio, indent=0, sort_keys=True))
+    shutil.rmtree(settings.folder / PENDING_FOLDER, ignore_errors=True)  # audio of calls no page took
     log.info("report: %d call pages, %d built now, %d could not be built: %s", len(plans), len(todo),
              len(failed) + len(unreadable), index)
     return index
