@@ -124,6 +124,16 @@ def test_verification_heard_by_sound():
         "提供一下机主的姓名和身份证号后四位。", "前四位是多少", "一共是一万二千六百四十元"]
 
 
+@pytest.mark.parametrize("heard, meant", [
+    ("我们这儿馆不着你找鞋校网馆去吧", "我们这儿管不着你找鞋校网馆去吧"),  # base on natural-eval5 m05
+    ("重启以后，手机就好了", "重启以后，手机就好了"),  # 手 (shou) is no near 四 (si) in 后四位
+    ("我们周五好像不上班", "我们周五好像不上班"),
+])
+def test_set_phrases_heard_by_sound(heard, meant):
+    config = load_config()
+    transcript = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 3.0, heard),)), config.key_terms)
+    assert transcript.utterances[0].text == meant
+
 def test_the_thanks_after_a_hold_heard_by_sound():
     """就等了 for 久等了 (base on natural-eval4 k01: 就等了。谢谢您。 after a 8-s hold)."""
     config = load_config()

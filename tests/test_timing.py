@@ -250,6 +250,17 @@ def test_hold_without_thanks_and_over_its_promise(tmp_path, truth):
     assert "超过承诺的5秒" in overrun.message
 
 
+def test_a_short_promise_gets_no_more_grace_than_itself(tmp_path):
+    """The compliant call's 8-s hold: promised as 五秒 it is within twice the promise (5 + 5 s), as
+    三秒 it is over (3 + 3 s), whatever `grace_s` (10 s) allows a long promise."""
+    def promised(words):
+        return lambda text: text.replace("一分钟", words)
+
+    within = _result(_variant(tmp_path, "compliant", promised("五秒")), "timing.hold_overrun")
+    assert within.status == "pass" and within.details["holds"][0]["promised_s"] == 5
+    over = _result(_variant(tmp_path, "compliant", promised("三秒")), "timing.hold_overrun")
+    assert over.status == "fail" and "超过承诺的3秒" in over.message
+
 def test_thanks_counts_within_the_configured_window_after_the_hold(tmp_path):
     """The thanks moved from the agent's return (at the hold's end) to the agent's next turn, 8.6 s
     later: inside `[timing] thanks_window_s` (20 s) it counts, with a 5 s window it does not."""

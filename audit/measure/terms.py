@@ -77,19 +77,24 @@ def _split(syllable: str) -> tuple[str, str]:
     return "", syllable
 
 
-def _near(heard: str, meant: str, initial_only: bool = False) -> bool:
-    """Whether two characters share a folded initial or (unless `initial_only`) a folded final
-    (qin / xin, nei / nai; su / si by the initial)."""
-    return any((h[0] == m[0] and (h[0] or not initial_only)) or (not initial_only and h[1] == m[1])
-               for h in near_readings(heard) for m in near_readings(meant))
+def _near(heard: str, meant: str) -> bool:
+    """Whether two characters share a folded initial or a folded final (qin / xin, nei / nai)."""
+    return any(h[0] == m[0] or h[1] == m[1] for h in near_readings(heard) for m in near_readings(meant))
+
+
+def _same_initial(heard: str, meant: str) -> bool:
+    """Whether two characters share an initial as said, not folded (su / si; not shou / si)."""
+    return any(_split(h)[0] and _split(h)[0] == _split(m)[0]
+               for h in toneless_readings(heard) for m in toneless_readings(meant))
 
 
 def sounds_like(heard: str, term: str, numbered: bool = False, near: bool = True) -> bool:
     """Whether `heard` (normalised, as long as `term`) is `term` said as ASR may write it: every
     character the term's or sounding like it once blurred sounds are folded, with one character
     the term's own; or, for a term of four or more, all but one syllable so and that one near (the
-    same initial or final), as may a term of three with one of its own and the near one by its
-    initial (后肃尾 for 后四位, not 百四十: 十 shares only the final of 位) and a term a
+    same initial or final), as may a term of three with one of its own whose near syllable is a
+    digit's, by its initial (后肃尾 for 后四位; not 百四十: 十 shares only the final of 位; not 联系你
+    for 联系您) and a term a
     number follows (`numbered`) with half its characters its own (`near = False` leaves these out);
     or, for a term of three or more, or a term a number follows, every syllable exactly the term's
     but for the tones (深分正 for 身份证, 公好 before 七幺零四 for 工号)."""
@@ -104,7 +109,7 @@ def sounds_like(heard: str, term: str, numbered: bool = False, near: bool = True
     # character of its own (亲和同性); a numbered term needs half its characters as well
     if near and len(unlike) == 1 and _near(*unlike[0]) and (
             len(term) >= MIN_NEAR_TERM or (numbered and 2 * own >= len(term))
-            or (len(term) == 3 and own and _near(*unlike[0], initial_only=True))):
+            or (len(term) == 3 and own and unlike[0][1] in _NUMERALS and _same_initial(*unlike[0]))):
         return True
     return (len(term) >= 3 or numbered) and _toneless_equal(heard, term)
 

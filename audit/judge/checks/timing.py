@@ -122,14 +122,18 @@ def dead_air(call: CallContext, params: DeadAirParams) -> Outcome:
 
 @dataclass(frozen=True)
 class HoldOverrunParams:
-    grace_s: float = field(metadata={"min": 0.0, "max": 600.0})
+    grace_s: float = field(metadata={"min": 0.0, "max": 600.0})  # s a hold may last beyond its promise
+    grace_share: float = field(metadata={"min": 0.0, "max": 10.0})  # ... at most this share of the promise
 
 
 @check("timing.hold_overrun", HoldOverrunParams)
 def hold_overrun(call: CallContext, params: HoldOverrunParams) -> Outcome:
-    """A hold must not outlast what the agent promised (seed 000: 请您稍等1分钟)."""
+    """A hold must not outlast what the agent promised (seed 000: 请您稍等1分钟), give or take
+    `grace_s`, and a short promise no more than `grace_share` of itself (five seconds promised,
+    fourteen waited, is over)."""
     holds = [s for s in call.timing.silences if s.is_hold]
-    over = [s for s in holds if s.duration > s.promised_s + params.grace_s]
+    over = [s for s in holds
+            if s.duration > s.promised_s + min(params.grace_s, params.grace_share * s.promised_s)]
     details = {"holds": [{"start": round(s.start, 2), "end": round(s.end, 2),
                           "duration_s": round(s.duration, 2), "promised_s": s.promised_s,
                           "music": s.music} for s in holds]}
