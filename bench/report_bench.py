@@ -205,7 +205,7 @@ def bench_pages(calls: int, flagged_share: float, workers: int) -> None:
         after_run = built_in(out, workers, fresh=False)
         print(f"  as after `audit run`: the audio encoded by its {workers} workers in {ahead:.1f} s "
               f"({ahead * workers / len(with_audio) * 1000:.0f} ms of a worker per flagged call, "
-              f"{ahead * workers / 60 / minutes * 1000:.0f} ms per minute of flagged audio), then the report "
+              f"{ahead * workers / minutes:.2f} s per minute of flagged audio), then the report "
               f"in {after_run:.1f} s, {after_run / calls * 1000:.0f} ms per call")
     finally:
         shutil.rmtree(root, ignore_errors=True)
