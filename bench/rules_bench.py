@@ -26,7 +26,11 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
 - `eval6-tuning` and `eval6-held-aside`: `fixtures/text-eval6/`, 60 more written the same way in
   round 7 by someone who had seen no rule nor any earlier set, measured once whole and untouched,
   then split the same way: the held-aside half is the independent figure, run only to report
-  (never `--show` it while tuning).
+  (never `--show` it while tuning);
+- `eval7-tuning` and `eval7-held-aside`: `fixtures/text-eval7/`, 60 more written the same way at
+  the end of round 7 by someone who had seen no rule nor any earlier set but text-eval6's README
+  and one dialogue, measured once whole and untouched; the next round tunes on the tuning half
+  and holds the other aside.
 
 Transcripts are read as the pipeline reads them: key terms said by sound are written as the terms
 first (`audit.measure.terms`, `[text] key_terms` and the company names).
@@ -70,12 +74,13 @@ EVAL3_DIR = ROOT / "fixtures" / "text-eval3"
 EVAL4_DIR = ROOT / "fixtures" / "text-eval4"
 EVAL5_DIR = ROOT / "fixtures" / "text-eval5"
 EVAL6_DIR = ROOT / "fixtures" / "text-eval6"
+EVAL7_DIR = ROOT / "fixtures" / "text-eval7"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
                "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
-               "eval6-tuning")  # never eval6-held-aside
+               "eval6-tuning")  # never eval6-held-aside, nor eval7 before round 8
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -88,7 +93,9 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval5-tuning": "independent until round 6, tuned on since",
          "eval5-held-aside": "independent until round 7, tuned on since",
          "eval6-tuning": "independent until round 7, tuned on since",
-         "eval6-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on"}
+         "eval6-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on",
+         "eval7-tuning": "INDEPENDENT: measured once whole at the end of round 7, not tuned on yet",
+         "eval7-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on"}
 
 
 @dataclass(frozen=True)
@@ -276,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, folder in (("eval", EVAL_DIR), ("eval2", EVAL2_DIR)):
         if folder.is_dir() and any(folder.glob("*.labels.json")):
             sets[name] = load_sidecar_set(folder, names, *terms)
-    for name, folder in (("eval3", EVAL3_DIR), ("eval4", EVAL4_DIR), ("eval5", EVAL5_DIR), ("eval6", EVAL6_DIR)):
+    for name, folder in (("eval3", EVAL3_DIR), ("eval4", EVAL4_DIR), ("eval5", EVAL5_DIR), ("eval6", EVAL6_DIR),
+                           ("eval7", EVAL7_DIR)):
         if folder.is_dir():
             sets[f"{name}-tuning"], sets[f"{name}-held-aside"] = split_every(
                 load_sidecar_set(folder, names, *terms), 2)
