@@ -104,7 +104,7 @@ def test_contradiction_is_turned_round_by_negation(shipped):
 
 
 def test_example_similarity_scores_a_paraphrase_and_names_the_example(shipped):
-    (hit,) = _says(shipped, "empathy", "遇到这样的事谁都会生气")  # no pattern says it
+    (hit,) = _says(shipped, "empathy", "遇到这种事大家都会生气")  # no pattern says it
     assert hit.score == pytest.approx(7 / 9, abs=0.01)
     assert "遇到这种事谁都会生气" in hit.reason
     assert not _says(shipped, "empathy", "遇到问题您可以再打过来")
