@@ -208,7 +208,12 @@ def unreached(window: Window, heard: list[tuple[Piece, float]], tail_min_s: floa
     for index, end in sorted(ends.items()):
         piece = window.pieces[index]
         low, high = max(end, piece.start / SAMPLE_RATE), piece.end / SAMPLE_RATE
-        after = sum(min(i.end, high) - i.start for i in piece.speech.intervals if low <= i.start < high)
+        intervals = piece.speech.intervals  # in time order: found by bisection, a long call stays linear
+        after = 0.0
+        for interval in intervals[bisect.bisect_left(intervals, low, key=lambda i: i.start):]:
+            if interval.start >= high:
+                break
+            after += min(interval.end, high) - interval.start
         if after >= tail_min_s:
             tails.append(dataclasses.replace(piece, start=round(low * SAMPLE_RATE), offset=0))
     return tails + list(window.pieces[last + 1:])
