@@ -134,15 +134,13 @@ def own_recording(recording: dict, path: Path, number: int) -> dict:
 def encode_as_the_run_does(paths: list[Path], report: Path) -> None:
     """What `audit run`'s worker does after auditing a call: the flagged call's report audio."""
     from audit.configload import load_config
-    from audit.present.report.audio import encode_ahead, load_recording
+    from audit.present.report.audio import encode_ahead
 
     config = load_config()
     for path in paths:
         record = json.loads(path.read_text(encoding="utf-8"))
-        recording, problem = load_recording(record, config.decode)
-        if recording is None:
-            raise SystemExit(problem)
-        encode_ahead(record, recording, report, config.report.audio_verdicts, config.report.audio_kbps)
+        if encode_ahead(record, config.decode, report, config.report.audio_verdicts, config.report.audio_kbps) is None:
+            raise SystemExit(f"{record['recording']['path']}: not encoded")
 
 
 def encoded_in_workers(out: Path, workers: int) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.config import Config
-from audit.present.report.audio import AudioError, encode_ahead, load_recording
+from audit.present.report.audio import AudioError, encode_ahead
 from audit.present.store import call_record
 from audit.run.pipeline import AsrChoice, AuditError, Job, audit_call
 
@@ -65,11 +65,7 @@ def audit_job(job: Job, config: Config, asr: AsrChoice, node: str = HOST,
 def _audio_ahead(record: dict, config: Config, report_folder: Path) -> None:
     """The report's audio of a flagged call; a failure costs nothing but time (the build tries again
     and says on the page why it could not)."""
-    if record["verdict"] not in config.report.audio_verdicts:
-        return
-    recording, _ = load_recording(record, config.decode)  # gone or changed: the page says so
     try:
-        if recording is not None:
-            encode_ahead(record, recording, report_folder, config.report.audio_verdicts, config.report.audio_kbps)
+        encode_ahead(record, config.decode, report_folder, config.report.audio_verdicts, config.report.audio_kbps)
     except (AudioError, OSError) as error:
         log.warning("audio for the report of %s not encoded now: %s", record["call_id"], error)

@@ -415,8 +415,8 @@ class _Evaluator:
                 until = horizon
             since = start
             if node.back_utterances:
-                before = order[max(0, bisect.bisect_left(starts, start) - node.back_utterances): bisect.bisect_left(starts, start)]
-                before = [i for i in before if i not in own]
+                first = bisect.bisect_left(starts, start)
+                before = [i for i in order[max(0, first - node.back_utterances): first] if i not in own]
                 if before:
                     chosen = before + chosen
                     since = max(scope.start, utterances[before[0]].start)

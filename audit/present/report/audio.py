@@ -95,14 +95,18 @@ def pending_file(report_folder: Path, key: str) -> Path:
     return report_folder / PENDING_FOLDER / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}{SUFFIX}"
 
 
-def encode_ahead(record: dict, recording: Recording, report_folder: Path, audio_verdicts: tuple[str, ...],
+def encode_ahead(record: dict, limits: DecodeConfig, report_folder: Path, audio_verdicts: tuple[str, ...],
                  kbps: float) -> Path | None:
     """In an audit worker: the call's audio for the report, when its verdict asks for it; the file
-    written (see `pending_file`), or None when nothing is due or this machine cannot encode Opus.
+    written (see `pending_file`), or None when nothing is due, this machine cannot encode Opus or
+    the recording is gone or changed (the build's page then says why).
 
     Raises AudioError or OSError as `write_call_audio`; the caller logs them: the build encodes again.
     """
     if record["verdict"] not in audio_verdicts or encoder_problem():
+        return None
+    recording, _ = load_recording(record, limits)
+    if recording is None:
         return None
     path = pending_file(report_folder, audio_key(record["recording"]["sha256"], kbps))
     write_call_audio(path, recording, kbps)
