@@ -80,7 +80,7 @@ TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
                "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
-               "eval6-tuning")  # never eval6-held-aside, nor eval7 before round 8
+               "eval6-tuning", "eval6-held-aside", "eval7-tuning")  # never eval7-held-aside
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -93,8 +93,8 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval5-tuning": "independent until round 6, tuned on since",
          "eval5-held-aside": "independent until round 7, tuned on since",
          "eval6-tuning": "independent until round 7, tuned on since",
-         "eval6-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on",
-         "eval7-tuning": "INDEPENDENT: measured once whole at the end of round 7, not tuned on yet",
+         "eval6-held-aside": "independent until round 8, tuned on since",
+         "eval7-tuning": "independent until round 8, tuned on since",
          "eval7-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on"}
 
 

@@ -621,3 +621,95 @@ def test_natural_eval3_wordings(shipped, rule_id, turns, status):
 def test_a_question_word_after_a_negator_asks_nothing():
     reading = meaning.Reading.read("跟我们这边没什么关系", normalize("跟我们这边没什么关系"))
     assert not reading.clauses[0].question
+
+
+# --- round 8: general shapes rather than one dialogue's words -----------------------------------------
+
+def test_an_utterance_exclusion_drops_every_hit_of_the_turn(tmp_path):
+    book = _book(tmp_path, INTENT_BOOK.replace(
+        'examples = ["给您添麻烦了"]', "patterns = ['没收到']\nnot_in_utterance = ['不着急']"))
+    (upset,) = book.intents
+    assert upset.utterance_exclude
+
+    def fires(text: str) -> bool:
+        return bool(meaning.judge(upset, meaning.Reading.read(text, normalize(text))))
+
+    assert fires("包裹我一直没收到。")
+    assert not fires("包裹我一直没收到，不过我不着急，就是问问。")  # calm in the same turn
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("我现在脑子一团乱，什么都想不起来。", True),  # distress in general words
+    ("这下全完了，房子的事怎么弄。", True),
+    ("想想都后怕。", True),
+    ("快递说送到了我根本没收到，也不着急，你帮我看看。", False),  # says it is in no hurry
+    ("我能不着急吗？", True),  # a rhetorical question is no calm
+])
+def test_upset_in_general_words_and_calm_said_outright(shipped, text, fires):
+    assert bool(_says(shipped, "upset", text)) is fires
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("客户: 孩子一个人在外地联系不上，我都吓坏了。", "坐席: 听您这么说我也替您捏把汗，我们一起想办法。"), "pass"),
+    (("客户: 我真是要疯了。", "坐席: 还好卡已经停了，没有造成损失就好，我们接着处理。"), "pass"),
+    (("客户: 我真是要疯了。", "坐席: 请报一下身份证后四位。"), "fail"),
+    # soothed earlier; a smaller worry a few turns later needs no second comfort
+    (("客户: 我很害怕他再打过来。", "坐席: 我理解您的心情，我们马上帮您处理。", "客户: 好。",
+      "坐席: 新号码当场就能用。", "客户: 我怕亲戚找不到我。", "坐席: 可以给亲友发改号通知。"), "pass"),
+])
+def test_empathy_in_the_general_words_of_feeling_with_someone(shipped, turns, status):
+    assert _status(shipped, "text.empathy", *turns) == status
+
+
+@pytest.mark.parametrize("said, status", [
+    ("办卡和激活是两件事，您把它们混在一起了。", "fail"),  # the customer said to mix things up
+    ("您那个截图不算数，我们系统才准。", "fail"),  # the customer's evidence dismissed
+    ("营业厅的同事不可能这么说的。", "fail"),  # what the customer was told, denied
+    ("合同都签了，没什么好争的。", "fail"),
+    ("这两个套餐名字很像，确实容易混淆，我给您讲一下区别。", "pass"),
+    ("真正的银行工作人员不会这么说，这是诈骗。", "pass"),  # a fraud warning, no denial of the customer
+])
+def test_argue_in_general_shapes(shipped, said, status):
+    assert _status(shipped, "text.forbidden.argue", "客户: 可我记得不是这样。", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("said, status", [
+    ("密码是您自己设的，忘了是您这边的责任。", "fail"),
+    ("这事得您自己跟商家协商，我们只管话费。", "fail"),
+    ("这笔需要商家退款，我帮您把订单号发到手机上，方便您联系。", "pass"),
+])
+def test_shirk_puts_the_responsibility_on_the_customer(shipped, said, status):
+    assert _status(shipped, "text.forbidden.shirk", "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("我给您发一个激活码，您收到以后直接念给我。", True),  # the code named, then asked for
+    ("验证码马上发到您手机，您打字不方便就念给我吧。", True),
+    ("验证码发过去了，请在页面上自己输入，不用念给我。", False),
+])
+def test_a_code_named_then_asked_for_is_a_secret_request(shipped, text, fires):
+    assert bool(_says(shipped, "secret_request", text)) is fires
+
+
+@pytest.mark.parametrize("turns, status", [
+    # an account's own figures need a verified caller, however the caller named the line
+    (("客户: 我店里那张收款机的卡连不上了。", "坐席: 卡号报一下。", "客户: 八九八六零四一二。",
+      "坐席: 这张卡欠了三十五元，已经停机了。"), "fail"),
+    (("客户: 我店里那张收款机的卡连不上了。", "坐席: 麻烦报一下经办人姓名和身份证后四位。", "客户: 王强，一二三四。",
+      "坐席: 谢谢，这张卡欠了三十五元，已经停机了。"), "pass"),
+    # a rule, not this account; a new order registered
+    (("客户: 给孩子办张卡怎么办?", "坐席: 未成年人的卡需要登记在家长名下，请带户口本到营业厅。"), "pass"),
+])
+def test_account_details_read_out_need_verification(shipped, turns, status):
+    assert _status(shipped, "text.identity_verification", *turns) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    # the explanation did not help: the next turn must explain, not go on in the same words
+    (("坐席: 您这个是保底档。", "客户: 保底是什么?", "坐席: 保底就是保底档位。", "客户: 还是不太明白。",
+      "坐席: 按保底档出账。"), "fail"),
+    (("坐席: 您这个是保底档。", "客户: 保底是什么?", "坐席: 保底就是保底档位。", "客户: 还是不太明白。",
+      "坐席: 意思是每个月最少按三百八收费，用得少也收三百八。"), "pass"),
+])
+def test_jargon_not_understood_after_the_explanation(shipped, turns, status):
+    assert _status(shipped, "text.forbidden.jargon", *turns) == status

@@ -26,7 +26,8 @@ Exclusion patterns drop a hit that overlaps them (`可能我们之前沟通有�
 guess); clause exclusions drop a hit whose clause holds them anywhere (`我们会在明天下午三点前联系您`
 names its time, so it is no promise without one, while `明天修好，我们会尽快联系您` still is), and a
 lead-clause pattern lets a clause that only leads into the hit's be read with it (`最晚下周五下午六点前，
-我们会给您回电话`). The module knows nothing of rules or speakers: `audit.judge.rules` asks it about one
+我们会给您回电话`); an utterance exclusion drops every hit of the utterance (a customer who says they
+are in no hurry, `也不着急，就是想问问`, is not upset by the rest of the same turn). The module knows nothing of rules or speakers: `audit.judge.rules` asks it about one
 utterance. It sits below `audit.judge.rules` and imports only `audit.textnorm`.
 """
 
@@ -96,6 +97,7 @@ class Intent:
     negated: bool  # True: a negated hit counts too; False (default): it is turned round
     clause_exclude: tuple[re.Pattern, ...] = ()  # a hit whose clause matches one of these is dropped
     lead_clause: re.Pattern | None = None  # a clause before the hit's that matches this is read with it
+    utterance_exclude: tuple[re.Pattern, ...] = ()  # an utterance that matches one of these holds no hit
 
 
 @dataclass(frozen=True)
@@ -315,9 +317,12 @@ def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
     list of IntentHit
         Non-overlapping hits in text order; where hits overlap the best score is kept. A hit in
         quoted words, overlapping an exclusion, in a clause holding a clause exclusion, in the wrong
-        mood or (unless ``intent.negated``) turned round by a negator is dropped.
+        mood or (unless ``intent.negated``) turned round by a negator is dropped; an utterance holding
+        an utterance exclusion has none.
     """
     text = utterance.norm.text
+    if any(p.search(text) for p in intent.utterance_exclude):
+        return []
     # a pattern runs on the whole utterance and on each clause, so ^ and $ also mean a clause's edges
     pieces = [(0, text)] + [(c.start, text[c.start:c.end]) for c in utterance.clauses]
     found = [IntentHit(offset + m.start(), offset + m.end(), 1.0, f"句式 {pattern.pattern}")

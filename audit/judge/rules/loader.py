@@ -41,7 +41,7 @@ _RULE_STRUCTURE = ("forbid", "require", "examples")
 Place = typing.Literal["require", "forbid", "negated"]  # where a condition sits in its rule
 _KINDS = ("any", "all", "none", "regex", "intent", "echo", "event", "and", "or", "not", "after")
 _INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause", "lead_clause",
-                "threshold", "mood", "negated")
+                "not_in_utterance", "threshold", "mood", "negated")
 _COMMON = ("speaker", "window", "label")
 _MODIFIERS = {
     "any": ("at_least", "more_than", "occurrences_more_than", "skip_negated", "not_regex", "glossed"),
@@ -134,6 +134,9 @@ class _Loader:
         in_clause = self.strings(table.get("not_in_clause", []), f"{key}.not_in_clause")
         clause_exclude = tuple(self.regex(p, f"{key}.not_in_clause[{i}]") for i, p in enumerate(in_clause))
         lead = self.regex(table["lead_clause"], f"{key}.lead_clause") if "lead_clause" in table else None
+        in_utterance = self.strings(table.get("not_in_utterance", []), f"{key}.not_in_utterance")
+        utterance_exclude = tuple(self.regex(p, f"{key}.not_in_utterance[{i}]")
+                                  for i, p in enumerate(in_utterance))
         if lead is not None and not clause_exclude:
             raise self.fail(f"{key}.lead_clause", "only means something with not_in_clause = [...]")
         threshold = meaning.DEFAULT_THRESHOLD
@@ -148,7 +151,7 @@ class _Loader:
         if not isinstance(negated, bool):
             raise self.fail(f"{key}.negated", "must be true or false")
         return meaning.Intent(name, label.strip(), patterns, tuple(examples), exclude, threshold,
-                              mood, negated, clause_exclude, lead)
+                              mood, negated, clause_exclude, lead, utterance_exclude)
 
     def rule(self, rule_id: str, table: object, categories: tuple[str, ...]) -> Rule:
         key = f"rules.{rule_id}"
