@@ -677,6 +677,8 @@ def test_argue_in_general_shapes(shipped, said, status):
     ("密码是您自己设的，忘了是您这边的责任。", "fail"),
     ("这事得您自己跟商家协商，我们只管话费。", "fail"),
     ("这笔需要商家退款，我帮您把订单号发到手机上，方便您联系。", "pass"),
+    ("这跟我们客服根本不沾边，您还是找物业去吧。", "fail"),  # none of ours, sent away
+    ("这个需要物业开门，我帮您把报修单号发给您，物业联系电话也一起发。", "pass"),
 ])
 def test_shirk_puts_the_responsibility_on_the_customer(shipped, said, status):
     assert _status(shipped, "text.forbidden.shirk", "客户: 那怎么办?", "坐席: " + said) == status
@@ -713,3 +715,28 @@ def test_account_details_read_out_need_verification(shipped, turns, status):
 ])
 def test_jargon_not_understood_after_the_explanation(shipped, turns, status):
     assert _status(shipped, "text.forbidden.jargon", *turns) == status
+
+
+@pytest.mark.parametrize("said, status", [
+    ("多半是您家路由器的问题。", "fail"),  # everyday hedges
+    ("这个没准下周就好了。", "fail"),
+    ("这台是八成新的备用机，可以先借您用。", "pass"),  # 八成新 is a condition, no hedge
+])
+def test_vague_everyday_hedges(shipped, said, status):
+    assert _status(shipped, "text.forbidden.vague", "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("said, status", [
+    ("我们商量一下，过几天再给您回话。", "fail"),  # no time
+    ("我们商量一下，周五下午五点前给您回话。", "pass"),
+])
+def test_commitment_time_a_reply_promised_some_day(shipped, said, status):
+    assert _status(shipped, "text.commitment_time", "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("客户: 我吓坏了，是不是被盗号了?", "坐席: 您的担心我完全明白，我们先把号码保护起来。"), "pass"),
+    (("客户: 我吓坏了，是不是被盗号了?", "坐席: 这种短信谁看了都会慌，我们先把号码保护起来。"), "pass"),
+])
+def test_empathy_names_the_feeling_and_understands_it(shipped, turns, status):
+    assert _status(shipped, "text.empathy", *turns) == status

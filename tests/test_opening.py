@@ -97,6 +97,8 @@ def _params(config):
         # the offer made with 你 is still an offer (text.polite_address judges the 你)
         "你好 星河通訊客服中心 工號0451 請問有什麼可以幫你",
         "您好，星河通信，工号2233，请问有什么能为您做的？",
+        # one digit misheard as a word (爱 for 二): the term is clear and three digits follow
+        "您好,欢迎致电星河通信, 工号爱705,请问有什么需要帮助的",
     ],
 )
 def test_asr_spellings_still_count(config, text):
@@ -143,6 +145,9 @@ def test_normalisation_keeps_positions():
     ("星河通信 工号二二一四 说吧什么事", "缺少问候语;缺少服务意愿(请问有什么可以帮您)"),
     ("您好 客服中心 工号二二六八 请问有什么可以帮您", "缺少公司名称"),
     ("您好，星河通信客服中心，工号9048。", "缺少服务意愿(请问有什么可以帮您)"),
+    # 工号 with no number, or two characters before one: no staff number was heard
+    ("您好，星河通信，我的工号呢一会儿再说，请问有什么可以帮您", "缺少工号"),
+    ("您好，星河通信，工号有点长五六，请问有什么可以帮您", "缺少工号"),
 ])
 def test_openings_that_miss_an_element_still_fail(config, text, missing):
     outcome = golden_30s(_context([Utterance("agent", 1.0, 6.0, text)]), _params(config))
