@@ -740,3 +740,30 @@ def test_commitment_time_a_reply_promised_some_day(shipped, said, status):
 ])
 def test_empathy_names_the_feeling_and_understands_it(shipped, turns, status):
     assert _status(shipped, "text.empathy", *turns) == status
+
+
+def test_an_echo_with_a_lead_counts_only_the_words_taken_up_right_after_it(tmp_path):
+    book = _book(tmp_path, INTENT_BOOK.replace(
+        'require = { speaker = "agent", intent = "sorry" }',
+        "forbid = { speaker = \"agent\", echo = 2, lead = '^就是' }"))
+    rule = book.rule("t.sorry")
+
+    def status(*turns: str) -> str:
+        return book.evaluate_one(rule, dialogue_context(list(turns))).status
+
+    assert status("客户: 光衰是什么?", "坐席: 就是光衰正常。") == "fail"  # the term said again
+    assert status("客户: 光衰是什么?", "坐席: 就是光信号变弱了,光衰正常。") == "pass"  # explained first
+    assert status("客户: 光衰是什么?", "坐席: 光衰就是光信号变弱了。") == "pass"
+
+
+@pytest.mark.parametrize("turns, status", [
+    # the asked terms said again after 就是, with no meaning given
+    (("坐席: 您这个走的是代计费。", "客户: 代计费又是什么?我不懂这些。", "坐席: 就是代计费那边扣的。"), "fail"),
+    (("坐席: 您这个走的是代计费。", "客户: 代计费又是什么?我不懂这些。",
+      "坐席: 就是别的公司通过我们的话费帮它收钱。"), "pass"),
+    # a clause that is only a term and 是什么 asks about the term; a charge asked about does not
+    (("坐席: 晚上出口拥塞。", "客户: 出口拥塞、回程绕路是什么?", "坐席: 出口拥塞。"), "fail"),
+    (("坐席: 您的账单我发到邮箱。", "客户: 账单上有一个二十块是什么?", "坐席: 这是国际短信费。"), "pass"),
+])
+def test_jargon_asked_about_and_said_again(shipped, turns, status):
+    assert _status(shipped, "text.forbidden.jargon", *turns) == status

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -339,7 +340,10 @@ class _Evaluator:
             if index == 0 or utterances[index].speaker not in speakers \
                     or utterances[index - 1].speaker == utterances[index].speaker:
                 continue
-            start, end = meaning.shared_run(norms[index].text, norms[index - 1].text)
+            if node.lead is None:
+                start, end = meaning.shared_run(norms[index].text, norms[index - 1].text)
+            else:
+                start, end = _taken_up_after(node.lead, norms[index].text, norms[index - 1].text)
             # 不是来电显示 takes the customer's words up to deny them: a contradiction, not a restatement
             if end - start >= node.length and not self.view.read(index).negated(start, straddling=True):
                 hit = self.view.hit(index, start, end, f"echo of utterance {index - 1}",
@@ -447,6 +451,19 @@ class _Evaluator:
         if node.within_s is not None:
             return [i for i in earlier if utterances[i].end >= start - node.within_s], start - node.within_s
         return earlier, -math.inf
+
+
+def _taken_up_after(lead: re.Pattern, text: str, other: str) -> tuple[int, int]:
+    """[start, end) of the longest stretch of `text` that starts right after a match of `lead` and
+    is also in `other`; (0, 0) when none."""
+    best = (0, 0)
+    for match in lead.finditer(text):
+        start = match.end()
+        length = best[1] - best[0] + 1
+        while start + length <= len(text) and text[start:start + length] in other:
+            best = (start, start + length)
+            length += 1
+    return best
 
 
 def _combine(holds: bool, parts: list[_Finding], shown: list[_Finding]) -> _Finding:

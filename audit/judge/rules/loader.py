@@ -49,7 +49,7 @@ _MODIFIERS = {
     "none": (),
     "regex": ("not_regex", "more_than", "occurrences_more_than"),
     "intent": ("more_than", "occurrences_more_than"),
-    "echo": (),
+    "echo": ("lead",),
     "event": ("more_than", "occurrences_more_than", "min_s"),
     "and": (),
     "or": (),
@@ -265,7 +265,8 @@ class _Loader:
             return IntentNode(frame, tuple(self.intents[n] for n in names), more_than, occurrences)
         if kind == "echo":
             length = self.count(table, "echo", key, lowest=2)
-            return EchoNode(frame, length)
+            lead = self.regex(table["lead"], f"{key}.lead") if "lead" in table else None
+            return EchoNode(frame, length, lead)
         if kind == "event":
             raw = table["event"]
             kinds_listed = self.strings([raw] if isinstance(raw, str) else raw, f"{key}.event")

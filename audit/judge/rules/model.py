@@ -114,10 +114,13 @@ class IntentNode:
 class EchoNode:
     """An utterance that takes up at least `length` consecutive characters of the utterance just
     before it, when someone else said that one (the agent restating the customer's words); words a
-    negator turns round (不是来电显示) are a contradiction and do not count."""
+    negator turns round (不是来电显示) are a contradiction and do not count. With `lead`, only words
+    taken up right after a match of it count (`^就是` + the very words the customer asked about:
+    a term said again, not explained)."""
 
     frame: Frame
     length: int
+    lead: re.Pattern | None = None
 
 
 @dataclass(frozen=True)
