@@ -767,3 +767,41 @@ def test_an_echo_with_a_lead_counts_only_the_words_taken_up_right_after_it(tmp_p
 ])
 def test_jargon_asked_about_and_said_again(shipped, turns, status):
     assert _status(shipped, "text.forbidden.jargon", *turns) == status
+
+
+@pytest.mark.parametrize("rule_id, said, status", [
+    # a "cannot" left flat, or the loss left with the customer, is negative ...
+    ("text.forbidden.negative", "删掉的记录找不回来。", "fail"),
+    ("text.forbidden.negative", "转出去的钱系统里撤销不了，只能您自己承担。", "fail"),
+    ("text.forbidden.negative", "对方的信息不能透露，我们不会帮您联系。", "fail"),
+    # ... with an apology and a way forward it is the recommended form
+    ("text.forbidden.negative", "删掉的记录找不回来了，很抱歉。以后您可以打开自动备份。", "pass"),
+    # bearing the loss is no redirection (negative, not shirk); sending the customer elsewhere is
+    ("text.forbidden.shirk", "转出去的钱系统里撤销不了，只能您自己承担。", "pass"),
+    ("text.forbidden.shirk", "这个只能您自己去找银行。", "fail"),
+    ("text.forbidden.argue", "您这个说法站不住，系统里有记录。", "fail"),
+    ("text.forbidden.argue", "肯定是您家里人没注意听。", "fail"),
+    ("text.forbidden.vague", "十有八九没问题。", "fail"),
+])
+def test_refusals_and_contradictions_of_round_8(shipped, rule_id, said, status):
+    assert _status(shipped, rule_id, "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("intent, text, fires", [
+    ("secret_request", "您说一下身份证上的姓名。", False),  # the name, not the number
+    ("secret_request", "您说一下身份证号码。", True),
+    ("verification", "欠费的是后一个号码。", False),  # the latter, no digits asked for
+    ("verification", "麻烦说一下身份证后四位。", True),
+    ("account_details", "您名下登记了两个号码。", True),
+])
+def test_items_asked_for_and_read_out(shipped, intent, text, fires):
+    assert bool(_says(shipped, intent, text)) is fires
+
+
+@pytest.mark.parametrize("said, status", [
+    ("有了结果再打电话告诉您。", "fail"),
+    ("有两结果在打电话告诉你。", "fail"),  # as Whisper writes it
+    ("三个工作意内给您回电话。", "pass"),  # 三个工作日内 with 日 misheard: the time is still there
+])
+def test_commitment_time_as_asr_writes_it(shipped, said, status):
+    assert _status(shipped, "text.commitment_time", "客户: 那怎么办?", "坐席: " + said) == status

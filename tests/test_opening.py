@@ -99,6 +99,8 @@ def _params(config):
         "您好，星河通信，工号2233，请问有什么能为您做的？",
         # one digit misheard as a word (爱 for 二): the term is clear and three digits follow
         "您好,欢迎致电星河通信, 工号爱705,请问有什么需要帮助的",
+        # asking what the caller wants, the verb misheard (请问您要咨询什么 heard 请问您要自己什么)
+        "下午好,星河通信老年关爱专线工号3604,请问您要自己什么?",
     ],
 )
 def test_asr_spellings_still_count(config, text):

@@ -535,3 +535,30 @@ def test_agitation_by_rate_needs_the_transcript_and_the_audio_to_agree():
     # with no audio rate (a sidecar without audio), the transcript's alone decides, as before
     no_audio = [dataclasses.replace(u, rate_audio_cpm=None) for u in calm + [turn(4, 310.0, 300.0)]]
     assert [a.start for a in _agitation(no_audio, settings)] == [40.0]
+
+
+def test_one_fast_utterance_fails_only_when_the_transcript_and_the_audio_agree():
+    """A short closing whose ASR word times came out 0.4 s short: 389 字/分 by characters, 240 by
+    the syllables in the audio (natural-eval7 r06). No verdict rests on the timing alone; both fast
+    is a fast utterance."""
+    from audit.measure.prosody import Prosody, SpeakerProsody, UtteranceProsody
+    params = rules.RateParams(min_cpm=150.0, max_cpm=300.0, utterance_min_cpm=120.0,
+                              utterance_max_cpm=360.0, max_evidence=3)
+
+    def judged(rate: float, rate_audio: float | None) -> str:
+        turns = [UtteranceProsody(i, "agent", 10.0 * i, 10.0 * i + 5.0, 20, 5.0, 230.0, 225.0, -20.0,
+                                  200.0, 8.0, 5.0, False, False) for i in range(4)]
+        turns.append(UtteranceProsody(4, "agent", 40.0, 42.2, 14, 2.2, rate, rate_audio, -20.0, 200.0,
+                                      8.0, 2.2, False, False))
+        agent = SpeakerProsody("agent", 22.2, 238.0, 230.0, -20.0, -20.0, 3.0, 0.0, 200.0, 8.0, 2.0)
+        prosody = Prosody(tuple(turns), (agent,), (), (), (), (), None)
+        utterances = tuple(Utterance("agent", t.start, t.end, "您好") for t in turns)
+        call = CallContext(recording=RecordingInfo(path=ROOT / "x.wav", duration_s=50.0, sample_rate=8000,
+                                                   channels=2, sha256="", format="wav"),
+                           meta=CallMeta(), speech=(), transcript=Transcript("sidecar", utterances),
+                           answer_s=0.0, answer_source="recording_start", company_names=(), prosody=prosody)
+        return rules.rate(call, params).status
+
+    assert judged(389.0, 240.0) == "pass"  # the characters alone say fast
+    assert judged(389.0, 380.0) == "fail"  # both say fast
+    assert judged(389.0, None) == "fail"  # no audio rate: the transcript's decides

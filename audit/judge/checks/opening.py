@@ -19,6 +19,7 @@ class GoldenOpeningParams:
     greeting: tuple[str, ...]
     greeting_pattern: str = field(metadata={"regex": True})
     offer_help: tuple[str, ...]
+    offer_help_pattern: str = field(metadata={"regex": True})
     agent_id_pattern: str = field(metadata={"regex": True})
 
 
@@ -46,7 +47,9 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
                            key=lambda h: h.start),
         "company": find_phrases(utterances, call.company_names, speakers),
         "agent_id": find_pattern(utterances, re.compile(params.agent_id_pattern), speakers),
-        "offer_help": find_phrases(utterances, params.offer_help, speakers),
+        "offer_help": sorted(find_phrases(utterances, params.offer_help, speakers)
+                             + find_pattern(utterances, re.compile(params.offer_help_pattern), speakers),
+                             key=lambda h: h.start),
     }
     deadline = call.answer_by_s + params.window_s  # from the latest the call can have been answered
     elements: dict[str, dict | None] = {}

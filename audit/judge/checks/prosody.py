@@ -33,6 +33,14 @@ def _rate_of(measured: UtteranceProsody | SpeakerProsody, source: str) -> float 
     return measured.rate_cpm if source == "transcript" else measured.rate_audio_cpm
 
 
+def _measures(measured: UtteranceProsody, source: str) -> tuple[float, ...]:
+    """An utterance's rates (字/分) that a verdict on it must agree with: by transcript characters
+    and, where measured, by syllable nuclei too (an ASR word timing a few tenths of a second short
+    makes a short turn look fast; the audio does not move with it); the audio alone otherwise."""
+    rates = [measured.rate_audio_cpm] + ([measured.rate_cpm] if source == "transcript" else [])
+    return tuple(r for r in rates if r is not None)
+
+
 def _rates(agent: SpeakerProsody, *others: SpeakerProsody) -> tuple[str, float | None]:
     """Characters from the transcript when every speaker has them, else syllable nuclei."""
     if all(s.rate_cpm is not None for s in (agent, *others)):
@@ -62,8 +70,9 @@ def rate(call: CallContext, params: RateParams) -> Outcome:
     if value is None:
         return Outcome("not_measurable", "座席语音太少,无法测量语速")
     rated = [u for u in _agent_utterances(call.prosody) if _rate_of(u, source) is not None]
-    fast = [u for u in rated if _rate_of(u, source) > params.utterance_max_cpm]
-    slow = [u for u in rated if _rate_of(u, source) < params.utterance_min_cpm]
+    # one utterance is too fast (slow) only when every measure of it says so
+    fast = [u for u in rated if min(_measures(u, source)) > params.utterance_max_cpm]
+    slow = [u for u in rated if max(_measures(u, source)) < params.utterance_min_cpm]
     problems = []
     if value > params.max_cpm:
         problems.append(f"座席平均语速{value:.0f}字/分,快于{params.max_cpm:g}字/分")
