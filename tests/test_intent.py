@@ -805,3 +805,15 @@ def test_items_asked_for_and_read_out(shipped, intent, text, fires):
 ])
 def test_commitment_time_as_asr_writes_it(shipped, said, status):
     assert _status(shipped, "text.commitment_time", "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("这个账号登记的是王小明，套餐是五十元一个月。", True),  # the holder and the plan
+    ("这个月断线记录有九次。", True),
+    ("您这号开了来电拦截。", True),
+    ("订单是寄到建设路二十号的。", True),
+    ("这款套餐的月租是五十元。", False),  # a product's price
+    ("卡办好以后寄到您家，或者您来营业厅取。", False),  # how it will be sent, no address read out
+])
+def test_account_details_of_round_8(shipped, text, fires):
+    assert bool(_says(shipped, "account_details", text)) is fires
