@@ -817,3 +817,9 @@ def test_commitment_time_as_asr_writes_it(shipped, said, status):
 ])
 def test_account_details_of_round_8(shipped, text, fires):
     assert bool(_says(shipped, "account_details", text)) is fires
+
+
+def test_a_restatement_whose_you_the_asr_lost_is_still_one(shipped):
+    said = "本名是想看七天以前的录像，可是回放里找不到的事吗？"  # 嗯，您是想……，是吗 as base wrote it
+    assert _says(shipped, "restatement", said)
+    assert not _says(shipped, "restatement", "您想看哪天的录像？")  # a plain question
