@@ -91,6 +91,7 @@ class AsrConfig:
     sure_confusable_probability: float = field(metadata=value_range(0.0, 1.0))  # ... their bar
     confusable_min_sure: int = field(metadata=value_range(1, 20))  # sure confusable matches to fail
     omitted: tuple[str, ...]  # words the ASR leaves out of its text (嗯): they cannot be missed on it
+    untranscribed_min_s: float = field(metadata=value_range(0.2, 30.0))  # agent speech with no text: a miss unproven
     blocklist: tuple[str, ...]
     cpu_batch_windows: int = field(metadata=value_range(1, 64))  # windows decoded together
     cuda_batch_windows: int = field(metadata=value_range(1, 64))

@@ -96,3 +96,34 @@ def test_a_rule_a_filler_whisper_leaves_out_could_satisfy_is_unsure_on_asr_text(
     assert asr["text.active_listening"].status == "unsure" and "嗯" in asr["text.active_listening"].message
     text, _ = audited(spoken([("查到了", None), ("扣的是", None), ("会员费", None)]))
     assert text["text.active_listening"].status == "fail"  # a true transcript would have written it
+
+
+def test_a_missing_closing_where_the_agent_spoke_and_the_asr_wrote_nothing_is_unsure():
+    """base returned no text for a 3.9 s closing (natural-eval4 k01): the voice activity shows the
+    agent spoke there, so the missing 感谢来电 is not proven."""
+    from audit.judge.confidence import untranscribed
+    from audit.records import Channel, ChannelSpeech, Interval
+    said = (spoken([("请问", 0.9), ("还有", 0.9), ("其他", 0.9), ("可以", 0.9), ("帮您", 0.9), ("的吗", 0.9)]),)
+    transcript = Transcript("whisper", said)
+    speech = (ChannelSpeech(Channel(0, "agent"), (Interval(1.0, 3.4), Interval(6.0, 9.9))),
+              ChannelSpeech(Channel(1, "customer"), (Interval(4.0, 5.0),)))
+    unwritten = untranscribed(speech, transcript, CONFIG.asr.untranscribed_min_s)
+    assert unwritten == (Interval(6.0, 9.9),)  # the agent's words the ASR did not write; not the customer's
+    call = dataclasses.replace(dialogue_context(["坐席: 您好。"], CONFIG.company_names), transcript=transcript)
+    checked = CONFIG.rulebook.evaluate(call)
+    assert {r.rule_id: r for r in checked}["text.closing"].status == "fail"
+
+    def closing(unwritten):
+        weighed = weigh_confidence(checked, transcript, CONFIG.asr, CONFIG.rulebook.forbidding,
+                                   frozenset(), CONFIG.rulebook.requiring, unwritten)
+        return {r.rule_id: r for r in weighed}["text.closing"]
+
+    assert closing(unwritten).status == "unsure"
+    assert "3.9秒语音未转写出文字" in closing(unwritten).message
+    assert closing(()).status == "fail"  # no unwritten speech: the closing is missing
+    # a window that names where the words were due: unwritten speech elsewhere does not count
+    windowed = tuple(dataclasses.replace(r, expected_window=(0.0, 5.0)) if r.rule_id == "text.closing" else r
+                     for r in checked)
+    weighed = weigh_confidence(windowed, transcript, CONFIG.asr, CONFIG.rulebook.forbidding, frozenset(),
+                               CONFIG.rulebook.requiring, unwritten)
+    assert {r.rule_id: r for r in weighed}["text.closing"].status == "fail"

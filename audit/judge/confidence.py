@@ -15,9 +15,12 @@ match is on such a character also needs `confusable_min_sure` sure matches: base
 
 A rule failing for what is missing is judged as before, except where a word Whisper leaves out of
 its text (`[asr] omitted`: the filler 嗯, a backchannel of active listening) could have satisfied
-it: on an ASR's text (one whose words carry probabilities) that absence proves nothing, so the failure is `unsure` too. Findings about
-the audio (rings, silences, rate) and transcripts without word confidences (sidecars) are judged as
-before.
+it: on an ASR's text (one whose words carry probabilities) that absence proves nothing, so the failure is `unsure` too. So is
+a failure for something missing (a requirement: the closing, the opening's 工号) where the agent
+spoke for `[asr] untranscribed_min_s` or more and the ASR wrote nothing for it, inside the window
+the missing words were due in (the whole call when the rule names none): base once returned no text
+for a 3.9 s closing. Findings about the audio (rings, silences, rate) and transcripts without word
+confidences (sidecars) are judged as before.
 """
 
 from __future__ import annotations
@@ -26,14 +29,50 @@ import bisect
 from dataclasses import replace
 
 from audit.config import AsrConfig
-from audit.records import Evidence, RuleResult, Transcript, Word
+from audit.records import ChannelSpeech, Evidence, Interval, RuleResult, Transcript, Word
 from audit.textnorm import normalize
 
 CONFUSABLE_WORD_CHARS = 3  # a match this short that holds a confusable character turns on it
 
 
+def untranscribed(speech: tuple[ChannelSpeech, ...], transcript: Transcript, min_s: float,
+                  speaker: str = "agent") -> tuple[Interval, ...]:
+    """The stretches of a speaker's voice activity that no utterance of theirs with text covers,
+    each at least `min_s` seconds long (the ASR heard speech there and wrote nothing).
+
+    Parameters
+    ----------
+    speech : tuple of ChannelSpeech
+        The voice activity per channel (only the channel carrying `speaker` is read).
+    transcript : Transcript
+        The utterances, in time order per speaker.
+    min_s : float
+        Shortest stretch kept, in seconds (`[asr] untranscribed_min_s`, default 1.0).
+    speaker : str
+        Whose speech, default "agent".
+    """
+    covered = sorted((u.start, u.end) for u in transcript.utterances if u.speaker == speaker and u.text.strip())
+    stretches = []
+    for channel in speech:
+        if channel.channel.speaker != speaker:
+            continue
+        for interval in channel.intervals:
+            start, first = interval.start, bisect.bisect_left(covered, (interval.start, interval.start))
+            for begin, end in covered[max(0, first - 1):]:  # utterances are short: a step back suffices
+                if begin >= interval.end:
+                    break
+                if end > start and begin > start and begin - start >= min_s:
+                    stretches.append(Interval(start, begin))
+                start = max(start, end)
+            if interval.end - start >= min_s:
+                stretches.append(Interval(start, interval.end))
+    return tuple(stretches)
+
+
 def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, asr: AsrConfig,
-                     said: frozenset[str], unheard: frozenset[str] = frozenset()) -> tuple[RuleResult, ...]:
+                     said: frozenset[str], unheard: frozenset[str] = frozenset(),
+                     wanting: frozenset[str] = frozenset(),
+                     unwritten: tuple[Interval, ...] = ()) -> tuple[RuleResult, ...]:
     """The results with every text failure that rests on doubted or unwritable words made `unsure`.
 
     Parameters
@@ -52,6 +91,11 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, as
     unheard : frozenset of str
         The ids of the rules one of `asr.omitted` could satisfy (weighed on ASR text only: a
         transcript whose words carry probabilities).
+    wanting : frozenset of str
+        The ids of the rules that fail for something missing; a result that names what it
+        missed (`missing`) counts too.
+    unwritten : tuple of Interval
+        The agent's speech the ASR wrote nothing for (`untranscribed`); weighed on ASR text only.
     """
     confusable = frozenset("".join(asr.confusable))
     words = _WordIndex(transcript)
@@ -63,6 +107,8 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, as
         elif result.status == "fail" and result.rule_id in unheard and words.from_asr:
             result = replace(result, status="unsure",
                              message=f"语音识别不写语气词({omitted}),无法确认:{result.message}")
+        elif result.status == "fail" and (result.rule_id in wanting or result.missing) and words.from_asr:
+            result = _unwritten(result, unwritten)
         weighed.append(result)
     return tuple(weighed)
 
@@ -108,6 +154,19 @@ def _weighed(result: RuleResult, words: _WordIndex, asr: AsrConfig, confusable: 
                        message=f"易混字仅{len(sure)}处识别可信,请复听确认:{result.message}",
                        details={**result.details, "sure_confusable": len(sure)})
     return result  # evidence the ASR was sure of (or gave no confidence for) stands
+
+
+def _unwritten(result: RuleResult, unwritten: tuple[Interval, ...]) -> RuleResult:
+    """A failure for something missing is unsure where the agent said something the ASR did not
+    write inside the window it was due in (anywhere when the result names no window)."""
+    low, high = result.expected_window or (float("-inf"), float("inf"))
+    inside = [i for i in unwritten if i.end > low and i.start < high]
+    if not inside:
+        return result
+    first, spoken_s = inside[0], sum(i.duration for i in inside)
+    return replace(result, status="unsure",
+                   message=f"坐席有{spoken_s:.1f}秒语音未转写出文字({first.start:.1f}秒起),无法确认:{result.message}",
+                   details={**result.details, "untranscribed_s": [[round(i.start, 2), round(i.end, 2)] for i in inside]})
 
 
 def _confusable_word(match: str, confusable: frozenset[str]) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from audit.measure import decode as decoding
 from audit.measure import sidecar
 from audit.measure.agreement import disagreements
-from audit.judge.confidence import weigh_confidence
+from audit.judge.confidence import untranscribed, weigh_confidence
 from audit.measure.asr import AsrUnavailable, Transcriber, load_transcriber
 from audit.measure.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.judge.checks import CallContext, run_checks
@@ -176,7 +176,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
     )
     results = weigh_confidence(capped(run_checks(context, config), config.report.max_evidence),
                                transcript, config.asr, config.rulebook.forbidding,
-                               config.rulebook.satisfiable_by(config.asr.omitted))
+                               config.rulebook.satisfiable_by(config.asr.omitted), config.rulebook.requiring,
+                               untranscribed(speech, transcript, config.asr.untranscribed_min_s))
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,

@@ -48,6 +48,11 @@ class Rulebook:
         """The rules that fail on something said (`forbid`), as opposed to something missing."""
         return frozenset(rule.id for rule in self.rules if rule.mode == "forbid")
 
+    @cached_property
+    def requiring(self) -> frozenset[str]:
+        """The rules that fail for something missing (`require`)."""
+        return frozenset(rule.id for rule in self.rules if rule.mode == "require")
+
     def satisfiable_by(self, words: tuple[str, ...]) -> frozenset[str]:
         """The `require` rules that one of `words` could satisfy (it is one of their phrases, not
         under a `not`): when the ASR leaves those words out of its text, such a rule failing on
