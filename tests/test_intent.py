@@ -823,3 +823,23 @@ def test_a_restatement_whose_you_the_asr_lost_is_still_one(shipped):
     said = "本名是想看七天以前的录像，可是回放里找不到的事吗？"  # 嗯，您是想……，是吗 as base wrote it
     assert _says(shipped, "restatement", said)
     assert not _says(shipped, "restatement", "您想看哪天的录像？")  # a plain question
+
+
+@pytest.mark.parametrize("rule_id, said, status", [
+    ("text.forbidden.overpromise", "约了号的到了直接进，保准一分钟都不用等。", "fail"),  # everyday guarantee words
+    ("text.forbidden.shirk", "这事我们这边插不上手。", "fail"),
+    ("text.forbidden.shirk", "那你还是找你们管理员去。", "fail"),
+    ("text.forbidden.argue", "这话可不对，明明就是群发。", "fail"),
+    ("text.forbidden.argue", "您再怎么说也是群发，系统不会冤枉人。", "fail"),
+])
+def test_forbidden_in_everyday_words_of_round_8(shipped, rule_id, said, status):
+    assert _status(shipped, rule_id, "客户: 那怎么办?", "坐席: " + said) == status
+
+
+@pytest.mark.parametrize("turns, status", [
+    (("客户: 半夜都有人打电话，我快烦透了！", "坐席: 搁谁身上都受不了，我来想办法。"), "pass"),
+    (("客户: 周六人会不会很多？我怕排半天队。", "坐席: 约了号直接进。"), "pass"),  # a practical worry, not upset
+    (("客户: 我怕卡被别人冒用了。", "坐席: 请报一下身份证后四位。"), "fail"),  # a fear of harm
+])
+def test_upset_is_a_fear_of_harm_and_empathy_in_everyday_words(shipped, turns, status):
+    assert _status(shipped, "text.empathy", *turns) == status

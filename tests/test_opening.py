@@ -101,6 +101,9 @@ def _params(config):
         "您好,欢迎致电星河通信, 工号爱705,请问有什么需要帮助的",
         # asking what the caller wants, the verb misheard (请问您要咨询什么 heard 请问您要自己什么)
         "下午好,星河通信老年关爱专线工号3604,请问您要自己什么?",
+        "晚上好 星河通信短信业务客服工号四706请问今天要自行什么?",  # 请问今天要咨询什么
+        "中午好,星河通信集团业务专线工号4163,请讲有什么可以为名校老。",  # 为您效劳 misheard
+        "早上好星河通信会员权益中心8930后客服为您服务请问有什么可以帮您。",  # 八九三零号客服, 号 misheard
     ],
 )
 def test_asr_spellings_still_count(config, text):

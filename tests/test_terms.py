@@ -128,6 +128,10 @@ def test_verification_heard_by_sound():
     ("我们这儿馆不着你找鞋校网馆去吧", "我们这儿管不着你找鞋校网馆去吧"),  # base on natural-eval5 m05
     ("重启以后，手机就好了", "重启以后，手机就好了"),  # 手 (shou) is no near 四 (si) in 后四位
     ("我们周五好像不上班", "我们周五好像不上班"),
+    # the hold announcement as base heard it (natural-eval8 s08, s09); 少等 alone is no 稍等's near miss kept
+    ("我为您转接,请您收后,", "我为您转接,请您稍候,"),
+    ("我查一下这个号码的状态,醒烧等,", "我查一下这个号码的状态,醒稍等,"),
+    ("请您收好身份证", "请您收好身份证"),  # two syllables apart from 请您稍候
 ])
 def test_set_phrases_heard_by_sound(heard, meant):
     config = load_config()
