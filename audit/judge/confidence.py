@@ -15,7 +15,8 @@ match is on such a character also needs `confusable_min_sure` sure matches: base
 
 A rule failing for what is missing is judged as before, except where a word Whisper leaves out of
 its text (`[asr] omitted`: the filler 嗯, a backchannel of active listening) could have satisfied
-it: on an ASR's text (one whose words carry probabilities) that absence proves nothing, so the failure is `unsure` too. So is
+it: on an ASR's text (one whose words carry probabilities) that absence proves nothing, so the
+failure is `unsure` too. So is
 a failure for something missing (a requirement: the closing, the opening's 工号) where the agent
 spoke for `[asr] untranscribed_min_s` or more and the ASR wrote nothing for it, inside the window
 the missing words were due in (the whole call when the rule names none): base once returned no text
@@ -164,9 +165,10 @@ def _unwritten(result: RuleResult, unwritten: tuple[Interval, ...]) -> RuleResul
     if not inside:
         return result
     first, spoken_s = inside[0], sum(i.duration for i in inside)
-    return replace(result, status="unsure",
-                   message=f"坐席有{spoken_s:.1f}秒语音未转写出文字({first.start:.1f}秒起),无法确认:{result.message}",
-                   details={**result.details, "untranscribed_s": [[round(i.start, 2), round(i.end, 2)] for i in inside]})
+    message = f"坐席有{spoken_s:.1f}秒语音未转写出文字({first.start:.1f}秒起),无法确认:{result.message}"
+    stretches = [[round(i.start, 2), round(i.end, 2)] for i in inside]
+    return replace(result, status="unsure", message=message,
+                   details={**result.details, "untranscribed_s": stretches})
 
 
 def _confusable_word(match: str, confusable: frozenset[str]) -> bool:
