@@ -28,7 +28,8 @@ names its time, so it is no promise without one, while `明天修好，我们会
 lead-clause pattern lets a clause that only leads into the hit's be read with it (`最晚下周五下午六点前，
 我们会给您回电话`); an utterance exclusion drops every hit of the utterance (a customer who says
 they are in no hurry, `也不着急，就是想问问`, is not upset by the rest of the same turn). The module
-knows nothing of rules or speakers: `audit.judge.rules` asks it about one utterance. It sits below `audit.judge.rules` and imports only `audit.textnorm`.
+knows nothing of rules or speakers: `audit.judge.rules` asks it about one utterance. It sits below
+`audit.judge.rules` and imports only `audit.textnorm`.
 """
 
 from __future__ import annotations
