@@ -58,13 +58,13 @@ def untranscribed(speech: tuple[ChannelSpeech, ...], transcript: Transcript, min
         if channel.channel.speaker != speaker:
             continue
         for interval in channel.intervals:
-            start, first = interval.start, bisect.bisect_left(covered, (interval.start, interval.start))
-            for begin, end in covered[max(0, first - 1):]:  # utterances are short: a step back suffices
-                if begin >= interval.end:
-                    break
-                if end > start and begin > start and begin - start >= min_s:
+            # from the utterance just before the interval's start (one speaker's utterances do not overlap)
+            start, index = interval.start, max(0, bisect.bisect_left(covered, (interval.start,)) - 1)
+            while index < len(covered) and covered[index][0] < interval.end:
+                begin, end = covered[index]
+                if begin - start >= min_s:  # speech before this utterance that no text covers
                     stretches.append(Interval(start, begin))
-                start = max(start, end)
+                start, index = max(start, end), index + 1
             if interval.end - start >= min_s:
                 stretches.append(Interval(start, interval.end))
     return tuple(stretches)

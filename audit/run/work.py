@@ -10,7 +10,6 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from audit.config import Config

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from audit.judge.checks.base import CallContext, Outcome, check
-from audit.phrases import find_pattern, find_phrases
+from audit.phrases import Hit, find_pattern, find_phrases
 from audit.records import Evidence
 
 
@@ -41,15 +41,17 @@ def golden_30s(call: CallContext, params: GoldenOpeningParams) -> Outcome:
         return Outcome("not_measurable", "录音中没有检测到语音,无法判断开场白")
     speakers = call.agent_speakers
     utterances = call.transcript.utterances
+
+    def said(phrases: tuple[str, ...], pattern: str) -> list[Hit]:
+        """The element said as a listed phrase or in the pattern's shape, in time order."""
+        return sorted(find_phrases(utterances, phrases, speakers)
+                      + find_pattern(utterances, re.compile(pattern), speakers), key=lambda h: h.start)
+
     hits = {
-        "greeting": sorted(find_phrases(utterances, params.greeting, speakers)
-                           + find_pattern(utterances, re.compile(params.greeting_pattern), speakers),
-                           key=lambda h: h.start),
+        "greeting": said(params.greeting, params.greeting_pattern),
         "company": find_phrases(utterances, call.company_names, speakers),
         "agent_id": find_pattern(utterances, re.compile(params.agent_id_pattern), speakers),
-        "offer_help": sorted(find_phrases(utterances, params.offer_help, speakers)
-                             + find_pattern(utterances, re.compile(params.offer_help_pattern), speakers),
-                             key=lambda h: h.start),
+        "offer_help": said(params.offer_help, params.offer_help_pattern),
     }
     deadline = call.answer_by_s + params.window_s  # from the latest the call can have been answered
     elements: dict[str, dict | None] = {}

@@ -29,8 +29,8 @@ from audit.config import Config, DecodeConfig, LabelsConfig, ScoringConfig
 from audit.configload import load_config
 from audit.privacy import mask_numbers, worker_logging
 from audit.present.report.charts import AXIS_HEIGHT, LANE_GAP, LANE_HEIGHT, Bands, TimeAxis, prosody_panels, timeline
-from audit.present.report.audio import (PENDING_FOLDER, REPORT_FOLDER, SUFFIX, AudioError, CallAudio, audio_key, encoder_problem,
-                                        load_recording, pending_file, write_call_audio)
+from audit.present.report.audio import (PENDING_FOLDER, REPORT_FOLDER, SUFFIX, AudioError, CallAudio, audio_key,
+                                        encoder_problem, load_recording, pending_file, write_call_audio)
 from audit.present.report.pages import render, sources_digest
 from audit.present.report.views import CallContent, RuleName, facts, why_verdict
 from audit.present.report.worklist import CallSearch, index_row, neighbours, worklist_order
