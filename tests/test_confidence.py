@@ -101,7 +101,7 @@ def test_a_rule_a_filler_whisper_leaves_out_could_satisfy_is_unsure_on_asr_text(
 def test_a_missing_closing_where_the_agent_spoke_and_the_asr_wrote_nothing_is_unsure():
     """base returned no text for a 3.9 s closing (natural-eval4 k01): the voice activity shows the
     agent spoke there, so the missing 感谢来电 is not proven."""
-    from audit.judge.confidence import untranscribed
+    from audit.measure.coverage import untranscribed
     from audit.records import Channel, ChannelSpeech, Interval
     said = (spoken([("请问", 0.9), ("还有", 0.9), ("其他", 0.9), ("可以", 0.9), ("帮您", 0.9), ("的吗", 0.9)]),)
     transcript = Transcript("whisper", said)

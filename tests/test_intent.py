@@ -67,6 +67,10 @@ def test_shared_run_finds_the_longest_common_stretch():
     ("大概三个工作日到账。", False),  # attached to a concrete estimate
     ("大概需要两到三个工作日。", False),  # a range is concrete too
     ("您当时应该是在网上办理的，对吗？", False),  # a tag question asks the clause before it
+    # asking whether the agent understood puts all that went before to the caller (natural-eval9 t01:
+    # 没转过来 heard 没准过来 in a restatement)
+    ("上个月剩的流量没准过来,您想知道去哪了?我理解得对吗?", False),
+    ("没准过两天就好了，您先看看。", True),
     ("这是不可能的事,我们会尽可能帮您。", False),  # other words
 ])
 def test_hedge_is_a_statement_and_not_an_apology_or_estimate(shipped, text, fires):

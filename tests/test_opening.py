@@ -104,6 +104,10 @@ def _params(config):
         "晚上好 星河通信短信业务客服工号四706请问今天要自行什么?",  # 请问今天要咨询什么
         "中午好,星河通信集团业务专线工号4163,请讲有什么可以为名校老。",  # 为您效劳 misheard
         "早上好星河通信会员权益中心8930后客服为您服务请问有什么可以帮您。",  # 八九三零号客服, 号 misheard
+        # natural-eval9: 四八六五号客服 heard 4865号克服; 工号九五零八 heard 9号9508; the offer cut short
+        "下午好,星河通信充职服务中心,4865号克服。有什么是我能为您做的?",
+        "晚上好星河通信信用服务专锦,9号9508,请问您今天需要什么帮助?",
+        "你好,星河通信数据卡克福,工号9142有什么可以?",
     ],
 )
 def test_asr_spellings_still_count(config, text):
@@ -153,6 +157,9 @@ def test_normalisation_keeps_positions():
     # 工号 with no number, or two characters before one: no staff number was heard
     ("您好，星河通信，我的工号呢一会儿再说，请问有什么可以帮您", "缺少工号"),
     ("您好，星河通信，工号有点长五六，请问有什么可以帮您", "缺少工号"),
+    # the numbers a call reads out are no staff number
+    ("您好，星河通信，您是尾号8620的机主吧，请问有什么可以帮您", "缺少工号"),
+    ("您好，星河通信，您的账号12345已登记，请问有什么可以帮您", "缺少工号"),
 ])
 def test_openings_that_miss_an_element_still_fail(config, text, missing):
     outcome = golden_30s(_context([Utterance("agent", 1.0, 6.0, text)]), _params(config))

@@ -33,6 +33,22 @@ def test_a_term_heard_by_sound_is_written_as_the_term(heard, meant):
     assert transcript.corrections and all(c.term in TERMS for c in transcript.corrections)
 
 
+@pytest.mark.parametrize("heard, meant", [
+    # natural-eval9: 工号二七幺四 heard with its first digit as another word (爱) and a pause mark after it
+    ("数据业务组。公好爱,七一四,有什么可以帮到您的吗?", "数据业务组。工号爱七一四,有什么可以帮到您的吗?"),
+    ("工号是爱七零五", "工号是爱七零五"),  # already the term: the number is left as heard
+])
+def test_a_staff_number_whose_first_digit_was_misheard_still_follows_the_term(heard, meant):
+    transcript = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 5.0, heard),)), TERMS, ("工号",))
+    assert transcript.utterances[0].text == meant
+
+
+def test_two_words_that_sound_like_the_term_before_fewer_than_three_digits_stay():
+    text = "共耗了一百二十块"  # 共耗 sounds like 工号, but no staff number follows
+    transcript = correct_terms(Transcript("whisper", (Utterance("agent", 0.0, 5.0, text),)), TERMS, ("工号",))
+    assert transcript.utterances[0].text == text
+
+
 @pytest.mark.parametrize("text", [
     "心里很难受",              # sounds nothing like 星河
     "我们的公众号上可以查",      # 公众 is not 工号: the next character differs in sound

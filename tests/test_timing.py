@@ -369,3 +369,42 @@ def test_a_dropout_inside_a_ring_burst_is_one_burst():
     bursts = find_ringback(audio, line.size / sr, CONFIG.timing)
     assert len(bursts) == 3
     assert all(abs(b.duration - on) <= 0.05 for b in bursts)
+
+
+def _dead_air_call(unwritten):
+    """A call whose agent spoke 40-54.8 s, then 10 s of silence nobody announced in words written."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from audit.judge.checks.base import CallContext
+    from audit.measure.timing import Silence
+    from audit.records import Channel, ChannelSpeech, Interval, RecordingInfo, Utterance
+
+    speech = (ChannelSpeech(Channel(0, "agent"), (Interval(40.0, 54.8), Interval(64.8, 74.0))),
+              ChannelSpeech(Channel(1, "customer"), ()))
+    said = (Utterance("agent", 40.0, 53.4, "核对好了,我查一下功能开通情况。"),
+            Utterance("agent", 64.8, 74.0, "查到了,呼叫等待没补签。"))
+    return CallContext(recording=RecordingInfo(Path("call.wav"), 80.0, 8000, 2, "", "WAV"), meta=CallMeta(),
+                       speech=speech, transcript=Transcript("whisper", said), answer_s=0.0,
+                       answer_source="metadata", company_names=(),
+                       timing=SimpleNamespace(silences=(Silence(54.8, 64.8, None, None, None, False),)),
+                       unwritten=unwritten)
+
+
+def test_dead_air_after_agent_speech_the_asr_left_unwritten_is_unsure():
+    """natural-eval9 t09: base wrote nothing for 请稍等 at the end of a turn (53.4-54.8 s); the
+    silence after it may have been announced, so it goes to a reviewer instead of failing."""
+    from audit.judge.checks.timing import dead_air
+    from audit.measure.coverage import untranscribed
+    from audit.records import Interval
+
+    params = CONFIG.rules["timing.dead_air"].params
+    probe = _dead_air_call(())
+    unwritten = untranscribed(probe.speech, probe.transcript, CONFIG.asr.untranscribed_min_s)
+    assert unwritten == (Interval(53.4, 54.8),)
+    doubted = dead_air(_dead_air_call(unwritten), params)
+    assert doubted.status == "unsure" and "1.4秒语音未转写" in doubted.message
+    # every word written (a sidecar, or the ASR wrote the whole turn): the silence is dead air
+    assert dead_air(probe, params).status == "fail"
+    # unwritten speech that ends long before the silence announced nothing
+    assert dead_air(_dead_air_call((Interval(41.0, 42.5),)), params).status == "fail"

@@ -30,44 +30,10 @@ import bisect
 from dataclasses import replace
 
 from audit.config import AsrConfig
-from audit.records import ChannelSpeech, Evidence, Interval, RuleResult, Transcript, Word
+from audit.records import Evidence, Interval, RuleResult, Transcript, Word
 from audit.textnorm import normalize
 
 CONFUSABLE_WORD_CHARS = 3  # a match this short that holds a confusable character turns on it
-
-
-def untranscribed(speech: tuple[ChannelSpeech, ...], transcript: Transcript, min_s: float,
-                  speaker: str = "agent") -> tuple[Interval, ...]:
-    """The stretches of a speaker's voice activity that no utterance of theirs with text covers,
-    each at least `min_s` seconds long (the ASR heard speech there and wrote nothing).
-
-    Parameters
-    ----------
-    speech : tuple of ChannelSpeech
-        The voice activity per channel (only the channel carrying `speaker` is read).
-    transcript : Transcript
-        The utterances, in time order per speaker.
-    min_s : float
-        Shortest stretch kept, in seconds (`[asr] untranscribed_min_s`, default 1.0).
-    speaker : str
-        Whose speech, default "agent".
-    """
-    covered = sorted((u.start, u.end) for u in transcript.utterances if u.speaker == speaker and u.text.strip())
-    stretches = []
-    for channel in speech:
-        if channel.channel.speaker != speaker:
-            continue
-        for interval in channel.intervals:
-            # from the utterance just before the interval's start (one speaker's utterances do not overlap)
-            start, index = interval.start, max(0, bisect.bisect_left(covered, (interval.start,)) - 1)
-            while index < len(covered) and covered[index][0] < interval.end:
-                begin, end = covered[index]
-                if begin - start >= min_s:  # speech before this utterance that no text covers
-                    stretches.append(Interval(start, begin))
-                start, index = max(start, end), index + 1
-            if interval.end - start >= min_s:
-                stretches.append(Interval(start, interval.end))
-    return tuple(stretches)
 
 
 def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, asr: AsrConfig,
@@ -96,7 +62,7 @@ def weigh_confidence(results: tuple[RuleResult, ...], transcript: Transcript, as
         The ids of the rules that fail for something missing; a result that names what it
         missed (`missing`) counts too.
     unwritten : tuple of Interval
-        The agent's speech the ASR wrote nothing for (`untranscribed`); weighed on ASR text only.
+        The agent's speech the ASR wrote nothing for (`audit.measure.coverage.untranscribed`); weighed on ASR text only.
     """
     confusable = frozenset("".join(asr.confusable))
     words = _WordIndex(transcript)

@@ -57,6 +57,10 @@ _QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行
                        r"|要不要|多少|(?<!没)什么|哪|(?<![过好这那十])几|怎么|为什么|如何")  # 过几天 / 好几次 / 没什么 tell
 # A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
 _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
+# A clause asking whether the agent understood (我理解得对吗 / 我这么理解没错吧) puts everything said
+# before it in the utterance to the caller: a restatement of their words, not the agent's answer.
+_UNDERSTOOD = re.compile(r"^(?:我)?(?:这么|这样)?(?:理解|说)(?:得|的)?(?:对|没错|没有错)(?:吗|吧|不对)$"
+                         r"|^(?:我)?没(?:有)?(?:理解|听)错(?:吧|吗)$")
 # 别 alone is a negator (别着急), not inside 特别 / 区别 / 识别 nor as 别的 / 别人 ("other")
 _NEGATOR = re.compile(r"不要|不用|不需要|无需|无须|不必|(?<![特区分个类级差告识辨性派鉴离道])别(?![的人处家样])"
                       r"|切勿|请勿|千万别|千万不要|不会|不能|不可以|没有|没|并非|不是|绝不")
@@ -200,6 +204,8 @@ class Reading:
                 text = norm.text[begin:cursor]
                 if _TAG.match(text) and clauses:
                     clauses[-1] = dataclasses.replace(clauses[-1], question=True)
+                elif _UNDERSTOOD.match(text):
+                    clauses = [dataclasses.replace(c, question=True) for c in clauses]
                 clauses.append(Clause(begin, cursor, asked or bool(_QUESTION.search(text)), exclaimed))
         quoted = {i for i, o in enumerate(origin) if o in quoted_original}
         # speech reported without quotation marks (对方说的 你要是不配合就冻结你的卡): the clause after

@@ -153,15 +153,20 @@ def _number_after(norm: Normalized, start: int) -> tuple[int, str]:
     """(length, the number as numerals) of the digits said from `start` on: digits, numerals, or
     characters whose toneless reading is a digit's (死要其三 -> 四幺七三), one 是/为 allowed first;
     inside the number (digits on both sides), one character heard only near a digit (七央零四:
-    央 for 幺, the same initial and the final's first letter)."""
+    央 for 幺, the same initial and the final's first letter); and a first digit misheard as any
+    character when three digits follow it, kept as heard (爱七一四 for 二七幺四)."""
     begin = start + 1 if start < len(norm.text) and norm.text[start] in _NUMBER_LINK else start
     said, near_used = [], False
     chars = norm.with_numerals[begin: begin + MAX_NUMBER]
     for position, char in enumerate(chars):
         digit = _digit_of(char)
-        if digit is None and said and not near_used and position + 1 < len(chars) \
+        if digit is None and not near_used and position + 1 < len(chars) \
                 and _digit_of(chars[position + 1]) is not None:
-            digit, near_used = _near_digit(char), True
+            if said:
+                digit, near_used = _near_digit(char), True
+            elif all(_digit_of(c) is not None for c in chars[1: 1 + MIN_NUMBER_AFTER]) \
+                    and len(chars) > MIN_NUMBER_AFTER:
+                digit, near_used = char, True
         if digit is None:
             break
         said.append(digit)

@@ -13,7 +13,8 @@ from pathlib import Path
 from audit.measure import decode as decoding
 from audit.measure import sidecar
 from audit.measure.agreement import disagreements
-from audit.judge.confidence import untranscribed, weigh_confidence
+from audit.measure.coverage import from_asr, untranscribed
+from audit.judge.confidence import weigh_confidence
 from audit.measure.asr import AsrUnavailable, Transcriber, load_transcriber
 from audit.measure.asr_service import RemoteTranscriber, ServiceHandle, TranscriptionFailed
 from audit.judge.checks import CallContext, run_checks
@@ -159,6 +160,8 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         raise AuditError(f"not judged: {'; '.join(problems)}")
     if notes:
         info = replace(info, notes=info.notes + tuple(notes))
+    # what the ASR heard and wrote nothing for (a transcript without word confidences is taken as written)
+    unwritten = untranscribed(speech, transcript, config.asr.untranscribed_min_s) if from_asr(transcript) else ()
     timing = measure_timing(audio_16k, speech, transcript, meta, config.timing)
     prosody = measure_prosody(audio_16k, speech, transcript, config.prosody)
     context = CallContext(
@@ -173,11 +176,12 @@ def audit_call(job: Job, config: Config, asr: AsrChoice) -> CallAudit:
         prosody=prosody,
         events=tuple(sorted(timing.events() + prosody.events(), key=lambda e: e.start)),
         answer_latest_s=timing.answer_latest_s,
+        unwritten=unwritten,
     )
     results = weigh_confidence(capped(run_checks(context, config), config.report.max_evidence),
                                transcript, config.asr, config.rulebook.forbidding,
                                config.rulebook.satisfiable_by(config.asr.omitted), config.rulebook.requiring,
-                               untranscribed(speech, transcript, config.asr.untranscribed_min_s))
+                               unwritten)
     score, subscores, verdict = score_call(results, config.weights, config.scoring)
     return CallAudit(
         call_id=job.call_id,

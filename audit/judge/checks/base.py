@@ -12,6 +12,7 @@ from audit.records import (
     CallMeta,
     ChannelSpeech,
     Evidence,
+    Interval,
     RecordingInfo,
     RuleResult,
     Speaker,
@@ -35,6 +36,7 @@ class CallContext:
     prosody: Any = None  # audit.measure.prosody.Prosody: rate, level, pitch, agitation
     events: tuple[CallEvent, ...] = ()  # from the timing and prosody stages
     answer_latest_s: float | None = None  # the latest the answer can have been; None: answer_s is exact
+    unwritten: tuple[Interval, ...] = ()  # the agent's speech the ASR wrote nothing for (audit.measure.coverage)
 
     @property
     def answer_by_s(self) -> float:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from audit.judge.checks.base import CallContext, Outcome, check
 from audit.phrases import Phrase, says
-from audit.records import Evidence
+from audit.measure.timing import Silence
+from audit.records import Evidence, Interval
 from audit.textnorm import normalize
 
 
@@ -101,11 +102,18 @@ def first_words(call: CallContext, params: FirstWordsParams) -> Outcome:
 @dataclass(frozen=True)
 class DeadAirParams:
     max_silence_s: float = field(metadata={"min": 1.0, "max": 600.0})
+    # s; agent speech the ASR wrote nothing for that ends this close before a silence may be the
+    # announcement (请稍等 at the end of a turn, left out of Whisper's text): unproven, not failed
+    unwritten_announcement_s: float = field(metadata={"min": 0.0, "max": 30.0})
 
 
 @check("timing.dead_air", DeadAirParams)
 def dead_air(call: CallContext, params: DeadAirParams) -> Outcome:
-    """Unannounced silence (Google CCAI flags >5 s, Contact Lens >3 s; anchors 3.2)."""
+    """Unannounced silence (Google CCAI flags >5 s, Contact Lens >3 s; anchors 3.2).
+
+    A silence right after agent speech that the ASR left unwritten may have been announced in
+    those words: it is `unsure` (a reviewer listens), and the rule fails on the others alone.
+    """
     if _no_speech(call):
         return Outcome("not_measurable", "录音中没有检测到语音")
     long_ones = [s for s in call.timing.silences if not s.is_hold and s.duration > params.max_silence_s]
@@ -113,10 +121,23 @@ def dead_air(call: CallContext, params: DeadAirParams) -> Outcome:
                              "duration_s": round(s.duration, 2), "music": s.music} for s in long_ones]}
     if not long_ones:
         return Outcome("pass", f"没有超过{params.max_silence_s:g}秒的未告知静音", details=details)
+
+    def unheard_before(silence: Silence) -> Interval | None:
+        """The unwritten agent speech that ends at or just before the silence, if any."""
+        return next((i for i in call.unwritten
+                     if abs(i.end - silence.start) <= params.unwritten_announcement_s), None)
+
+    sure = [s for s in long_ones if unheard_before(s) is None]
+    if not sure:
+        unheard = unheard_before(long_ones[0])
+        evidence = tuple(Evidence(s.start, s.end, "agent", f"(静音{s.duration:.0f}秒,之前的语音未转写)")
+                         for s in long_ones)
+        return Outcome("unsure", f"静音前坐席有{unheard.duration:.1f}秒语音未转写出文字({unheard.start:.1f}秒起),"
+                       f"可能已告知,无法确认:{len(long_ones)}处静音", evidence, details)
     evidence = tuple(Evidence(s.start, s.end, "agent", f"(静音{s.duration:.0f}秒,未告知客户)")
-                     for s in long_ones)
-    total = sum(s.duration for s in long_ones)
-    return Outcome("fail", f"{len(long_ones)}处未告知的静音,共{total:.0f}秒(未说请您稍等)",
+                     for s in sure)
+    total = sum(s.duration for s in sure)
+    return Outcome("fail", f"{len(sure)}处未告知的静音,共{total:.0f}秒(未说请您稍等)",
                    evidence, details)
 
 
