@@ -108,6 +108,11 @@ def _params(config):
         "下午好,星河通信充职服务中心,4865号克服。有什么是我能为您做的?",
         "晚上好星河通信信用服务专锦,9号9508,请问您今天需要什么帮助?",
         "你好,星河通信数据卡克福,工号9142有什么可以?",
+        # natural-eval10: 中午好 heard 周五号 (as in natural-eval5 and 9), 可以 heard 可意, the offer put
+        # as 您这通电话是要咨询什么 (heard 自行)
+        "周五号 星河通信宽代业务受理台 工号七三一九 您这边办理什么业务。",
+        "你好,星河通信无限网络服务组,工号5063有什么可意为您分忧的。",
+        "晚上好星河通信用量提醒服务组, 工号二六八四,您这通电话是要自行什么。",
     ],
 )
 def test_asr_spellings_still_count(config, text):
@@ -160,6 +165,8 @@ def test_normalisation_keeps_positions():
     # the numbers a call reads out are no staff number
     ("您好，星河通信，您是尾号8620的机主吧，请问有什么可以帮您", "缺少工号"),
     ("您好，星河通信，您的账号12345已登记，请问有什么可以帮您", "缺少工号"),
+    # 周五 later in an utterance is the day, no greeting
+    ("星河通信，工号2233，周五好像有活动，请问有什么可以帮您", "缺少问候语"),
 ])
 def test_openings_that_miss_an_element_still_fail(config, text, missing):
     outcome = golden_30s(_context([Utterance("agent", 1.0, 6.0, text)]), _params(config))
