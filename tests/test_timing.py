@@ -77,6 +77,20 @@ def test_interrupter_pauses_shorter_than_configured_do_not_split_an_interruption
     assert [(o.start, o.end) for o in after.overlaps] == [(10.0, 11.8)]  # the customer had stopped
 
 
+def test_the_customer_breathing_neither_ends_the_interruption_nor_makes_it_the_customers():
+    """natural-eval10 u09: the agent cut in 2 s into a 7-s customer turn that has three breaths in it
+    (0.3-0.4 s); the overlap was cut at the first breath (1.0 s, under the 2-s bar) and the
+    customer, talking on, was taken for the one cutting in."""
+    customer = [(35.77, 36.59), (36.92, 38.78), (39.2, 41.1), (41.32, 43.09), (46.12, 49.74)]
+    found = _overlaps_of(agent=[(31.58, 34.9), (37.77, 45.14), (50.66, 58.17)], customer=customer)
+    assert [(o.interrupter, o.start, o.end) for o in found.overlaps] == [("agent", 37.77, 43.09)]
+    assert len(found.interruptions) == 1 and not found.customer_interruptions
+
+    paused = _overlaps_of(agent=[(37.77, 45.14)], customer=[(36.92, 38.78), (40.0, 43.09)])
+    assert [(o.start, o.end) for o in paused.overlaps] == [(37.77, 38.78), (40.0, 43.09)]
+    assert [o.interrupter for o in paused.overlaps] == ["agent", "customer"]  # a real pause ends the turn
+
+
 def test_answered_during_the_first_ring():
     """0.37 s of ringback, cut off as the agent's line opens: one ring. The same burst with the
     agent's line live from the start is a blip that proves nothing (rings not measurable)."""
@@ -271,6 +285,21 @@ def test_thanks_counts_within_the_configured_window_after_the_hold(tmp_path):
     site = tmp_path / "site.toml"
     site.write_text("[timing]\nthanks_window_s = 5.0\n", encoding="utf-8")
     assert _result(_variant(tmp_path, "compliant", later, load_config(site)), "timing.hold_thanks").status == "fail"
+
+
+def test_a_thanks_after_the_next_hold_is_not_the_thanks_for_this_one():
+    """natural-eval10 u10 (real voice, true transcript): an 8-s hold the agent comes back from with
+    no thanks, a transfer 9 s later, and 抱歉久等了 after the transfer's hold. That thanks is 14 s
+    after the first hold ended, inside `thanks_window_s`, but it belongs to the second hold."""
+    calls = FIXTURE_CALLS.parent / "natural-eval10"
+    name = "u10_mms_no_offer_transfers_unthanked"
+    silences = json.loads((calls / "truth.json").read_text(encoding="utf-8"))["calls"][name]["silences"]
+    audit = audit_call(Job(calls / f"{name}.wav", name), CONFIG, AsrChoice("sidecar"))
+    thanks = _result(audit, "timing.hold_thanks")
+    assert thanks.status == "fail" and thanks.message.startswith("1次")
+    (evidence,) = thanks.evidence
+    unthanked = next(s for s in silences if not s["thanked"])
+    assert evidence.start == pytest.approx(unthanked["start"], abs=0.3)
 
 
 def test_unannounced_hold_is_dead_air(tmp_path):

@@ -242,10 +242,10 @@ def measure_timing(
     talk_union = _union([Interval(max(i.start, answer), i.end)
                          for s in speech for i in s.intervals if i.end > answer])
     said = _AgentWords(transcript)
-    silences = tuple(
-        _describe_silence(gap, said, levels, settings)
-        for gap in _gaps(talk_union, settings.min_silence_s)
-    )
+    gaps = _gaps(talk_union, settings.min_silence_s)
+    next_starts = [g.start for g in gaps[1:]] + [math.inf]
+    silences = tuple(_describe_silence(gap, next_start, said, levels, settings)
+                     for gap, next_start in zip(gaps, next_starts))
     last_end = max((i.end for i in talk_union), default=None)
     non_talk = None if last_end is None else last_end - answer - sum(i.duration for i in talk_union)
 
@@ -356,12 +356,16 @@ class _AgentWords:
         return (max if by_end else min)(found, key=lambda item: item[0])[1]
 
 
-def _describe_silence(gap: Interval, said: _AgentWords, levels: _Levels,
+def _describe_silence(gap: Interval, next_start: float, said: _AgentWords, levels: _Levels,
                       settings: TimingConfig) -> Silence:
+    """What a silence was: announced, thanked (before the next silence, whose thanks it is not).
+
+    `next_start` (s) is where the next silence begins (`math.inf` for the last).
+    """
     announcement = said.said(settings.hold_phrases, gap.start - settings.announce_window_s,
                              gap.start + 1.0, by_end=True)
-    thanks = said.said(settings.thanks_phrases, gap.end - 1.0, gap.end + settings.thanks_window_s,
-                       by_end=False)
+    thanks = said.said(settings.thanks_phrases, gap.end - 1.0,
+                       min(gap.end + settings.thanks_window_s, next_start), by_end=False)
     promised = None
     if announcement is not None:
         promised = promised_seconds(announcement.text)
@@ -429,27 +433,41 @@ def _overlaps(speech: tuple[ChannelSpeech, ...], transcript: Transcript,
     """Each time one speaker starts while the other is mid-utterance (one pass per channel pair).
 
     Talking on after a short pause while the other still speaks is the same overlap: an agent who
-    talks over the customer for 2 s with a breath in the middle interrupted once, for 2 s.
+    talks over the customer for 2 s with a breath in the middle interrupted once, for 2 s. Pauses
+    shorter than ``interruption_pause_s`` do not end the other's turn either: an overlap lasts
+    while the one cut off talks on through breaths, and the one who was talking first and goes on
+    after such a breath is not cutting in.
     """
+    pause_s = settings.interruption_pause_s
     by_speaker = {s.channel.speaker: s.intervals for s in speech}
     found = []
     for interrupter, other in (("agent", "customer"), ("customer", "agent")):
         held = by_speaker.get(other, ())
         held_starts = np.array([i.start for i in held])
         said = _Said(transcript, interrupter)
-        overlapped = -1  # the other's utterance the last overlap fell in
+        overlapped = -1  # the last of the other's utterances the last overlap reached
+        run_start, run_end = -np.inf, -np.inf  # the interrupter's own talk, joined over short pauses
         for talk in by_speaker.get(interrupter, ()):
+            if talk.start - run_end >= pause_s:
+                run_start = talk.start
+            run_end = talk.end
             index = int(np.searchsorted(held_starts, talk.start, side="right")) - 1
             if index < 0:
                 continue
             current = held[index]
             if not current.start + settings.customer_lead_s <= talk.start < current.end:
                 continue
+            if run_start < current.start:
+                continue  # talking on through a breath: the other started over this speaker
             start = talk.start
-            if overlapped == index and talk.start - found[-1].end < settings.interruption_pause_s:
+            if index <= overlapped and talk.start - found[-1].end < pause_s:
                 start = found.pop().start
-            overlapped = index
-            end = min(talk.end, current.end)
+            last = index
+            while (last + 1 < len(held) and held[last + 1].start < talk.end
+                   and held[last + 1].start - held[last].end < pause_s):
+                last += 1
+            overlapped = last
+            end = min(talk.end, held[last].end)
             text = said.between(start, end)
             found.append(Overlap(start, end, interrupter, text, _is_backchannel(text, transcript, settings)))
     return tuple(sorted(found, key=lambda o: o.start))
