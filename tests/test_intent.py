@@ -627,6 +627,17 @@ def test_a_question_word_after_a_negator_asks_nothing():
     assert not reading.clauses[0].question
 
 
+def test_a_question_word_answered_by_dou_means_whichever_and_asks_nothing():
+    """natural-eval10 u12: 往后您夜里什么时候看，都不会再多扣一分钱 is a guarantee, not a question."""
+    def questions(text):
+        return [c.question for c in meaning.Reading.read(text, normalize(text)).clauses]
+
+    assert questions("往后您夜里什么时候看，都不会再多扣一分钱") == [False, False]
+    assert questions("不管哪天来，我们都在") == [False, False]
+    assert questions("您什么时候方便，我们安排师傅") == [True, False]  # no 都: it asks
+    assert questions("您什么时候看？都不会扣钱") == [True, False]  # the question mark says it asks
+
+
 # --- round 8: general shapes rather than one dialogue's words -----------------------------------------
 
 def test_an_utterance_exclusion_drops_every_hit_of_the_turn(tmp_path):

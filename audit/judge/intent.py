@@ -61,6 +61,26 @@ _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|�
 # before it in the utterance to the caller: a restatement of their words, not the agent's answer.
 _UNDERSTOOD = re.compile(r"^(?:我)?(?:这么|这样)?(?:理解|说)(?:得|的)?(?:对|没错|没有错)(?:吗|吧|不对)$"
                          r"|^(?:我)?没(?:有)?(?:理解|听)错(?:吧|吗)$")
+# A question word asks nothing when 都/也 answers it in the next clause or 不管/无论 opens its own
+# (往后您什么时候看，都不会再多扣 / 不管哪天都行): it means "whichever", and the clause is a statement.
+_FREE_CHOICE_AFTER = re.compile(r"^(?:都|也|全都|一律)")
+_FREE_CHOICE_OPENER = re.compile(r"^(?:不管|无论|不论)")
+
+
+def _free_choice(text: str, clauses: list, marked: list[bool]) -> list:
+    """`clauses` with the free-choice ones (see `_FREE_CHOICE_AFTER`) no questions, unless a
+    question mark (`marked`) says they ask."""
+    result = list(clauses)
+    for index, clause in enumerate(clauses):
+        if not clause.question or marked[index]:
+            continue
+        following = clauses[index + 1] if index + 1 < len(clauses) else None
+        if (_FREE_CHOICE_OPENER.match(text[clause.start:clause.end])
+                or (following and _FREE_CHOICE_AFTER.match(text[following.start:following.end]))):
+            result[index] = dataclasses.replace(clause, question=False)
+    return result
+
+
 # 别 alone is a negator (别着急), not inside 特别 / 区别 / 识别 nor as 别的 / 别人 ("other")
 _NEGATOR = re.compile(r"不要|不用|不需要|无需|无须|不必|(?<![特区分个类级差告识辨性派鉴离道])别(?![的人处家样])"
                       r"|切勿|请勿|千万别|千万不要|不会|不能|不可以|没有|没|并非|不是|绝不")
@@ -195,7 +215,7 @@ class Reading:
             position = end
         boundaries.append((position, len(original), False, False))
         origin = norm.origin
-        clauses, cursor = [], 0
+        clauses, marked, cursor = [], [], 0
         for first, last, asked, exclaimed in boundaries:
             begin = cursor
             while cursor < len(origin) and origin[cursor] < last:
@@ -207,6 +227,8 @@ class Reading:
                 elif _UNDERSTOOD.match(text):
                     clauses = [dataclasses.replace(c, question=True) for c in clauses]
                 clauses.append(Clause(begin, cursor, asked or bool(_QUESTION.search(text)), exclaimed))
+                marked.append(asked)
+        clauses = _free_choice(norm.text, clauses, marked)
         quoted = {i for i, o in enumerate(origin) if o in quoted_original}
         # speech reported without quotation marks (对方说的 你要是不配合就冻结你的卡): the clause after
         # a clause that ends in someone else's saying is theirs
