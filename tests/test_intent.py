@@ -771,6 +771,23 @@ def test_an_echo_with_a_lead_counts_only_the_words_taken_up_right_after_it(tmp_p
     assert status("客户: 光衰是什么?", "坐席: 光衰就是光信号变弱了。") == "pass"
 
 
+def test_an_echo_of_a_question_answers_it_when_answers_is_false(tmp_path):
+    """natural-eval11 w07: repeating the words of the customer's question to answer it is no sign
+    of listening; a statement taken up is. `answers` must be a boolean, named in the error."""
+    def book_with(echo: str):
+        return _book(tmp_path, INTENT_BOOK.replace(
+            'require = { speaker = "agent", intent = "sorry" }', f'require = {{ speaker = "agent", {echo} }}'))
+
+    asked = ("客户: 流量还是每个月二十个吉吗?", "坐席: 流量不变,每月二十个吉,足够用。")
+    told = ("客户: 我每个月二十个吉的流量不够。", "坐席: 每月二十个吉不够用,我帮您看看。")
+    for echo, statuses in (("echo = 5", ("pass", "pass")), ("echo = 5, answers = false", ("fail", "pass"))):
+        book = book_with(echo)
+        rule = book.rule("t.sorry")
+        assert tuple(book.evaluate_one(rule, dialogue_context(list(t))).status for t in (asked, told)) == statuses
+    with pytest.raises(ConfigError, match="answers"):
+        book_with('echo = 5, answers = "no"')
+
+
 @pytest.mark.parametrize("turns, status", [
     # the asked terms said again after 就是, with no meaning given
     (("坐席: 您这个走的是代计费。", "客户: 代计费又是什么?我不懂这些。", "坐席: 就是代计费那边扣的。"), "fail"),

@@ -350,12 +350,20 @@ class _Evaluator:
             else:
                 start, end = _taken_up_after(node.lead, norms[index].text, norms[index - 1].text)
             # 不是来电显示 takes the customer's words up to deny them: a contradiction, not a restatement
+            if end - start >= node.length and not node.answers and self._from_question(index, start, end):
+                continue
             if end - start >= node.length and not self.view.read(index).negated(start, straddling=True):
                 hit = self.view.hit(index, start, end, f"echo of utterance {index - 1}",
                                     f"复述对方原话 {end - start}字")
                 if scope.start <= hit.start <= scope.end:
                     hits.append(hit)
         return hits
+
+    def _from_question(self, index: int, start: int, end: int) -> bool:
+        """Whether utterance `index`'s words [start, end) were taken from a question just asked."""
+        norms = self.view.norms
+        position = norms[index - 1].text.find(norms[index].text[start:end])
+        return position >= 0 and self.view.read(index - 1).clause_at(position).question
 
     def events(self, node: EventNode, scope: _Scope) -> list[Hit]:
         speakers = self.view.speakers[node.frame.speaker]

@@ -49,7 +49,7 @@ _MODIFIERS = {
     "none": (),
     "regex": ("not_regex", "more_than", "occurrences_more_than"),
     "intent": ("more_than", "occurrences_more_than"),
-    "echo": ("lead",),
+    "echo": ("lead", "answers"),
     "event": ("more_than", "occurrences_more_than", "min_s"),
     "and": (),
     "or": (),
@@ -266,7 +266,10 @@ class _Loader:
         if kind == "echo":
             length = self.count(table, "echo", key, lowest=2)
             lead = self.regex(table["lead"], f"{key}.lead") if "lead" in table else None
-            return EchoNode(frame, length, lead)
+            answers = table.get("answers", True)
+            if not isinstance(answers, bool):
+                raise self.fail(f"{key}.answers", f"must be true or false, not {answers!r}")
+            return EchoNode(frame, length, lead, answers)
         if kind == "event":
             raw = table["event"]
             kinds_listed = self.strings([raw] if isinstance(raw, str) else raw, f"{key}.event")

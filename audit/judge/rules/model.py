@@ -116,11 +116,13 @@ class EchoNode:
     before it, when someone else said that one (the agent restating the customer's words); words a
     negator turns round (不是来电显示) are a contradiction and do not count. With `lead`, only words
     taken up right after a match of it count (`^就是` + the very words the customer asked about:
-    a term said again, not explained)."""
+    a term said again, not explained). With `answers = false`, words taken up from a question
+    answer it (流量还是每月二十个吉吗 -> 流量不变，每月二十个吉): they show no listening."""
 
     frame: Frame
     length: int
     lead: re.Pattern | None = None
+    answers: bool = True
 
 
 @dataclass(frozen=True)
