@@ -52,8 +52,9 @@ NEGATION_REACH = 8  # characters before a hit (negator included) in which a nega
 _CLAUSE_END = re.compile(r"[，。？！；：,.?!;:…、\s]+")
 _QUESTION_MARK = re.compile(r"[？?]")
 _EXCLAMATION_MARK = re.compile(r"[！!]")
-# A clause asks when it ends in a question particle or holds a question frame (normalised text).
-_QUESTION = re.compile(r"(?:吗|么|呢)$|对吗|是吗|对吧|是吧|好吗|行吗|可以吗|是不是|有没有|能不能|可不可以"
+# A clause asks when it ends in a question particle or in V的没有 / V了没有, or holds a question
+# frame (normalised text).
+_QUESTION = re.compile(r"(?:吗|么|呢)$|(?:的|了)没有$|对吗|是吗|对吧|是吧|好吗|行吗|可以吗|是不是|有没有|能不能|可不可以"
                        r"|要不要|多少|(?<!没)什么|哪|(?<![过好这那十])几|怎么|为什么|如何")  # 过几天 / 好几次 / 没什么 tell
 # A clause that is only a tag question makes the clause before it a question too (您当时应该是在APP里取消的，对吗).
 _TAG = re.compile(r"^(?:对吗|是吗|对吧|是吧|对不对|是不是|好吗|行吗|可以吗|没错吧)$")
