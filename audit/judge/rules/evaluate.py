@@ -349,10 +349,10 @@ class _Evaluator:
                 start, end = meaning.shared_run(norms[index].text, norms[index - 1].text)
             else:
                 start, end = _taken_up_after(node.lead, norms[index].text, norms[index - 1].text)
-            # 不是来电显示 takes the customer's words up to deny them: a contradiction, not a restatement
-            if end - start >= node.length and not node.answers and self._from_question(index, start, end):
+            if end - start < node.length or (not node.answers and self._from_question(index, start, end)):
                 continue
-            if end - start >= node.length and not self.view.read(index).negated(start, straddling=True):
+            # 不是来电显示 takes the customer's words up to deny them: a contradiction, not a restatement
+            if not self.view.read(index).negated(start, straddling=True):
                 hit = self.view.hit(index, start, end, f"echo of utterance {index - 1}",
                                     f"复述对方原话 {end - start}字")
                 if scope.start <= hit.start <= scope.end:
