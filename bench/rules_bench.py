@@ -37,7 +37,9 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
 - `eval9`: `fixtures/text-eval9/`, 60 more written in round 9 the same way (text-eval8's README and
   one dialogue seen for the format): held aside whole, run only to report;
 - `eval10`: `fixtures/text-eval10/`, 60 more written in round 10 the same way (text-eval9's README
-  and one dialogue seen for the format): held aside whole, run only to report.
+  and one dialogue seen for the format): held aside whole, run only to report;
+- `eval11`: `fixtures/text-eval11/`, 60 more written in round 11 the same way (text-eval10's README
+  and four of its dialogues seen for the format): held aside whole, run only to report.
 
 Transcripts are read as the pipeline reads them: key terms said by sound are written as the terms
 first (`audit.measure.terms`, `[text] key_terms` and the company names).
@@ -85,12 +87,13 @@ EVAL7_DIR = ROOT / "fixtures" / "text-eval7"
 EVAL8_DIR = ROOT / "fixtures" / "text-eval8"
 EVAL9_DIR = ROOT / "fixtures" / "text-eval9"
 EVAL10_DIR = ROOT / "fixtures" / "text-eval10"
+EVAL11_DIR = ROOT / "fixtures" / "text-eval11"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
                "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
-               "eval6-tuning", "eval6-held-aside", "eval7-tuning")  # never eval7-held-aside, eval8, eval9 nor eval10
+               "eval6-tuning", "eval6-held-aside", "eval7-tuning")  # never eval7-held-aside nor eval8 ... eval11
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -108,7 +111,8 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval7-held-aside": "INDEPENDENT: written without the rules or any earlier set, never tuned on",
          "eval8": "INDEPENDENT: written in round 8 without the rules or any earlier set, never tuned on",
          "eval9": "INDEPENDENT: written in round 9 without the rules or any earlier set, never tuned on",
-         "eval10": "INDEPENDENT: written in round 10 without the rules or any earlier set, never tuned on"}
+         "eval10": "INDEPENDENT: written in round 10 without the rules or any earlier set, never tuned on",
+         "eval11": "INDEPENDENT: written in round 11 without the rules or any earlier set, never tuned on"}
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         if folder.is_dir():
             sets[f"{name}-tuning"], sets[f"{name}-held-aside"] = split_every(
                 load_sidecar_set(folder, names, *terms), 2)
-    for name, folder in (("eval8", EVAL8_DIR), ("eval9", EVAL9_DIR), ("eval10", EVAL10_DIR)):
+    for name, folder in (("eval8", EVAL8_DIR), ("eval9", EVAL9_DIR), ("eval10", EVAL10_DIR), ("eval11", EVAL11_DIR)):
         if folder.is_dir():
             sets[name] = load_sidecar_set(folder, names, *terms)
     below = []
