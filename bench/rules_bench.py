@@ -39,7 +39,11 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
 - `eval10`: `fixtures/text-eval10/`, 60 more written in round 10 the same way (text-eval9's README
   and one dialogue seen for the format): held aside whole, run only to report;
 - `eval11`: `fixtures/text-eval11/`, 60 more written in round 11 the same way (text-eval10's README
-  and four of its dialogues seen for the format): held aside whole, run only to report.
+  and four of its dialogues seen for the format): held aside whole, run only to report;
+- `bank-tuning` and `bank-held-aside`: `fixtures/intent-bank/`, 320 short exchanges written in
+  round 11 without the rules, each labelling one forbidden family or empathy (half fail, half
+  pass, the passes the hard look-alikes), measured once whole and untouched, then split by id:
+  every second item is held aside, run only to report.
 
 Transcripts are read as the pipeline reads them: key terms said by sound are written as the terms
 first (`audit.measure.terms`, `[text] key_terms` and the company names).
@@ -88,12 +92,14 @@ EVAL8_DIR = ROOT / "fixtures" / "text-eval8"
 EVAL9_DIR = ROOT / "fixtures" / "text-eval9"
 EVAL10_DIR = ROOT / "fixtures" / "text-eval10"
 EVAL11_DIR = ROOT / "fixtures" / "text-eval11"
+BANK = ROOT / "fixtures" / "intent-bank" / "bank.json"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
 HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is held aside
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
                "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
-               "eval6-tuning", "eval6-held-aside", "eval7-tuning")  # never eval7-held-aside nor eval8 ... eval11
+               "eval6-tuning", "eval6-held-aside", "eval7-tuning", "bank-tuning")
+# never eval7-held-aside, eval8 ... eval11 nor bank-held-aside
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -112,7 +118,9 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval8": "INDEPENDENT: written in round 8 without the rules or any earlier set, never tuned on",
          "eval9": "INDEPENDENT: written in round 9 without the rules or any earlier set, never tuned on",
          "eval10": "INDEPENDENT: written in round 10 without the rules or any earlier set, never tuned on",
-         "eval11": "INDEPENDENT: written in round 11 without the rules or any earlier set, never tuned on"}
+         "eval11": "INDEPENDENT: written in round 11 without the rules or any earlier set, never tuned on",
+         "bank-tuning": "one-rule exchanges written in round 11 without the rules, tuned on since",
+         "bank-held-aside": "INDEPENDENT: one-rule exchanges written in round 11 without the rules, never tuned on"}
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,19 @@ def load_sidecar_set(folder: Path, company_names: tuple[str, ...],
                                   frozenset(r for r, v in labels.items() if v == "fail"),
                                   frozenset(labels)))
     return dialogues
+
+
+def load_bank(path: Path, rulebook: Rulebook, company_names: tuple[str, ...]) -> list[Labelled]:
+    """Read the intent bank: short exchanges, each labelling one rule only (`judged`)."""
+    known = {rule.id for rule in rulebook.rules}
+    items = json.loads(path.read_text(encoding="utf-8"))
+    unknown = {item["rule"] for item in items} - known
+    if unknown:
+        raise ValueError(f"{path}: items name unknown rules {sorted(unknown)}")
+    return [Labelled(item["id"], (), dialogue_context(item["dialogue"], company_names),
+                     frozenset({item["rule"]}) if item["expected"] == "fail" else frozenset(),
+                     frozenset({item["rule"]}))
+            for item in items]
 
 
 def split_every(dialogues: list[Labelled], every: int) -> tuple[list[Labelled], list[Labelled]]:
@@ -308,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, folder in (("eval8", EVAL8_DIR), ("eval9", EVAL9_DIR), ("eval10", EVAL10_DIR), ("eval11", EVAL11_DIR)):
         if folder.is_dir():
             sets[name] = load_sidecar_set(folder, names, *terms)
+    if BANK.is_file():
+        sets["bank-tuning"], sets["bank-held-aside"] = split_every(load_bank(BANK, rulebook, names), 2)
     below = []
     for name, dialogues in sets.items():
         if args.sets is not None and name not in args.sets:
