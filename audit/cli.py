@@ -441,6 +441,25 @@ def rules_check(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.
     out_console.print(f"{path}: {len(rulebook.rules)} rules, valid", highlight=False)
 
 
+@rules_app.command("train")
+def rules_train(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.")] = Path("configs/rulebook.toml")):
+    """Fit every intent model the rulebook names on its labelled utterances and save it (seconds)."""
+    from audit.judge.rules.training import train_rulebook
+
+    try:
+        fitted = train_rulebook(path)
+    except (ConfigError, ValueError) as error:
+        raise _fail(f"cannot train: {error}")
+    table = Table(title=f"Intent models: {path}", title_justify="left")
+    for column in ("intent", "says", "does not", "threshold", "recall (5-fold)", "false rate (5-fold)", "file"):
+        table.add_column(column)
+    for spec, model in fitted:
+        stats = model.stats
+        table.add_row(spec.intent, str(stats["positives"]), str(stats["negatives"]), f"{model.threshold:.3f}",
+                      f"{stats['cv_recall']:.3f}", f"{stats['cv_false_rate']:.4f}", str(spec.file))
+    out_console.print(table)
+
+
 @rules_app.command("test")
 def rules_test(path: Annotated[Path, typer.Argument(help="A rulebook TOML file.")]):
     """Run every rule's pass/fail example dialogues and print a table; exit 1 if any disagrees."""

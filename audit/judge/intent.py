@@ -7,7 +7,9 @@ An intent (declared in the rulebook's `[intents]`, compiled here) recognises a m
   runs on every clause alone, so `^` and `$` match at a clause's edges too;
 - **examples**: sentences that say it; a clause scores the share of an example's character pairs it
   contains (`遇到这样的事谁都会生气` holds 7 of the 9 pairs of `遇到这种事谁都会生气`: 0.78), the best example
-  wins, and the clause counts when the score reaches the intent's threshold.
+  wins, and the clause counts when the score reaches the intent's threshold;
+- **model**: a classifier trained on labelled utterances (`audit.judge.textmodel`) scores the whole
+  utterance; at its threshold the hit is placed on the clause that scores highest.
 
 What a plain phrase search cannot see is judged for each hit on the clause it stands in (`Reading`):
 
@@ -29,7 +31,7 @@ lead-clause pattern lets a clause that only leads into the hit's be read with it
 我们会给您回电话`); an utterance exclusion drops every hit of the utterance (a customer who says
 they are in no hurry, `也不着急，就是想问问`, is not upset by the rest of the same turn). The module
 knows nothing of rules or speakers: `audit.judge.rules` asks it about one utterance. It sits below
-`audit.judge.rules` and imports only `audit.textnorm`.
+`audit.judge.rules` and imports only `audit.textnorm` and `audit.judge.textmodel`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
+from audit.judge.textmodel import TextModel
 from audit.textnorm import Normalized
 
 Mood = Literal["any", "statement", "question", "exclamation"]
@@ -124,6 +127,7 @@ class Intent:
     clause_exclude: tuple[re.Pattern, ...] = ()  # a hit whose clause matches one of these is dropped
     lead_clause: re.Pattern | None = None  # a clause before the hit's that matches this is read with it
     utterance_exclude: tuple[re.Pattern, ...] = ()  # an utterance that matches one of these holds no hit
+    model: TextModel | None = None  # trained on labelled utterances (`audit.judge.textmodel`)
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ class Clause:
 class IntentHit:
     start: int  # [start, end) in the normalised utterance text
     end: int
-    score: float  # 1.0 for a pattern, the example similarity otherwise
+    score: float  # 1.0 for a pattern, the example similarity or the model's probability otherwise
     reason: str  # the pattern or example that matched, for the reviewer
 
 
@@ -366,6 +370,12 @@ def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
             if best >= intent.threshold:
                 found.append(IntentHit(clause.start, clause.end, round(best, 2),
                                        f"近似例句“{example.written}”"))
+    if intent.model is not None and text:
+        said = intent.model.score(text)
+        if said >= intent.model.threshold:
+            # placed on the clause that says it most, so mood, negation and exclusions judge that clause
+            clause = max(utterance.clauses, key=lambda c: intent.model.score(text[c.start:c.end]))
+            found.append(IntentHit(clause.start, clause.end, round(said, 2), f"模型 {said:.2f}"))
     excluded = [(m.start(), m.end()) for p in intent.exclude for m in p.finditer(text)]
     kept: list[IntentHit] = []
     for hit in sorted(found, key=lambda h: (-h.score, h.start)):

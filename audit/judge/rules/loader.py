@@ -13,6 +13,7 @@ from audit.judge import intent as meaning
 from audit.config import ConfigError, build_section, read_toml
 from audit.judge.rules.evaluate import Rulebook
 from audit.judge.rules.examples import parse_dialogue
+from audit.judge.rules.training import load_intent_model, model_spec
 from audit.judge.rules.model import (
     BASE_CATEGORY,
     EVENT_KINDS,
@@ -41,7 +42,7 @@ _RULE_STRUCTURE = ("forbid", "require", "examples")
 Place = typing.Literal["require", "forbid", "negated"]  # where a condition sits in its rule
 _KINDS = ("any", "all", "none", "regex", "intent", "echo", "event", "and", "or", "not", "after")
 _INTENT_KEYS = ("label", "patterns", "examples", "not_patterns", "not_in_clause", "lead_clause",
-                "not_in_utterance", "threshold", "mood", "negated")
+                "not_in_utterance", "threshold", "mood", "negated", "model")
 _COMMON = ("speaker", "window", "label")
 _MODIFIERS = {
     "any": ("at_least", "more_than", "occurrences_more_than", "skip_negated", "not_regex", "glossed"),
@@ -127,8 +128,15 @@ class _Loader:
                 examples.append(meaning.make_example(written, normalize(written).text))
             except ValueError as error:
                 raise self.fail(f"{key}.examples[{i}]", str(error)) from None
-        if not patterns and not examples:
-            raise self.fail(key, "give patterns = [...] or examples = [...] (or both)")
+        model = None
+        if "model" in table:
+            spec = model_spec(name, table["model"], self.path)
+            try:
+                model = load_intent_model(spec)
+            except ValueError as error:
+                raise self.fail(f"{key}.model.file", str(error)) from None
+        if not patterns and not examples and model is None:
+            raise self.fail(key, "give patterns = [...], examples = [...] or a model (or several)")
         exclude = tuple(self.regex(p, f"{key}.not_patterns[{i}]") for i, p in
                         enumerate(self.strings(table.get("not_patterns", []), f"{key}.not_patterns")))
         in_clause = self.strings(table.get("not_in_clause", []), f"{key}.not_in_clause")
@@ -151,7 +159,7 @@ class _Loader:
         if not isinstance(negated, bool):
             raise self.fail(f"{key}.negated", "must be true or false")
         return meaning.Intent(name, label.strip(), patterns, tuple(examples), exclude, threshold,
-                              mood, negated, clause_exclude, lead, utterance_exclude)
+                              mood, negated, clause_exclude, lead, utterance_exclude, model)
 
     def rule(self, rule_id: str, table: object, categories: tuple[str, ...]) -> Rule:
         key = f"rules.{rule_id}"
