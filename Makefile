@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/e2e_bench.py --set natural-eval10
 	$(BIN)/python bench/e2e_bench.py --set natural-eval11
 	$(BIN)/python bench/e2e_bench.py --set natural-eval12
+	$(BIN)/python bench/e2e_bench.py --set natural-eval13
 	$(BIN)/python bench/mutation_check.py
 	$(BIN)/python bench/fault_bench.py
 	$(BIN)/python bench/scale_bench.py

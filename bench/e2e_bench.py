@@ -12,8 +12,8 @@ until it was studied and tuned on, so now a development set too), `natural-eval2
 held aside in its first round, studied and tuned on since), `natural-eval3` (fixtures/natural-eval3,
 14 more written the same way, studied and tuned on since its first run), `natural-eval4` (12 more,
 the same: held aside for one run, studied since), `natural-eval5` ... `natural-eval11` (12 more
-each, the same) and `natural-eval12` (12 more: run once untouched at the end of round 10, its false
-accusations studied since). It audits a set twice through the project's CLI (`audit run`):
+each, the same), `natural-eval12` (12 more: run once untouched at the end of round 10, studied in
+round 11) and `natural-eval13` (12 more, written in round 11: held aside). It audits a set twice through the project's CLI (`audit run`):
 
 1. with the TRUE transcript (`--asr sidecar`): timing, prosody and text rules on perfect text;
 2. from the audio with a real Whisper checkpoint (`--asr whisper --model ...`), when one is
@@ -59,7 +59,7 @@ SETS = {name: ROOT / "fixtures" / name for name in ("natural", "natural-eval", "
                                                             "natural-eval4", "natural-eval5", "natural-eval6",
                                                             "natural-eval7", "natural-eval8",
                                                             "natural-eval9", "natural-eval10", "natural-eval11",
-                                                            "natural-eval12")}
+                                                            "natural-eval12", "natural-eval13")}
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 
 
@@ -206,7 +206,7 @@ def report(label: str, truth: dict, records: dict[str, dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(SETS), default="natural",
-                        help="the calls: natural, natural-eval ... natural-eval12 (each run once "
+                        help="the calls: natural, natural-eval ... natural-eval13 (each run once "
                              "untouched, then studied)")
     parser.add_argument("--model", default="models/base.pt",
                         help="Whisper checkpoint or CTranslate2 folder, relative to the repository "
