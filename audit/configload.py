@@ -84,6 +84,9 @@ def load_config(path: Path | str | None = None) -> Config:
                      if name not in UNJUDGED_ASR_KEYS}
     digest = hashlib.sha256(json.dumps(judged, sort_keys=True, default=str).encode())
     digest.update(rulebook_path.read_bytes())
+    for intent in rulebook.intents:  # a refitted model judges anew, as an edited rulebook does
+        if intent.model is not None:
+            digest.update(intent.model.file_sha256.encode())
     return Config(**sections, rules=rules, rulebook=rulebook, files=files, sha256=digest.hexdigest())
 
 

@@ -87,7 +87,9 @@ def read_records(out: Path) -> dict[str, dict]:
     """The call records of an output folder keyed by recording stem; a call the run refused holds
     {"error": reason}."""
     records = {}
-    for path in sorted((out / "calls").glob("*.json")):
+    # oldest first, so that of two records of one recording (audited from two checkouts, under two
+    # call ids) the latest is kept
+    for path in sorted((out / "calls").glob("*.json"), key=lambda p: p.stat().st_mtime):
         record = json.loads(path.read_text(encoding="utf-8"))
         records[Path(record["recording"]["path"]).stem] = record
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import pytest
 
 from audit.config import DEFAULT_CONFIG, ConfigError
 from audit.configload import load_config
+from conftest import ROOT
 
 
 def test_default_config_loads_with_every_rule():
@@ -211,3 +212,19 @@ def test_a_bad_rulebook_rule_setting_names_the_site_file_and_key(tmp_path, text,
         load_config(site)
     assert (caught.value.key, caught.value.file) == (key, str(site))
     assert reason in caught.value.reason
+
+
+def test_a_refitted_intent_model_changes_the_config_hash(tmp_path):
+    """The rulebook's text alone does not say how its models judge: a model fitted again (same
+    rulebook, same data, another threshold) must re-audit, as an edited rulebook does."""
+    import json
+    import shutil
+
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    before = load_config(configs / "default.toml").sha256
+    model_file = configs / "models" / "hedge.json"
+    model = json.loads(model_file.read_text(encoding="utf-8"))
+    model["threshold"] = min(1.0, model["threshold"] + 0.01)
+    model_file.write_text(json.dumps(model, ensure_ascii=False), encoding="utf-8")
+    assert load_config(configs / "default.toml").sha256 != before

@@ -140,10 +140,10 @@ def shipped():
 
 
 @pytest.mark.parametrize("rule_id, said", [
-    ("text.forbidden.argue", "您这纯属想当然，扣费一分都没错。"),
+    ("text.forbidden.argue", "您那是自己瞎琢磨的，我们这边清清白白。"),
     ("text.forbidden.shirk", "路由器是您自己买的，坏了您找卖家。"),
     ("text.forbidden.shirk", "营业厅的事我们客服管不到，您去营业厅说。"),
-    ("text.forbidden.negative", "这个真办不下来，您别为难我了。"),
+    ("text.forbidden.negative", "这个口子开不了，您再说也白搭。"),
 ])
 def test_the_shipped_models_catch_wordings_no_pattern_lists(shipped, rule_id, said):
     """Sentences written for this test, in no training file and matched by no pattern: the rule

@@ -74,6 +74,7 @@ class TextModel:
     threshold: float  # an utterance scoring at least this says the intent
     data_sha256: str
     stats: dict  # positives, negatives, cross-validated recall and false rate, for the README
+    file_sha256: str = ""  # of the model file it was loaded from: part of the config's hash
 
     def score(self, text: str) -> float:
         """Probability in [0, 1] that the normalised `text` says the intent."""
@@ -100,10 +101,11 @@ class TextModel:
 def load_model(path: Path) -> TextModel:
     """Read a model file; a missing or malformed file raises ValueError saying what is wrong."""
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        table = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ValueError(f"no model file {path} (fit it with: audit rules train)") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a model file: {error}") from None
     if not isinstance(table, dict) or table.get("format") != FORMAT or table.get("ngrams") != list(NGRAMS):
         raise ValueError(f"{path} is not a format-{FORMAT} model of character {NGRAMS} n-grams")
@@ -113,7 +115,8 @@ def load_model(path: Path) -> TextModel:
         raise ValueError(f"{path}: vocabulary, idf and weights must be lists of one length")
     return TextModel({g: i for i, g in enumerate(vocabulary)}, np.asarray(idf, dtype=np.float64),
                      np.asarray(weights, dtype=np.float64), float(table["bias"]),
-                     float(table["threshold"]), str(table["data_sha256"]), dict(table.get("stats", {})))
+                     float(table["threshold"]), str(table["data_sha256"]), dict(table.get("stats", {})),
+                     hashlib.sha256(raw).hexdigest())
 
 
 def _features(items: list[Labelled], vocabulary: dict[str, int] | None = None):
