@@ -27,6 +27,8 @@ def site_config(folder, min_hold_s: float = 60):
     rulebook = (ROOT / "configs" / "rulebook.toml").read_text(encoding="utf-8") + "\n" + norms.replace(
         "min_s = 60,", f"min_s = {min_hold_s:g},")
     (folder / "rulebook.toml").write_text(rulebook, encoding="utf-8")
+    for beside in ("models", "utterances"):  # the intent models and their data go with the rulebook
+        shutil.copytree(ROOT / "configs" / beside, folder / beside, dirs_exist_ok=True)
     shutil.copy(NORMS / "site.toml", folder / "site.toml")
     return load_config(folder / "site.toml")
 
