@@ -370,7 +370,7 @@ def judge(intent: Intent, utterance: Reading) -> list[IntentHit]:
             if best >= intent.threshold:
                 found.append(IntentHit(clause.start, clause.end, round(best, 2),
                                        f"近似例句“{example.written}”"))
-    if intent.model is not None and text:
+    if intent.model is not None and utterance.clauses:
         said = intent.model.score(text)
         if said >= intent.model.threshold:
             # placed on the clause that says it most, so mood, negation and exclusions judge that clause

@@ -15,8 +15,8 @@ words. jieba segments each utterance with a user dictionary of the rulebook's ph
 similarity threshold), both off unless the rule asks.
 
 Where wording varies, a condition asks for a meaning instead: `intent = "refusal"` names an entry of
-the rulebook's `[intents]` (patterns and example sentences, a threshold, whether questions and
-negated clauses count), judged utterance by utterance by `audit.judge.intent`; `echo = N` holds where a
+the rulebook's `[intents]` (patterns, example sentences and a trained model, a threshold, whether
+questions and negated clauses count), judged utterance by utterance by `audit.judge.intent`; `echo = N` holds where a
 speaker takes up N characters of the other party's words just said (a restatement in the customer's
 own words). Words inside quotation marks
 are never the speaker's own: no phrase, pattern or intent matches there. Each finding keeps what
@@ -24,7 +24,8 @@ fired: the phrase, or the intent with its score and the pattern or example behin
 (`details["matches"]`, with the utterance index and the character span in the utterance).
 
 The package, by concern: `model` (the compiled records), `loader` (TOML to records, validated),
-`evaluate` (one call), `examples` (written dialogues and `audit rules test`); phrases are found,
+`evaluate` (one call), `examples` (written dialogues and `audit rules test`), `training` (an
+intent's trained model and its data, `audit rules train`); phrases are found,
 counted and timed by `audit.phrases` (whole words, homophones, near matches, `more_than` in
 utterances and `occurrences_more_than` in hits), the matcher of every stage; the meaning of an
 utterance is `audit.judge.intent`'s.
