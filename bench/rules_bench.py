@@ -40,6 +40,9 @@ A rule "detects" a violation when it fails. Five labelled sets, all read from th
   and one dialogue seen for the format): held aside whole, run only to report;
 - `eval11`: `fixtures/text-eval11/`, 60 more written in round 11 the same way (text-eval10's README
   and four of its dialogues seen for the format): held aside whole, run only to report;
+- `eval12`: `fixtures/text-eval12/`, 60 more written at the end of round 11 the same way
+  (text-eval11's README and four of its dialogues seen), after the intent models: held aside
+  whole, run only to report;
 - `bank-tuning` and `bank-held-aside`: `fixtures/intent-bank/`, 320 short exchanges written in
   round 11 without the rules, each labelling one forbidden family or empathy (half fail, half
   pass, the passes the hard look-alikes), measured once whole and untouched, then split by id:
@@ -92,6 +95,7 @@ EVAL8_DIR = ROOT / "fixtures" / "text-eval8"
 EVAL9_DIR = ROOT / "fixtures" / "text-eval9"
 EVAL10_DIR = ROOT / "fixtures" / "text-eval10"
 EVAL11_DIR = ROOT / "fixtures" / "text-eval11"
+EVAL12_DIR = ROOT / "fixtures" / "text-eval12"
 BANK = ROOT / "fixtures" / "intent-bank" / "bank.json"
 OPENING = "opening.golden_30s"
 TARGET = 0.95
@@ -99,7 +103,7 @@ HELD_ASIDE_EVERY = 3  # the split of text-dev: every third dialogue (by name) is
 TUNING_SETS = ("own", "dev-tuning", "dev-held-aside", "eval", "eval2", "eval3-tuning", "eval3-held-aside",
                "eval4-tuning", "eval4-held-aside", "eval5-tuning", "eval5-held-aside",
                "eval6-tuning", "eval6-held-aside", "eval7-tuning", "bank-tuning")
-# never eval7-held-aside, eval8 ... eval11 nor bank-held-aside
+# never eval7-held-aside, eval8 ... eval12 nor bank-held-aside
 # what each set is, printed with its table
 ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "dev-held-aside": "held aside in round 1, tuned on since round 2",
@@ -119,6 +123,7 @@ ROLES = {"own": "written with the rulebook", "dev-tuning": "tuning",
          "eval9": "INDEPENDENT: written in round 9 without the rules or any earlier set, never tuned on",
          "eval10": "INDEPENDENT: written in round 10 without the rules or any earlier set, never tuned on",
          "eval11": "INDEPENDENT: written in round 11 without the rules or any earlier set, never tuned on",
+         "eval12": "INDEPENDENT: written at the end of round 11 without the rules or any earlier set, never tuned on",
          "bank-tuning": "one-rule exchanges written in round 11 without the rules, tuned on since",
          "bank-held-aside": "INDEPENDENT: one-rule exchanges written in round 11 without the rules, never tuned on"}
 
@@ -326,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         if folder.is_dir():
             sets[f"{name}-tuning"], sets[f"{name}-held-aside"] = split_every(
                 load_sidecar_set(folder, names, *terms), 2)
-    for name, folder in (("eval8", EVAL8_DIR), ("eval9", EVAL9_DIR), ("eval10", EVAL10_DIR), ("eval11", EVAL11_DIR)):
+    for name, folder in (("eval8", EVAL8_DIR), ("eval9", EVAL9_DIR), ("eval10", EVAL10_DIR), ("eval11", EVAL11_DIR),
+                         ("eval12", EVAL12_DIR)):
         if folder.is_dir():
             sets[name] = load_sidecar_set(folder, names, *terms)
     if BANK.is_file():
